@@ -1,0 +1,44 @@
+"""SHA-256 of files and array content: how downloads are verified and datasets are fingerprinted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mnist_pipeline.errors import ChecksumError
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, streamed so large files do not sit in memory twice."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(data_or_path: bytes | Path, expected: str, origin: str) -> None:
+    """Raise ChecksumError naming `origin` unless the content hashes to `expected`."""
+    if isinstance(data_or_path, Path):
+        found = sha256_file(data_or_path)
+    else:
+        found = hashlib.sha256(data_or_path).hexdigest()
+    if found != expected:
+        raise ChecksumError(f"{origin}: expected sha256 {expected}, found {found}")
+
+
+def hash_split(images: np.ndarray, labels: np.ndarray) -> str:
+    """Hash of one split's content (shape, pixels, labels in row order); independent of file bytes."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"shape": list(images.shape)}).encode())
+    digest.update(np.ascontiguousarray(images, dtype=np.uint8).data)
+    digest.update(np.ascontiguousarray(labels, dtype="<i8").data)
+    return digest.hexdigest()
+
+
+def fingerprint_dataset(split_hashes: dict[str, str]) -> str:
+    """Dataset fingerprint: one hash over the per-split content hashes."""
+    return hashlib.sha256(json.dumps(split_hashes, sort_keys=True).encode()).hexdigest()

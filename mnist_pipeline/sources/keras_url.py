@@ -1,0 +1,70 @@
+"""The canonical route with internet: Keras' `mnist.npz` over HTTPS, checksummed and cached."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from mnist_pipeline.checksums import sha256_file, verify_sha256
+from mnist_pipeline.dataset import RawDataset
+from mnist_pipeline.errors import SourceUnavailable
+from mnist_pipeline.sources.local import load_npz
+
+log = logging.getLogger(__name__)
+
+KERAS_MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+KERAS_MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+
+
+def cached_npz_path(raw_dir: Path) -> Path:
+    return raw_dir / "keras" / "mnist.npz"
+
+
+def is_cached(raw_dir: Path) -> bool:
+    """True when a verified copy of the Keras archive is already on disk."""
+    path = cached_npz_path(raw_dir)
+    return path.is_file() and sha256_file(path) == KERAS_MNIST_SHA256
+
+
+def _download_once(url: str, target: Path, timeout: float) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".download-")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                out.write(block)
+        verify_sha256(Path(tmp_name), KERAS_MNIST_SHA256, url)
+        os.replace(tmp_name, target)
+    finally:
+        if Path(tmp_name).exists():
+            Path(tmp_name).unlink()
+
+
+def fetch_keras_npz(raw_dir: Path, attempts: int = 4, timeout: float = 30.0, backoff: float = 1.0) -> Path:
+    """Return the cached archive, downloading it (with retries and exponential backoff) when absent."""
+    target = cached_npz_path(raw_dir)
+    if is_cached(raw_dir):
+        return target
+    for attempt in range(1, attempts + 1):
+        try:
+            _download_once(KERAS_MNIST_URL, target, timeout)
+            return target
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            if attempt == attempts:
+                raise SourceUnavailable(
+                    f"{KERAS_MNIST_URL}: download failed after {attempts} attempt(s): {exc}"
+                ) from exc
+            delay = backoff * 2 ** (attempt - 1)
+            log.warning("download of %s failed (%s); retrying in %.0f s", KERAS_MNIST_URL, exc, delay)
+            time.sleep(delay)
+    raise SourceUnavailable(f"{KERAS_MNIST_URL}: no download attempted (attempts={attempts})")
+
+
+def load_keras_url(raw_dir: Path, attempts: int = 4) -> RawDataset:
+    """Load MNIST from the (cached) Keras archive."""
+    return load_npz(fetch_keras_npz(raw_dir, attempts=attempts), source="url")

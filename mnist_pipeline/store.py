@@ -1,0 +1,192 @@
+"""The Parquet dataset: one file per split, one row per image, plus manifest.json; published atomically.
+
+Row schema: row_id int64, label int64, height int32, width int32, image fixed_size_binary(height*width).
+The image column is one contiguous buffer, so it loads zero-copy into a uint8 (n, height, width) array;
+pandas sees bytes, DuckDB sees BLOB.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mnist_pipeline import __version__
+from mnist_pipeline.atomic import replace_symlink, write_json_atomic
+from mnist_pipeline.checksums import fingerprint_dataset, hash_split
+from mnist_pipeline.dataset import SPLITS, RawDataset, Split
+from mnist_pipeline.errors import DataFormatError
+from mnist_pipeline.layout import DataLayout
+
+COLUMNS = ("row_id", "label", "height", "width", "image")
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What ingestion did: the manifest now published, and whether anything was written."""
+
+    manifest: dict[str, Any]
+    written: bool
+    path: Path
+
+
+def split_to_table(split: Split) -> pa.Table:
+    """Arrow table for one split; the pixel buffer is shared, not copied."""
+    n, height, width = split.images.shape
+    pixels = pa.py_buffer(np.ascontiguousarray(split.images))
+    image = pa.FixedSizeBinaryArray.from_buffers(pa.binary(height * width), n, [None, pixels])
+    return pa.table(
+        {
+            "row_id": pa.array(np.arange(n, dtype=np.int64)),
+            "label": pa.array(split.labels, type=pa.int64()),
+            "height": pa.array(np.full(n, height, dtype=np.int32)),
+            "width": pa.array(np.full(n, width, dtype=np.int32)),
+            "image": image,
+        }
+    )
+
+
+def write_split(path: Path, split: Split) -> None:
+    """Write one split as Parquet (zstd; row groups of 16k images)."""
+    pq.write_table(split_to_table(split), path, compression="zstd", compression_level=1, row_group_size=16384)
+
+
+def read_table(path: Path, columns: tuple[str, ...] = COLUMNS) -> pa.Table:
+    """Read a split file, naming the file and the columns when it is not one of ours."""
+    try:
+        table = pq.read_table(path, columns=list(columns), memory_map=True)
+    except FileNotFoundError as exc:
+        raise DataFormatError(f"{path}: expected a Parquet split file, found no such file") from exc
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        raise DataFormatError(f"{path}: expected Parquet with columns {', '.join(columns)}, found: {exc}") from exc
+    return table
+
+
+def images_from_table(table: pa.Table, origin: str) -> np.ndarray:
+    """The image column as uint8 (n, height, width); zero-copy when the column is one null-free chunk."""
+    column = table.column("image")
+    if not pa.types.is_fixed_size_binary(column.type):
+        raise DataFormatError(f"{origin}: expected image as fixed_size_binary, found {column.type}")
+    if column.null_count:
+        raise DataFormatError(f"{origin}: expected no null images, found {column.null_count}")
+    n = table.num_rows
+    if n == 0:
+        return np.zeros((0, 0, 0), dtype=np.uint8)
+    heights, widths = table.column("height").to_numpy(), table.column("width").to_numpy()
+    height, width = int(heights[0]), int(widths[0])
+    if (heights != height).any() or (widths != width).any() or height * width != column.type.byte_width:
+        raise DataFormatError(f"{origin}: expected one image size matching the image width in bytes, found mixed sizes")
+    chunk = column.combine_chunks()
+    size = column.type.byte_width
+    flat = np.frombuffer(chunk.buffers()[1], dtype=np.uint8, count=n * size, offset=chunk.offset * size)
+    return flat.reshape(n, height, width)
+
+
+def read_split(path: Path) -> Split:
+    """Load a split file into arrays for training and evaluation."""
+    table = read_table(path, ("label", "height", "width", "image"))
+    labels = table.column("label")
+    if labels.null_count:
+        raise DataFormatError(f"{path}: expected no null labels, found {labels.null_count}")
+    return Split(images=images_from_table(table, str(path)), labels=labels.to_numpy().astype(np.int64, copy=False))
+
+
+def read_manifest(layout: DataLayout) -> dict[str, Any]:
+    """The published dataset's manifest; a clear error when nothing was ingested yet."""
+    try:
+        return json.loads(layout.manifest.read_text())
+    except FileNotFoundError as exc:
+        raise DataFormatError(
+            f"{layout.manifest}: expected a dataset manifest, found none (run `mnist-pipeline ingest` first)"
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"{layout.manifest}: expected JSON, found invalid content ({exc})") from exc
+
+
+def _current_fingerprint(layout: DataLayout) -> str | None:
+    try:
+        manifest = read_manifest(layout)
+    except DataFormatError:
+        return None
+    files_present = all(layout.split_file(split).is_file() for split in SPLITS)
+    return manifest.get("fingerprint") if files_present else None
+
+
+def _library_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "mnist_pipeline": __version__,
+        "numpy": np.__version__,
+        "pyarrow": pa.__version__,
+    }
+
+
+def build_manifest(dataset: RawDataset, split_hashes: dict[str, str], fingerprint: str) -> dict[str, Any]:
+    splits = {}
+    for name in SPLITS:
+        split = dataset.split(name)
+        _, height, width = split.images.shape
+        splits[name] = {
+            "file": f"{name}.parquet",
+            "rows": split.rows,
+            "height": height,
+            "width": width,
+            "sha256": split_hashes[name],
+        }
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "fingerprint": fingerprint,
+        "source": dataset.source,
+        "origin": dataset.origin,
+        "splits": splits,
+        "versions": _library_versions(),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def publish_dataset(dataset: RawDataset, layout: DataLayout) -> IngestResult:
+    """Write the dataset as a new version and switch `parquet/` to it in one atomic step.
+
+    Identical content (same fingerprint) rewrites nothing. Any failure before the switch leaves the
+    previously published dataset exactly as it was.
+    """
+    split_hashes = {name: hash_split(dataset.split(name).images, dataset.split(name).labels) for name in SPLITS}
+    fingerprint = fingerprint_dataset(split_hashes)
+    if _current_fingerprint(layout) == fingerprint:
+        return IngestResult(read_manifest(layout), written=False, path=layout.parquet)
+    if layout.parquet.exists() and not layout.parquet.is_symlink():
+        raise DataFormatError(f"{layout.parquet}: expected a symlink managed by mnist-pipeline, found a real directory")
+    layout.versions.mkdir(parents=True, exist_ok=True)
+    manifest = build_manifest(dataset, split_hashes, fingerprint)
+    staging = Path(tempfile.mkdtemp(dir=layout.versions, prefix=".staging-"))
+    staging.chmod(0o755)
+    try:
+        for name in SPLITS:
+            write_split(staging / f"{name}.parquet", dataset.split(name))
+        write_json_atomic(staging / "manifest.json", manifest)
+        final = layout.versions / fingerprint[:16]
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    replace_symlink(layout.parquet, str(final.relative_to(layout.root)))
+    _remove_old_versions(layout, keep=final)
+    return IngestResult(manifest, written=True, path=layout.parquet)
+
+
+def _remove_old_versions(layout: DataLayout, keep: Path) -> None:
+    for old in layout.versions.iterdir():
+        if old != keep and old.is_dir() and not old.name.startswith("."):
+            shutil.rmtree(old, ignore_errors=True)
