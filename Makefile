@@ -6,8 +6,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 RUN_ARGS ?=
 TEST_ARGS ?=
+SERVE_ARGS ?=
+# Run history lives in the project unless you point Prefect elsewhere.
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+PREFECT_PORT ?= 4200
+LOCAL_API := http://127.0.0.1:$(PREFECT_PORT)/api
+# Use the local server when one answers, so `make run` shows up in its UI live; else Prefect starts a temporary one.
+API_ENV = $(shell [ -n "$$PREFECT_API_URL" ] || ! $(BIN)/python -c "import urllib.request; urllib.request.urlopen('$(LOCAL_API)/health', timeout=1)" 2>/dev/null || echo PREFECT_API_URL=$(LOCAL_API))
 
-.PHONY: install run test lint bench server serve clean
+.PHONY: install run test lint bench server serve
 
 install: $(STAMP)
 
@@ -19,7 +26,7 @@ $(STAMP):
 	touch $@
 
 run: install
-	$(BIN)/mnist-pipeline run $(RUN_ARGS)
+	$(API_ENV) $(BIN)/mnist-pipeline run $(RUN_ARGS)
 
 test: install
 	$(BIN)/python -m pytest $(TEST_ARGS)
@@ -30,3 +37,11 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_validate.py
+	$(BIN)/python bench/bench_pipeline.py
+
+server: install
+	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+serve: install
+	PREFECT_API_URL=$${PREFECT_API_URL:-$(LOCAL_API)} $(BIN)/mnist-pipeline serve $(SERVE_ARGS)

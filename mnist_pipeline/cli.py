@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mnist_pipeline.config import ALL_MODELS, PROFILES, TASK_RUNNERS, build_config
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.sources import SOURCE_HELP, parse_source
 
@@ -34,6 +36,80 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from mnist_pipeline.layout import DataLayout
+    from mnist_pipeline.validation import raise_if_failed, validate_dataset
+
+    report = validate_dataset(DataLayout(args.data_dir))
+    print("\n".join(report.summary_lines()))
+    raise_if_failed(report)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = build_config(
+        source=args.source,
+        models=args.models,
+        profile=args.profile,
+        epochs=args.epochs,
+        train_limit=args.train_limit,
+        test_limit=args.test_limit,
+        task_runner=args.task_runner,
+        dask_address=args.dask_address,
+        data_dir=str(args.data_dir),
+        reports_dir=str(args.reports_dir),
+        seed=args.seed,
+    )
+    from flows.pipeline import mnist_pipeline
+
+    outputs = mnist_pipeline(**config.to_parameters())
+    print(f"report: {outputs['report']}")
+    print(f"metrics: {outputs['metrics']}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from flows.deploy import resolve_schedule, serve_scheduled_retrain
+
+    cron, timezone = resolve_schedule(args.cron, args.timezone)
+    config = build_config(
+        source=args.source,
+        models=args.models,
+        profile=args.profile,
+        epochs=args.epochs,
+        train_limit=args.train_limit,
+        test_limit=args.test_limit,
+        task_runner=args.task_runner,
+        dask_address=args.dask_address,
+        data_dir=str(args.data_dir.resolve()),
+        reports_dir=str(args.reports_dir.resolve()),
+        seed=args.seed,
+    )
+    print(f"serving mnist-pipeline/scheduled-retrain on cron '{cron}' ({timezone}); Ctrl-C stops")
+    serve_scheduled_retrain(cron, timezone, config.to_parameters())
+    return 0
+
+
+def _add_run_options(run: argparse.ArgumentParser) -> None:
+    run.add_argument("--source", default="auto", help=f"{SOURCE_HELP} (default: %(default)s)")
+    run.add_argument("--models", default=",".join(ALL_MODELS), help="comma-separated subset (default: %(default)s)")
+    run.add_argument("--profile", choices=PROFILES, default="default", help="training settings (default: %(default)s)")
+    run.add_argument("--epochs", nargs="+", metavar="NAME=N", help="override epochs per model, e.g. cnn=3")
+    run.add_argument("--train-limit", type=int, metavar="N", help="train on the first N training images")
+    run.add_argument("--test-limit", type=int, metavar="N", help="evaluate on the first N test images")
+    run.add_argument("--task-runner", choices=TASK_RUNNERS, default="threads", help="how models train side by side")
+    run.add_argument(
+        "--dask-address", metavar="tcp://HOST:PORT", help="existing Dask scheduler (with --task-runner dask)"
+    )
+    _add_data_dir(run)
+    run.add_argument(
+        "--reports-dir", type=Path, default=Path("reports"), help="where reports go (default: %(default)s)"
+    )
+    run.add_argument(
+        "--seed", type=int, default=42, help="seed for Python, numpy and TensorFlow (default: %(default)s)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mnist-pipeline", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -43,12 +119,29 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--source", default="auto", help=f"{SOURCE_HELP} (default: %(default)s)")
     _add_data_dir(ingest)
     ingest.set_defaults(handler=cmd_ingest)
+
+    validate = sub.add_parser("validate", help="check the published dataset; exits non-zero listing what failed")
+    _add_data_dir(validate)
+    validate.set_defaults(handler=cmd_validate)
+
+    run = sub.add_parser("run", help="run the whole flow: ingest, validate, train, evaluate, report")
+    _add_run_options(run)
+    run.set_defaults(handler=cmd_run)
+
+    serve = sub.add_parser("serve", help="register and serve the scheduled-retrain deployment (needs PREFECT_API_URL)")
+    serve.add_argument("--cron", help="cron schedule (default: $MNIST_PIPELINE_CRON or '0 3 * * 1', weekly)")
+    serve.add_argument("--timezone", help="IANA timezone of the schedule (default: $MNIST_PIPELINE_TIMEZONE or UTC)")
+    _add_run_options(serve)
+    serve.set_defaults(handler=cmd_serve)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: user errors become one message and exit code 2, never a traceback."""
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "mnist_pipeline")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

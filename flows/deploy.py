@@ -1,0 +1,54 @@
+"""The scheduled-retrain deployment: `mnist-pipeline serve` registers it and runs what the schedule asks for."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from mnist_pipeline.errors import PipelineError
+
+DEPLOYMENT_NAME = "scheduled-retrain"
+DEFAULT_CRON = "0 3 * * 1"
+DEFAULT_TIMEZONE = "UTC"
+CRON_ENV, TIMEZONE_ENV = "MNIST_PIPELINE_CRON", "MNIST_PIPELINE_TIMEZONE"
+
+
+def resolve_schedule(cron: str | None, timezone: str | None) -> tuple[str, str]:
+    """Option, else environment, else weekly on Monday 03:00 UTC; both checked before anything registers."""
+    from cronsim import CronSim, CronSimError
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    cron = cron or os.environ.get(CRON_ENV) or DEFAULT_CRON
+    timezone = timezone or os.environ.get(TIMEZONE_ENV) or DEFAULT_TIMEZONE
+    try:
+        CronSim(cron, datetime.now(UTC))
+    except CronSimError as exc:
+        raise PipelineError(f"--cron: expected a cron expression like '{DEFAULT_CRON}', found {cron!r}") from exc
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise PipelineError(f"--timezone: expected an IANA zone like 'Europe/Berlin', found {timezone!r}") from exc
+    return cron, timezone
+
+
+def serve_scheduled_retrain(cron: str, timezone: str, parameters: dict[str, Any]) -> None:
+    """Register `mnist-pipeline/scheduled-retrain` with its cron schedule and serve its runs until stopped."""
+    if not os.environ.get("PREFECT_API_URL"):
+        raise PipelineError(
+            "PREFECT_API_URL: expected the URL of a running Prefect server (start one with `make server`, then "
+            "export PREFECT_API_URL=http://127.0.0.1:4200/api), found it unset"
+        )
+    from prefect.deployments.runner import EntrypointType
+    from prefect.schedules import Cron
+
+    from flows.pipeline import mnist_pipeline
+
+    mnist_pipeline.serve(
+        name=DEPLOYMENT_NAME,
+        schedules=[Cron(cron, timezone=timezone)],
+        parameters=parameters,
+        tags=["mnist", "scheduled-retrain"],
+        description="Weekly retraining of the three MNIST models with champion/challenger promotion.",
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )

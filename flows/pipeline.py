@@ -1,0 +1,242 @@
+"""The `mnist-pipeline` flow: ingest -> validate (gate) -> train models in parallel -> evaluate -> report.
+
+Flows only wire: every step is a task in `tasks/`, every rule lives in the Prefect-free `mnist_pipeline`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import deployment, flow_run
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
+
+from mnist_pipeline.atomic import write_json_atomic
+from mnist_pipeline.cache_keys import compute_training_key
+from mnist_pipeline.config import RunConfig, build_config
+from mnist_pipeline.provenance import collect_versions, find_git_commit
+from tasks.evaluate import evaluate_task
+from tasks.ingest import ingest_task
+from tasks.report import report_task
+from tasks.train import model_path, train_task
+from tasks.validate import validate_task
+
+
+def generate_run_name() -> str:
+    """Readable, sortable run names: `retrain-...` for deployment runs, `run-...` for local ones."""
+    prefix = "retrain" if deployment.id else "run"
+    return f"{prefix}-{datetime.now(UTC):%Y-%m-%d-%H%M%S}"
+
+
+def tag_flow_run(config: RunConfig) -> None:
+    """Add profile, source and model tags so runs can be filtered in the UI's run history."""
+    from prefect import get_client
+
+    tags = {f"profile:{config.profile}", f"source:{config.source.partition(':')[0]}"}
+    tags |= {f"model:{name}" for name in config.models}
+    with get_client(sync_client=True) as client:
+        current = client.read_flow_run(flow_run.id)
+        client.update_flow_run(flow_run.id, tags=sorted(set(current.tags) | tags))
+
+
+def make_task_runner(config: RunConfig, n_models: int) -> TaskRunner:
+    """The runner that trains models side by side; processes and Dask give each model its own TF runtime."""
+    if config.task_runner == "processes":
+        return ProcessPoolTaskRunner(max_workers=n_models)
+    if config.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if config.dask_address:
+            return DaskTaskRunner(address=config.dask_address)
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": n_models,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+            }
+        )
+    return ThreadPoolTaskRunner(max_workers=n_models)
+
+
+def tf_threads_per_model(config: RunConfig, n_models: int) -> int | None:
+    """Split the cores between model processes; threads share one TF runtime that already sizes itself."""
+    if config.task_runner == "threads":
+        return None
+    return max(1, (os.cpu_count() or 1) // n_models)
+
+
+def plan_training(config: RunConfig, fingerprint: str) -> list[dict[str, Any]]:
+    """One job per selected model: its resolved training config and cache key."""
+    from mnist_pipeline.training import resolve_config
+
+    jobs = []
+    for name in config.models:
+        train_config = resolve_config(config.profile, name, config.epochs.get(name)).to_dict()
+        key = compute_training_key(name, fingerprint, train_config, config.seed, config.train_limit)
+        jobs.append({"model": name, "key": key, "train_config": train_config})
+    return jobs
+
+
+@flow(name="train-and-evaluate")
+def train_and_evaluate(
+    jobs: list[dict[str, Any]], config_parameters: dict[str, Any], tf_threads: int | None, run_dir: str
+) -> dict[str, Any]:
+    """Train every model concurrently on the flow's task runner, then evaluate each one."""
+    config = build_config(**config_parameters)
+    logger = get_run_logger()
+    provenance = {"profile": config.profile, "versions": collect_versions(), "git_commit": find_git_commit()}
+    started = time.perf_counter()
+    futures = {}
+    for job in jobs:
+        present = model_path(config.data_dir, job["model"], job["key"]).is_file()
+        futures[job["model"]] = train_task.with_options(refresh_cache=not present).submit(
+            model=job["model"],
+            key=job["key"],
+            data_dir=str(config.data_dir),
+            train_config=job["train_config"],
+            seed=config.seed,
+            train_limit=config.train_limit,
+            tf_threads=tf_threads,
+            provenance=provenance,
+        )
+    trained = {name: future.result() for name, future in futures.items()}
+    cached = {name: future.state.name == "Cached" for name, future in futures.items()}
+    for name, was_cached in cached.items():
+        if was_cached:
+            logger.info("%s: reused cached model %s (nothing changed)", name, trained[name]["model_path"])
+    train_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    evaluations = {
+        name: evaluate_task.submit(
+            trained[name],
+            str(config.data_dir),
+            config.test_limit,
+            str(Path(run_dir) / "predictions" / f"{name}.parquet"),
+        )
+        for name in trained
+    }
+    evaluated = {name: future.result() for name, future in evaluations.items()}
+    return {
+        "trained": trained,
+        "evaluated": evaluated,
+        "cached": cached,
+        "seconds": {"train": train_seconds, "evaluate": time.perf_counter() - started},
+    }
+
+
+def assemble_metrics(
+    config: RunConfig,
+    manifest: dict[str, Any],
+    validation: dict[str, Any],
+    results: dict[str, Any],
+    stages: dict[str, float],
+    started_at: str,
+) -> dict[str, Any]:
+    """The metrics.json document (contract in DESIGN.md §5)."""
+    models = {}
+    for name, trained in results["trained"].items():
+        evaluated = results["evaluated"][name]
+        models[name] = {
+            **evaluated,
+            "epochs": trained["train_config"]["epochs"],
+            "epochs_run": trained["epochs_run"],
+            "batch_size": trained["train_config"]["batch_size"],
+            "train_seconds": trained["train_seconds"],
+            "started_at": trained["started_at"],
+            "finished_at": trained["finished_at"],
+            "cached": results["cached"][name],
+            "params": trained["params"],
+            "profile": config.profile,
+            "train_config": trained["train_config"],
+            "train_rows": trained["train_rows"],
+            "history": trained["history"],
+            "model_path": trained["model_path"],
+            "key": trained["key"],
+        }
+    return {
+        "run": {
+            "name": flow_run.name,
+            "flow_run_id": flow_run.id,
+            "flow_run_url": flow_run.ui_url,
+            "started_at": started_at,
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "profile": config.profile,
+            "seed": config.seed,
+            "task_runner": config.task_runner,
+            "git_commit": find_git_commit(),
+            "versions": collect_versions(),
+            "parameters": config.to_parameters(),
+        },
+        "data": {
+            "fingerprint": manifest["fingerprint"],
+            "train_rows": manifest["splits"]["train"]["rows"],
+            "test_rows": manifest["splits"]["test"]["rows"],
+            "source": manifest["source"],
+            "origin": manifest["origin"],
+        },
+        "validation": validation,
+        "stages": {stage: {"seconds": round(seconds, 3)} for stage, seconds in stages.items()},
+        "models": models,
+    }
+
+
+@flow(name="mnist-pipeline", flow_run_name=generate_run_name)
+def mnist_pipeline(
+    source: str = "auto",
+    models: list[str] | None = None,
+    profile: str = "default",
+    epochs: dict[str, int] | None = None,
+    train_limit: int | None = None,
+    test_limit: int | None = None,
+    task_runner: str = "threads",
+    dask_address: str | None = None,
+    data_dir: str = "data",
+    reports_dir: str = "reports",
+    seed: int = 42,
+) -> dict[str, str]:
+    """Run the whole study; returns where the report and metrics.json were written."""
+    config = build_config(
+        source=source,
+        models=models,
+        profile=profile,
+        epochs=epochs,
+        train_limit=train_limit,
+        test_limit=test_limit,
+        task_runner=task_runner,
+        dask_address=dask_address,
+        data_dir=str(Path(data_dir).resolve()),
+        reports_dir=str(Path(reports_dir).resolve()),
+        seed=seed,
+    )
+    tag_flow_run(config)
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    run_dir = config.reports_dir / "runs" / str(flow_run.name)
+    stages: dict[str, float] = {}
+
+    clock = time.perf_counter()
+    manifest = ingest_task(config.source, config.data_dir)
+    stages["ingest"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    validation = validate_task(str(config.data_dir))
+    stages["validate"] = time.perf_counter() - clock
+
+    jobs = plan_training(config, manifest["fingerprint"])
+    runner = make_task_runner(config, len(jobs))
+    results = train_and_evaluate.with_options(task_runner=runner)(
+        jobs, config.to_parameters(), tf_threads_per_model(config, len(jobs)), str(run_dir)
+    )
+    stages.update(results["seconds"])
+
+    clock = time.perf_counter()
+    metrics = assemble_metrics(config, manifest, validation, results, stages, started_at)
+    report_path = report_task(metrics, str(config.data_dir), str(config.reports_dir))
+    metrics["stages"]["report"] = {"seconds": round(time.perf_counter() - clock, 3)}
+    metrics_path = run_dir / "metrics.json"
+    write_json_atomic(metrics_path, metrics)
+    return {"report": report_path, "metrics": str(metrics_path)}

@@ -1,0 +1,71 @@
+"""Text for the Prefect UI artifacts (markdown and table rows), kept free of Prefect so it is testable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The seed study's test accuracies (DESIGN.md §1), the bar every run is compared with.
+SEED_ACCURACY = {"ann_no_hidden": 0.9254, "ann_hidden_100": 0.9741, "cnn": 0.9866}
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def render_validation_markdown(summary: dict[str, Any]) -> str:
+    """Every check as a table row, then the failures spelled out."""
+    verdict = "passed" if summary["success"] else "**FAILED: training blocked**"
+    lines = [f"# Data validation {verdict}", "", "| split | check | result | observed |", "|---|---|---|---|"]
+    for check in summary["checks"]:
+        mark = "pass" if check["success"] else "**FAIL**"
+        lines.append(
+            f"| {_cell(check['split'])} | {_cell(check['expectation'])} | {mark} | {_cell(check['observed'])[:80]} |"
+        )
+    failures = [check["message"] for check in summary["checks"] if not check["success"]]
+    if failures:
+        lines += ["", "## What failed", *[f"- {_cell(message)}" for message in failures]]
+    return "\n".join(lines)
+
+
+def build_metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per model for the table artifact."""
+    rows = []
+    for name, model in metrics["models"].items():
+        seed = SEED_ACCURACY.get(name)
+        rows.append(
+            {
+                "model": name,
+                "test_accuracy_pct": round(100 * model["test_accuracy"], 2),
+                "seed_accuracy_pct": round(100 * seed, 2) if seed is not None else None,
+                "test_loss": round(model["test_loss"], 4),
+                "epochs": model["epochs_run"],
+                "batch_size": model["batch_size"],
+                "train_seconds": round(model["train_seconds"], 1),
+                "cached": model["cached"],
+            }
+        )
+    return rows
+
+
+def render_summary_markdown(metrics: dict[str, Any], report_path: str) -> str:
+    """The run at a glance: accuracy vs the seed study, validation, where the report is."""
+    run, data = metrics["run"], metrics["data"]
+    lines = [
+        f"# MNIST run {_cell(run['name'])}",
+        "",
+        f"Data: {_cell(data['source'])}, {data['train_rows']} train / {data['test_rows']} test images, "
+        f"fingerprint `{data['fingerprint'][:12]}`. Validation: {'passed' if metrics['validation']['success'] else 'FAILED'}.",
+        "",
+        "| model | test accuracy | seed study | Δ (points) | train s | cached |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for row in build_metrics_rows(metrics):
+        seed = row["seed_accuracy_pct"]
+        delta = f"{row['test_accuracy_pct'] - seed:+.2f}" if seed is not None else "–"
+        seed_text = f"{seed:.2f} %" if seed is not None else "–"
+        lines.append(
+            f"| {_cell(row['model'])} | {row['test_accuracy_pct']:.2f} % | {seed_text} | {delta} | "
+            f"{row['train_seconds']:.1f} | {'yes' if row['cached'] else 'no'} |"
+        )
+    lines += ["", f"Report: `{_cell(report_path)}`"]
+    return "\n".join(lines)

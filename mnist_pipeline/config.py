@@ -1,0 +1,116 @@
+"""One typed run configuration: CLI options and flow parameters both become a RunConfig.
+
+Parsing here (not in Prefect) keeps the rules in one place and lets bad values fail before any work starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.sources import parse_source
+
+ALL_MODELS = ("ann_no_hidden", "ann_hidden_100", "cnn")
+TASK_RUNNERS = ("threads", "processes", "dask")
+PROFILES = ("default", "seed")
+DEFAULT_SEED = 42
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one pipeline run depends on."""
+
+    source: str = "auto"
+    models: tuple[str, ...] = ALL_MODELS
+    profile: str = "default"
+    epochs: dict[str, int] = field(default_factory=dict)
+    train_limit: int | None = None
+    test_limit: int | None = None
+    task_runner: str = "threads"
+    dask_address: str | None = None
+    data_dir: Path = Path("data")
+    reports_dir: Path = Path("reports")
+    seed: int = DEFAULT_SEED
+
+    def to_parameters(self) -> dict[str, Any]:
+        """JSON-friendly values, as Prefect flow parameters and metrics.json record them."""
+        params = asdict(self)
+        params.update(models=list(self.models), data_dir=str(self.data_dir), reports_dir=str(self.reports_dir))
+        return params
+
+
+def _positive_or_none(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise PipelineError(f"{name}: expected a positive integer, found {value!r}")
+    return value
+
+
+def parse_models(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Accept 'a,b' or a list; refuse unknown or repeated names."""
+    if value is None:
+        return ALL_MODELS
+    names = [part.strip() for part in value.split(",")] if isinstance(value, str) else list(value)
+    names = [name for name in names if name]
+    unknown = [name for name in names if name not in ALL_MODELS]
+    if not names or unknown or len(set(names)) != len(names):
+        found = ", ".join(map(repr, unknown)) if unknown else repr(value)
+        raise PipelineError(f"models: expected one or more distinct of {', '.join(ALL_MODELS)}, found {found}")
+    return tuple(names)
+
+
+def parse_epochs(value: dict[str, Any] | list[str] | None, models: tuple[str, ...]) -> dict[str, int]:
+    """Accept {'cnn': 3} or ['cnn=3']; each name must be a selected model and N a positive integer."""
+    if not value:
+        return {}
+    pairs: dict[str, Any] = {}
+    if isinstance(value, dict):
+        pairs = dict(value)
+    else:
+        for item in value:
+            name, sep, number = str(item).partition("=")
+            if not sep or not number.strip().isdigit():
+                raise PipelineError(f"epochs: expected NAME=N (e.g. cnn=3), found {item!r}")
+            pairs[name.strip()] = int(number)
+    for name, number in pairs.items():
+        if name not in models:
+            raise PipelineError(f"epochs: expected a selected model ({', '.join(models)}), found {name!r}")
+        _positive_or_none(f"epochs[{name}]", number)
+    return {name: int(number) for name, number in pairs.items()}
+
+
+def build_config(**values: Any) -> RunConfig:
+    """Validate raw values (from the CLI or from Prefect parameters) into a RunConfig."""
+    models = parse_models(values.get("models"))
+    source = str(values.get("source") or "auto")
+    parse_source(source)
+    profile = values.get("profile") or "default"
+    if profile not in PROFILES:
+        raise PipelineError(f"profile: expected one of {', '.join(PROFILES)}, found {profile!r}")
+    runner = values.get("task_runner") or "threads"
+    if runner not in TASK_RUNNERS:
+        raise PipelineError(f"task_runner: expected one of {', '.join(TASK_RUNNERS)}, found {runner!r}")
+    address = values.get("dask_address")
+    if address and runner != "dask":
+        raise PipelineError(f"dask_address: only used with task_runner=dask, found task_runner={runner!r}")
+    if address and not str(address).startswith(("tcp://", "tls://", "inproc://")):
+        raise PipelineError(f"dask_address: expected tcp://HOST:PORT, found {address!r}")
+    seed = values.get("seed", DEFAULT_SEED)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise PipelineError(f"seed: expected a non-negative integer, found {seed!r}")
+    return RunConfig(
+        source=source,
+        models=models,
+        profile=profile,
+        epochs=parse_epochs(values.get("epochs"), models),
+        train_limit=_positive_or_none("train_limit", values.get("train_limit")),
+        test_limit=_positive_or_none("test_limit", values.get("test_limit")),
+        task_runner=runner,
+        dask_address=address or None,
+        data_dir=Path(values.get("data_dir") or "data"),
+        reports_dir=Path(values.get("reports_dir") or "reports"),
+        seed=seed,
+    )

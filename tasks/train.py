@@ -1,0 +1,74 @@
+"""Prefect task: train one model and save it; cached on the training key (see mnist_pipeline.cache_keys)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.context import TaskRunContext
+
+from mnist_pipeline.layout import DataLayout
+from mnist_pipeline.store import read_split
+
+
+def key_from_parameters(_: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Prefect cache key: the precomputed training key passed in by the flow."""
+    return f"train-{parameters['model']}-{parameters['key']}"
+
+
+def model_path(data_dir: Path, model: str, key: str) -> Path:
+    return DataLayout(Path(data_dir)).models / model / f"{key}.keras"
+
+
+@task(name="train", cache_key_fn=key_from_parameters, persist_result=True, result_serializer="json")
+def train_task(
+    model: str,
+    key: str,
+    data_dir: str,
+    train_config: dict[str, Any],
+    seed: int,
+    train_limit: int | None,
+    tf_threads: int | None,
+    provenance: dict[str, Any],
+) -> dict[str, Any]:
+    """Train `model` on the published train split; returns paths and history, never arrays."""
+    from mnist_pipeline.training import TrainConfig, configure_tensorflow, save_model, train_model
+
+    logger = get_run_logger()
+    configure_tensorflow(tf_threads, deterministic=True)
+    config = TrainConfig(**train_config)
+    train = read_split(DataLayout(Path(data_dir)).split_file("train"))
+    if train_limit:
+        train = type(train)(images=train.images[:train_limit], labels=train.labels[:train_limit])
+    progress_key = f"training-{model.replace('_', '-')}"
+    progress_id = create_progress_artifact(0.0, key=progress_key, description=f"{model}: starting")
+
+    def report_epoch(report: Any) -> None:
+        shown = ", ".join(f"{name} {value:.4f}" for name, value in report.metrics.items())
+        logger.info("%s epoch %d/%d: %s (%.1f s)", model, report.epoch, report.epochs, shown, report.seconds)
+        update_progress_artifact(
+            progress_id, 100.0 * report.epoch / report.epochs, description=f"{model}: epoch {report.epoch}"
+        )
+
+    logger.info("training %s on %d images: %s", model, train.rows, config.to_dict())
+    result = train_model(model, config, train, seed=seed, on_epoch=report_epoch)
+    path = model_path(Path(data_dir), model, key)
+    summary = {
+        "model": model,
+        "key": key,
+        "model_path": str(path),
+        "train_config": config.to_dict(),
+        "seed": seed,
+        "train_rows": train.rows,
+        "epochs_run": result.epochs_run,
+        "history": result.history,
+        "train_seconds": result.seconds,
+        "started_at": result.started_at,
+        "finished_at": result.finished_at,
+        "params": int(result.model.count_params()),
+    }
+    save_model(result.model, path, sidecar={**summary, **provenance})
+    update_progress_artifact(progress_id, 100.0, description=f"{model}: done in {result.seconds:.1f} s")
+    return summary

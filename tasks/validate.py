@@ -1,0 +1,31 @@
+"""Prefect task: the validation gate. A failed expectation fails the task, so no training starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mnist_pipeline.validation import raise_if_failed, validate_dataset
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from mnist_pipeline.artifact_content import render_validation_markdown
+from mnist_pipeline.layout import DataLayout
+
+VALIDATION_ARTIFACT_KEY = "mnist-validation"
+
+
+@task(name="validate")
+def validate_task(data_dir: str) -> dict[str, Any]:
+    """Validate the published dataset; returns the JSON summary or raises ValidationFailed."""
+    report = validate_dataset(DataLayout(Path(data_dir)))
+    summary = report.to_dict()
+    logger = get_run_logger()
+    for line in report.summary_lines():
+        logger.info(line)
+    if not report.success:
+        create_markdown_artifact(
+            render_validation_markdown(summary), key=VALIDATION_ARTIFACT_KEY, description="Validation failed"
+        )
+    raise_if_failed(report)
+    return summary

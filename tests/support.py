@@ -1,0 +1,55 @@
+"""Helpers shared by tests: free ports, waiting for servers, stopping processes, synthetic digits."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import urllib.request
+
+import numpy as np
+
+
+def find_free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
+    """Poll `url` until it answers 200; fail early if the process serving it died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process serving {url} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate, then kill: processes started by tests never outlive them."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def make_synthetic_digits(rows: int, seed: int, side: int = 28) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable fake digits: class k lights a class-specific 6x6 block, plus noise; balanced labels."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(rows) % 10
+    rng.shuffle(labels)
+    images = rng.integers(0, 60, size=(rows, side, side), dtype=np.uint8)
+    for k in range(10):
+        row, col = divmod(k, 4)
+        top, left = 2 + row * 8, 2 + col * 6
+        images[labels == k, top : top + 6, left : left + 6] = 220
+    return images, labels.astype(np.uint8)

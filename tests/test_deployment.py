@@ -1,0 +1,131 @@
+"""The scheduled-retrain deployment end to end: real server, `mnist-pipeline serve`, `prefect deployment run`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import stop_process
+
+DEPLOYMENT = "mnist-pipeline/scheduled-retrain"
+PREFECT = [sys.executable, "-m", "prefect"]
+
+
+def read_deployment(api_url: str) -> Any:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_deployment_by_name(DEPLOYMENT)
+
+
+@pytest.fixture(scope="module")
+def served(prefect_server: str, synthetic_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """`mnist-pipeline serve` running against the test server; yields the directory it writes into."""
+    from prefect.exceptions import ObjectNotFound
+
+    work = tmp_path_factory.mktemp("served")
+    command = [
+        str(Path(sys.executable).with_name("mnist-pipeline")),
+        "serve",
+        "--cron",
+        "15 4 * * 2",
+        "--timezone",
+        "Europe/Berlin",
+        "--source",
+        f"npz:{synthetic_npz}",
+        "--data-dir",
+        str(work / "data"),
+        "--reports-dir",
+        str(work / "reports"),
+        "--epochs",
+        "ann_no_hidden=1",
+        "ann_hidden_100=1",
+        "cnn=1",
+    ]
+    log = (work / "serve.log").open("w")
+    process = subprocess.Popen(
+        command, env={**os.environ, "PREFECT_API_URL": prefect_server}, cwd=work, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, (work / "serve.log").read_text()
+            try:
+                read_deployment(prefect_server)
+                break
+            except ObjectNotFound:
+                assert time.monotonic() < deadline, "deployment never registered"
+                time.sleep(1)
+        yield work
+    finally:
+        stop_process(process)
+        log.close()
+
+
+def run_deployment(api_url: str, *params: str) -> subprocess.CompletedProcess[str]:
+    args = [arg for param in params for arg in ("--param", param)]
+    return subprocess.run(
+        [*PREFECT, "deployment", "run", DEPLOYMENT, *args, "--watch", "--watch-timeout", "400"],
+        env={**os.environ, "PREFECT_API_URL": api_url},
+        capture_output=True,
+        text=True,
+        timeout=480,
+        check=False,
+    )
+
+
+def latest_flow_run(api_url: str) -> Any:
+    from prefect import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(DEPLOYMENT)
+        from prefect.client.schemas.filters import DeploymentFilter
+
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id={"any_": [deployment.id]}), sort=FlowRunSort.START_TIME_DESC, limit=5
+        )
+    return next(run for run in runs if run.start_time is not None)
+
+
+def test_schedule_is_registered_with_cron_and_timezone(served: Path, prefect_server: str) -> None:
+    deployment = read_deployment(prefect_server)
+    crons = [(s.schedule.cron, s.schedule.timezone) for s in deployment.schedules]
+    assert crons == [("15 4 * * 2", "Europe/Berlin")]
+    assert deployment.parameters["data_dir"] == str(served / "data")
+
+
+def test_deployment_run_completes_with_its_parameters_and_artifacts(served: Path, prefect_server: str) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    done = run_deployment(prefect_server, 'models=["cnn"]', "train_limit=600")
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = latest_flow_run(prefect_server)
+    assert run.state.is_completed()
+    assert run.parameters["models"] == ["cnn"] and run.parameters["train_limit"] == 600
+    assert run.name.startswith("retrain-")
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+        )
+    keys = {artifact.key for artifact in artifacts}
+    assert {"mnist-summary", "mnist-model-metrics", "mnist-report"} <= keys
+    metrics = json.loads((served / "reports" / "runs" / run.name / "metrics.json").read_text())
+    assert list(metrics["models"]) == ["cnn"] and metrics["models"]["cnn"]["train_rows"] == 600
+
+
+def test_bad_parameter_fails_fast_with_a_clear_message(served: Path, prefect_server: str) -> None:
+    done = run_deployment(prefect_server, 'models=["resnet"]')
+    assert done.returncode != 0
+    run = latest_flow_run(prefect_server)
+    assert run.state.is_failed()
+    assert "resnet" in (run.state.message or "")

@@ -1,0 +1,172 @@
+"""End-to-end runs of the `mnist-pipeline` flow against a real Prefect server, on small synthetic data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.support import make_synthetic_digits
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+MODEL_KEYS = {
+    "test_accuracy",
+    "test_loss",
+    "epochs",
+    "batch_size",
+    "train_seconds",
+    "started_at",
+    "finished_at",
+    "confusion_matrix",
+    "per_class",
+    "cached",
+    "history",
+    "predictions_path",
+    "model_path",
+}
+
+
+def run_flow(tmp: Path, npz: Path, **overrides: Any) -> tuple[Any, dict[str, Any]]:
+    """Run the flow with small settings; returns the final state and metrics.json (when written)."""
+    from flows.pipeline import mnist_pipeline
+
+    params = {
+        "source": f"npz:{npz}",
+        "data_dir": str(tmp / "data"),
+        "reports_dir": str(tmp / "reports"),
+        "epochs": {"ann_no_hidden": 1, "ann_hidden_100": 1, "cnn": 1},
+        **overrides,
+    }
+    state = mnist_pipeline(**params, return_state=True)
+    metrics: dict[str, Any] = {}
+    if state.is_completed():
+        metrics = json.loads(Path(state.result()["metrics"]).read_text())
+    return state, metrics
+
+
+def read_task_runs(flow_run_id: str, name: str) -> list[Any]:
+    """Task runs named `name` under the flow run and its subflows, via the API."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+        TaskRunFilter,
+        TaskRunFilterName,
+    )
+
+    with get_client(sync_client=True) as client:
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id]))
+        )
+        ids = [flow_run_id, *[str(child.id) for child in children]]
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id={"any_": ids}),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=name)),
+        )
+    return runs
+
+
+def assert_overlapping(runs: list[Any]) -> None:
+    """Every pair of runs shares wall-clock time: they ran side by side, not one after another."""
+    spans = sorted((run.start_time, run.end_time) for run in runs)
+    assert len(spans) >= 2
+    latest_start = max(start for start, _ in spans)
+    earliest_end = min(end for _, end in spans)
+    assert latest_start < earliest_end, spans
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory, synthetic_npz: Path) -> tuple[Path, Any, dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("flow")
+    state, metrics = run_flow(tmp, synthetic_npz)
+    return tmp, state, metrics
+
+
+def test_flow_completes_and_writes_the_metrics_contract(first_run: tuple[Path, Any, dict[str, Any]]) -> None:
+    tmp, state, metrics = first_run
+    assert state.is_completed(), state.message
+    assert set(metrics["models"]) == {"ann_no_hidden", "ann_hidden_100", "cnn"}
+    for name, model in metrics["models"].items():
+        assert set(model) >= MODEL_KEYS, name
+        assert 0.0 <= model["test_accuracy"] <= 1.0
+        cm = np.array(model["confusion_matrix"])
+        assert cm.shape == (10, 10) and cm.sum() == metrics["data"]["test_rows"] == 300
+        assert np.trace(cm) / cm.sum() == pytest.approx(model["test_accuracy"])
+        assert len(model["per_class"]["recall"]) == 10
+        assert model["cached"] is False and model["epochs_run"] == 1
+        assert Path(model["model_path"]).is_file() and Path(model["model_path"] + ".json").is_file()
+    # The synthetic classes are easy: a real training run learns them in one epoch.
+    assert metrics["models"]["cnn"]["test_accuracy"] > 0.5
+    assert metrics["data"]["train_rows"] == 1200 and metrics["data"]["source"] == "npz"
+    assert metrics["validation"]["success"] is True
+    assert {"ingest", "validate", "train", "evaluate", "report"} <= set(metrics["stages"])
+    assert metrics["run"]["flow_run_id"] == str(state.state_details.flow_run_id)
+    run_dir = tmp / "reports" / "runs" / metrics["run"]["name"]
+    assert (run_dir / "report.html").is_file() and (tmp / "reports" / "latest.html").is_file()
+
+
+def test_models_train_concurrently_with_threads(first_run: tuple[Path, Any, dict[str, Any]]) -> None:
+    _, state, _ = first_run
+    runs = read_task_runs(str(state.state_details.flow_run_id), "train")
+    assert len(runs) == 3
+    assert_overlapping(runs)
+
+
+def test_rerun_reuses_every_model_and_changed_epochs_retrain_one(
+    first_run: tuple[Path, Any, dict[str, Any]], synthetic_npz: Path
+) -> None:
+    tmp, _, first = first_run
+    state, again = run_flow(tmp, synthetic_npz)
+    assert state.is_completed()
+    assert all(model["cached"] for model in again["models"].values())
+    for name, model in again["models"].items():
+        assert model["test_accuracy"] == first["models"][name]["test_accuracy"]
+    state, changed = run_flow(tmp, synthetic_npz, epochs={"ann_no_hidden": 1, "ann_hidden_100": 1, "cnn": 2})
+    assert state.is_completed()
+    assert {name: model["cached"] for name, model in changed["models"].items()} == {
+        "ann_no_hidden": True,
+        "ann_hidden_100": True,
+        "cnn": False,
+    }
+    assert changed["models"]["cnn"]["epochs_run"] == 2
+
+
+def test_same_seed_gives_identical_metrics_in_a_fresh_data_dir(
+    first_run: tuple[Path, Any, dict[str, Any]], synthetic_npz: Path, tmp_path: Path
+) -> None:
+    _, _, first = first_run
+    state, second = run_flow(tmp_path, synthetic_npz, models=["ann_hidden_100", "cnn"])
+    assert state.is_completed()
+    for name in ("ann_hidden_100", "cnn"):
+        assert second["models"][name]["cached"] is False
+        assert second["models"][name]["test_loss"] == first["models"][name]["test_loss"]
+        assert second["models"][name]["confusion_matrix"] == first["models"][name]["confusion_matrix"]
+
+
+@pytest.mark.parametrize("runner", ["processes", "dask"])
+def test_other_task_runners_train_concurrently(runner: str, synthetic_npz: Path, tmp_path: Path) -> None:
+    state, metrics = run_flow(
+        tmp_path, synthetic_npz, task_runner=runner, models=["ann_no_hidden", "ann_hidden_100"], train_limit=600
+    )
+    assert state.is_completed(), state.message
+    assert metrics["run"]["task_runner"] == runner
+    assert_overlapping(read_task_runs(str(state.state_details.flow_run_id), "train"))
+
+
+def test_validation_gate_blocks_training(tmp_path: Path) -> None:
+    x_train, y_train = make_synthetic_digits(600, seed=3)
+    x_test, y_test = make_synthetic_digits(200, seed=4)
+    y_test[7] = 10
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    state, _ = run_flow(tmp_path, bad)
+    assert state.is_failed()
+    assert "label" in state.message and "10" in state.message
+    flow_run_id = str(state.state_details.flow_run_id)
+    assert read_task_runs(flow_run_id, "train") == []
+    assert not (tmp_path / "data" / "models").exists()
+    assert not (tmp_path / "reports").exists()
