@@ -1,0 +1,244 @@
+"""The champion registry: which trained model is the champion of each model name, and every decision that led there.
+
+One small JSON file (`DataLayout.models / "champions.json"`), rewritten atomically under a lock so a scheduled run
+and a manual promotion never lose each other's update. The history is append-only and is the source of truth:
+replaying its promotions (push) and rollbacks (pop) gives the champions, so a rollback can always find the
+champion before the current one. The `champions` section is that replay written out for readers, and is checked
+against it on load.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mnist_pipeline.atomic import write_json_atomic
+from mnist_pipeline.errors import DataFormatError, PipelineError
+from mnist_pipeline.promotion import Candidate, Decision, PromotionError, decide_forced
+
+REGISTRY_FORMAT = "mnist-pipeline/champions"
+REGISTRY_VERSION = 1
+EVENT_KINDS = ("promoted", "kept", "forced", "rollback")
+_INSTALLING_KINDS = ("promoted", "forced")
+
+
+@dataclass(frozen=True)
+class ChampionEntry:
+    """The current champion of one model name: the model file, how it scored, and when and why it won."""
+
+    model: str
+    candidate: Candidate
+    promoted_at: str
+    forced: bool
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "candidate": self.candidate.to_dict()}
+
+
+@dataclass(frozen=True)
+class Registry:
+    champions: dict[str, ChampionEntry]
+    history: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": REGISTRY_FORMAT,
+            "version": REGISTRY_VERSION,
+            "champions": {model: entry.to_dict() for model, entry in sorted(self.champions.items())},
+            "history": self.history,
+        }
+
+
+def load_registry(path: Path) -> Registry:
+    """Read the registry; a missing file is an empty one, anything unreadable is an error (never overwritten)."""
+    if not path.exists():
+        return Registry(champions={}, history=[])
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataFormatError(f"{path}: expected a JSON champion registry, found unreadable content ({err})") from err
+    return _parse_registry(path, raw)
+
+
+def find_champion(registry: Registry, model: str) -> Candidate | None:
+    """The champion to compare a challenger against, or None on the first run for that model."""
+    entry = registry.champions.get(model)
+    return entry.candidate if entry is not None else None
+
+
+def record_decision(path: Path, decision: Decision, challenger: Candidate, at: str) -> Registry:
+    """Append the decision to the history; a promotion makes `challenger` the champion of `decision.model`."""
+    return _update(path, lambda registry: _append(registry, decision, challenger, at))
+
+
+def force_promote(path: Path, model: str, candidate: Candidate, reason: str, at: str) -> Registry:
+    """Make `candidate` the champion by hand, bypassing the rule; recorded as a `forced` event."""
+
+    def promote(registry: Registry) -> Registry:
+        decision = decide_forced(model, candidate, find_champion(registry, model), reason)
+        return _append(registry, decision, candidate, at)
+
+    return _update(path, promote)
+
+
+def rollback(path: Path, model: str, reason: str, at: str) -> Registry:
+    """Restore the champion that preceded the current one; an error when there is none to go back to."""
+
+    def restore(registry: Registry) -> Registry:
+        lineage = _replay(path, registry.history).get(model, [])
+        if len(lineage) < 2:
+            found = f"only {lineage[0].candidate.model_path}" if lineage else "no champion at all"
+            raise PromotionError(f"{path}: cannot roll back {model}: expected an earlier champion, found {found}")
+        current, restored = lineage[-1], lineage[-2]
+        event = {
+            "kind": "rollback",
+            "model": model,
+            "at": at,
+            "reason": reason,
+            "run_name": restored.candidate.run_name,
+            "accuracy": restored.candidate.test_accuracy,
+            "champion_accuracy": current.candidate.test_accuracy,
+            "candidate": restored.candidate.to_dict(),
+            "previous_champion": current.candidate.to_dict(),
+            "decision": None,
+        }
+        return Registry(champions={**registry.champions, model: restored}, history=[*registry.history, event])
+
+    return _update(path, restore)
+
+
+def list_champions(registry: Registry) -> list[dict[str, Any]]:
+    """One row per model name for the CLI table, sorted by name; accuracy is a fraction."""
+    return [
+        {
+            "model": model,
+            "accuracy": entry.candidate.test_accuracy,
+            "run": entry.candidate.run_name,
+            "promoted_at": entry.promoted_at,
+            "forced": entry.forced,
+            "model_path": entry.candidate.model_path,
+        }
+        for model, entry in sorted(registry.champions.items())
+    ]
+
+
+def _append(registry: Registry, decision: Decision, candidate: Candidate, at: str) -> Registry:
+    kind = "forced" if decision.forced else "promoted" if decision.promoted else "kept"
+    previous = find_champion(registry, decision.model)
+    event = {
+        "kind": kind,
+        "model": decision.model,
+        "at": at,
+        "reason": decision.reason,
+        "run_name": candidate.run_name,
+        "accuracy": decision.challenger_accuracy,
+        "champion_accuracy": decision.champion_accuracy,
+        "candidate": candidate.to_dict(),
+        "previous_champion": previous.to_dict() if previous is not None else None,
+        "decision": decision.to_dict(),
+    }
+    champions = dict(registry.champions)
+    if decision.promoted:
+        champions[decision.model] = ChampionEntry(decision.model, candidate, at, decision.forced, decision.reason)
+    return Registry(champions=champions, history=[*registry.history, event])
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialise read-modify-write of the registry across processes (an advisory lock on a sibling file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / f".{path.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _update(path: Path, change: Callable[[Registry], Registry]) -> Registry:
+    with _locked(path):
+        registry = change(load_registry(path))
+        write_json_atomic(path, registry.to_dict())
+    return registry
+
+
+def _parse_registry(path: Path, raw: Any) -> Registry:
+    if not isinstance(raw, dict) or raw.get("format") != REGISTRY_FORMAT:
+        found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
+        raise DataFormatError(f"{path}: expected a champion registry (format {REGISTRY_FORMAT!r}), found {found!r}")
+    if raw.get("version") != REGISTRY_VERSION:
+        raise DataFormatError(
+            f"{path}: expected champion registry version {REGISTRY_VERSION}, found {raw.get('version')!r} "
+            "(written by another mnist-pipeline release?)"
+        )
+    history, champions = raw.get("history"), raw.get("champions")
+    if not isinstance(history, list) or not isinstance(champions, dict):
+        raise DataFormatError(f"{path}: expected 'champions' (object) and 'history' (list), found them missing")
+    replayed = {model: lineage[-1] for model, lineage in _replay(path, history).items() if lineage}
+    stored = {model: _parse_entry(path, model, entry) for model, entry in champions.items()}
+    if stored != replayed:
+        raise DataFormatError(
+            f"{path}: expected 'champions' to match what its history records "
+            f"({_describe(replayed)}), found {_describe(stored)}; was the file edited by hand?"
+        )
+    return Registry(champions=replayed, history=history)
+
+
+def _replay(path: Path, history: list[Any]) -> dict[str, list[ChampionEntry]]:
+    """Each model's champions, oldest first: promotions push, rollbacks pop."""
+    lineages: dict[str, list[ChampionEntry]] = {}
+    for number, event in enumerate(history):
+        if (
+            not isinstance(event, dict)
+            or event.get("kind") not in EVENT_KINDS
+            or not isinstance(event.get("model"), str)
+        ):
+            raise DataFormatError(
+                f"{path}: history event {number}: expected an object with a kind in {EVENT_KINDS} and a model, "
+                f"found {str(event)[:120]!r}"
+            )
+        lineage = lineages.setdefault(event["model"], [])
+        if event["kind"] in _INSTALLING_KINDS:
+            where = f"history event {number}"
+            candidate = _parse_candidate(path, where, event.get("candidate"))
+            at, reason = _text(path, where, event, "at"), _text(path, where, event, "reason")
+            lineage.append(ChampionEntry(event["model"], candidate, at, event["kind"] == "forced", reason))
+        elif event["kind"] == "rollback":
+            if len(lineage) < 2:
+                raise DataFormatError(f"{path}: history event {number} rolls back {event['model']} past its first")
+            lineage.pop()
+    return lineages
+
+
+def _parse_entry(path: Path, model: str, entry: Any) -> ChampionEntry:
+    if not isinstance(entry, dict):
+        raise DataFormatError(f"{path}: champion {model!r}: expected an object, found {entry!r}")
+    where = f"champion {model!r}"
+    candidate = _parse_candidate(path, where, entry.get("candidate"))
+    promoted_at, reason = _text(path, where, entry, "promoted_at"), _text(path, where, entry, "reason")
+    return ChampionEntry(model, candidate, promoted_at, entry.get("forced") is True, reason)
+
+
+def _text(path: Path, where: str, record: dict[str, Any], key: str) -> str:
+    value = record.get(key)
+    if not isinstance(value, str):
+        raise DataFormatError(f"{path}: {where}: expected text in {key!r}, found {value!r}")
+    return value
+
+
+def _parse_candidate(path: Path, where: str, raw: Any) -> Candidate:
+    try:
+        return Candidate(**raw)
+    except (TypeError, PipelineError) as err:
+        raise DataFormatError(f"{path}: {where}: expected a model record ({err}), found {str(raw)[:200]!r}") from err
+
+
+def _describe(champions: dict[str, ChampionEntry]) -> str:
+    listed = ", ".join(f"{model}={entry.candidate.run_name}" for model, entry in sorted(champions.items()))
+    return listed or "no champions"

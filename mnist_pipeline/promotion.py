@@ -1,0 +1,213 @@
+"""The champion/challenger rule: promote a newly trained model only when it is measurably better and no digit regresses.
+
+Pure functions on plain numbers; the registry that remembers champions lives in `mnist_pipeline.champion`.
+Accuracies and recalls are fractions (0.9871); messages show them as percent and differences as points.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mnist_pipeline.errors import PipelineError
+
+# Accuracies are ratios of counts: float subtraction must not turn an exact tie at the margin into a win or a loss.
+_TOLERANCE = 1e-9
+
+
+class PromotionError(PipelineError):
+    """A promotion, comparison or rollback cannot be done as asked."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One trained model and how it scored on one test split.
+
+    `data_fingerprint` and `test_rows` name the test split the numbers were measured on; `model_path` and `key`
+    re-find the model file so it can be re-evaluated when the data changes.
+    """
+
+    key: str
+    model_path: str
+    run_name: str
+    data_fingerprint: str
+    test_rows: int
+    test_accuracy: float
+    per_class_recall: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        recall = tuple(float(value) for value in self.per_class_recall)
+        object.__setattr__(self, "per_class_recall", recall)
+        if isinstance(self.test_rows, bool) or not isinstance(self.test_rows, int) or self.test_rows < 1:
+            raise PromotionError(f"{self.model_path}: expected a positive count of test rows, found {self.test_rows!r}")
+        _check_fraction(self.test_accuracy, f"test accuracy of {self.model_path}")
+        if not recall:
+            raise PromotionError(f"{self.model_path}: expected per-class recall for every class, found none")
+        for digit, value in enumerate(recall):
+            _check_fraction(value, f"recall of digit {digit} of {self.model_path}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "per_class_recall": list(self.per_class_recall)}
+
+
+@dataclass(frozen=True)
+class PromotionPolicy:
+    """How much better a challenger must be; both thresholds are fractions (0.0005 = 0.05 points)."""
+
+    min_accuracy_gain: float = 0.0005
+    max_recall_drop: float = 0.01
+
+    def __post_init__(self) -> None:
+        for name in ("min_accuracy_gain", "max_recall_drop"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0.0 <= value < 1.0):
+                raise PromotionError(f"promotion policy: expected {name} as a fraction in [0, 1), found {value!r}")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome for one model, with the numbers that led to it; recall drops are positive when recall fell."""
+
+    model: str
+    promoted: bool
+    reason: str
+    challenger_accuracy: float
+    champion_accuracy: float | None
+    accuracy_gain: float | None
+    worst_recall_drop: float | None
+    worst_recall_class: int | None
+    forced: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def same_test_split(a: Candidate, b: Candidate) -> bool:
+    """Whether two candidates were scored on the same test rows, so their numbers can be compared."""
+    return (a.data_fingerprint, a.test_rows) == (b.data_fingerprint, b.test_rows)
+
+
+def decide_promotion(
+    model: str, challenger: Candidate, champion: Candidate | None, policy: PromotionPolicy
+) -> Decision:
+    """Apply the rule: gain above the margin (strictly) and no digit's recall falling by more than the maximum."""
+    if champion is None:
+        return Decision(
+            model=model,
+            promoted=True,
+            reason=f"no champion yet; challenger {_percent(challenger.test_accuracy)} becomes the first champion",
+            challenger_accuracy=challenger.test_accuracy,
+            champion_accuracy=None,
+            accuracy_gain=None,
+            worst_recall_drop=None,
+            worst_recall_class=None,
+        )
+    _check_comparable(model, challenger, champion)
+    gain = challenger.test_accuracy - champion.test_accuracy
+    drop, digit = _worst_recall_drop(challenger.per_class_recall, champion.per_class_recall)
+    beats = gain - policy.min_accuracy_gain > _TOLERANCE
+    within = drop - policy.max_recall_drop <= _TOLERANCE
+    return Decision(
+        model=model,
+        promoted=beats and within,
+        reason=_explain(challenger, champion, policy, gain, drop, digit, beats, within),
+        challenger_accuracy=challenger.test_accuracy,
+        champion_accuracy=champion.test_accuracy,
+        accuracy_gain=gain,
+        worst_recall_drop=drop,
+        worst_recall_class=digit,
+    )
+
+
+def decide_forced(model: str, candidate: Candidate, champion: Candidate | None, reason: str) -> Decision:
+    """A manual promotion: promoted regardless of the rule, with the rule's numbers when they are comparable."""
+    if not reason.strip():
+        raise PromotionError(f"forced promotion of {model}: expected a reason, found an empty one")
+    compared = champion if champion is not None and same_test_split(candidate, champion) else None
+    comparison = gain = drop = digit = None
+    if compared is not None:
+        _check_comparable(model, candidate, compared)
+        gain = candidate.test_accuracy - compared.test_accuracy
+        drop, digit = _worst_recall_drop(candidate.per_class_recall, compared.per_class_recall)
+        comparison = f"; champion {_percent(compared.test_accuracy)} on the same test split"
+    return Decision(
+        model=model,
+        promoted=True,
+        reason=f"forced by hand: {reason.strip()} (challenger {_percent(candidate.test_accuracy)}{comparison or ''})",
+        challenger_accuracy=candidate.test_accuracy,
+        champion_accuracy=compared.test_accuracy if compared is not None else None,
+        accuracy_gain=gain,
+        worst_recall_drop=drop,
+        worst_recall_class=digit,
+        forced=True,
+    )
+
+
+def _check_fraction(value: float, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise PromotionError(f"{what}: expected a number between 0 and 1, found {value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise PromotionError(f"{what}: expected a fraction between 0 and 1 (not percent), found {value!r}")
+
+
+def _check_comparable(model: str, challenger: Candidate, champion: Candidate) -> None:
+    if len(challenger.per_class_recall) != len(champion.per_class_recall):
+        raise PromotionError(
+            f"{model}: challenger {challenger.model_path} has recall for {len(challenger.per_class_recall)} classes, "
+            f"champion {champion.model_path} for {len(champion.per_class_recall)}; expected the same classes"
+        )
+    if not same_test_split(challenger, champion):
+        raise PromotionError(
+            f"{model}: challenger was scored on data {challenger.data_fingerprint[:12]} ({challenger.test_rows} rows), "
+            f"champion {champion.model_path} on {champion.data_fingerprint[:12]} ({champion.test_rows} rows); "
+            "expected the same test split: re-evaluate the champion on the challenger's test split first"
+        )
+
+
+def _worst_recall_drop(challenger: Sequence[float], champion: Sequence[float]) -> tuple[float, int]:
+    """The largest per-class fall in recall (negative when every class improved) and its class."""
+    drops = [before - after for before, after in zip(champion, challenger, strict=True)]
+    digit = max(range(len(drops)), key=drops.__getitem__)
+    return drops[digit], digit
+
+
+def _explain(
+    challenger: Candidate,
+    champion: Candidate,
+    policy: PromotionPolicy,
+    gain: float,
+    drop: float,
+    digit: int,
+    beats: bool,
+    within: bool,
+) -> str:
+    scores = f"challenger {_percent(challenger.test_accuracy)}"
+    versus = f"champion {_percent(champion.test_accuracy)}"
+    margin = f"margin {_points(policy.min_accuracy_gain)}"
+    if not beats:
+        return f"{scores} does not beat {versus} by more than the {margin} (change {_signed_points(gain)} points)"
+    accuracy = f"{scores} beats {versus} by {_points(gain)} points ({margin})"
+    if not within:
+        before, after = champion.per_class_recall[digit], challenger.per_class_recall[digit]
+        return (
+            f"{accuracy}, but recall of digit {digit} drops {_points(drop)} points "
+            f"({_percent(before)} -> {_percent(after)}), more than the allowed {_points(policy.max_recall_drop)}"
+        )
+    return (
+        f"{accuracy}; worst per-digit recall change {_signed_points(-drop)} points (digit {digit}), "
+        f"within {_points(policy.max_recall_drop)}"
+    )
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:.2f} %"
+
+
+def _points(fraction: float) -> str:
+    return f"{fraction * 100:.2f}"
+
+
+def _signed_points(fraction: float) -> str:
+    return f"{fraction * 100:+.2f}"
