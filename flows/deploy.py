@@ -16,8 +16,9 @@ CRON_ENV, TIMEZONE_ENV = "MNIST_PIPELINE_CRON", "MNIST_PIPELINE_TIMEZONE"
 
 def resolve_schedule(cron: str | None, timezone: str | None) -> tuple[str, str]:
     """Option, else environment, else weekly on Monday 03:00 UTC; both checked before anything registers."""
-    from cronsim import CronSim, CronSimError
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from cronsim import CronSim, CronSimError
 
     cron = cron or os.environ.get(CRON_ENV) or DEFAULT_CRON
     timezone = timezone or os.environ.get(TIMEZONE_ENV) or DEFAULT_TIMEZONE

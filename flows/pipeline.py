@@ -21,6 +21,7 @@ from mnist_pipeline.config import RunConfig, build_config
 from mnist_pipeline.provenance import collect_versions, find_git_commit
 from tasks.evaluate import evaluate_task
 from tasks.ingest import ingest_task
+from tasks.promote import promote_task
 from tasks.report import report_task
 from tasks.train import model_path, train_task
 from tasks.validate import validate_task
@@ -198,6 +199,8 @@ def mnist_pipeline(
     data_dir: str = "data",
     reports_dir: str = "reports",
     seed: int = 42,
+    promotion_margin: float = 0.0005,
+    max_recall_drop: float = 0.01,
 ) -> dict[str, str]:
     """Run the whole study; returns where the report and metrics.json were written."""
     config = build_config(
@@ -212,6 +215,8 @@ def mnist_pipeline(
         data_dir=str(Path(data_dir).resolve()),
         reports_dir=str(Path(reports_dir).resolve()),
         seed=seed,
+        promotion_margin=promotion_margin,
+        max_recall_drop=max_recall_drop,
     )
     tag_flow_run(config)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -235,6 +240,9 @@ def mnist_pipeline(
 
     clock = time.perf_counter()
     metrics = assemble_metrics(config, manifest, validation, results, stages, started_at)
+    metrics["champion"] = promote_task(
+        metrics, str(config.data_dir), config.test_limit, config.promotion_margin, config.max_recall_drop
+    )
     report_path = report_task(metrics, str(config.data_dir), str(config.reports_dir))
     metrics["stages"]["report"] = {"seconds": round(time.perf_counter() - clock, 3)}
     metrics_path = run_dir / "metrics.json"

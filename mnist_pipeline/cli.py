@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mnist_pipeline.config import ALL_MODELS, PROFILES, TASK_RUNNERS, build_config
+from mnist_pipeline.config import ALL_MODELS, PROFILES, TASK_RUNNERS, RunConfig, build_config
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.sources import SOURCE_HELP, parse_source
 
@@ -46,20 +46,30 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+# The options `run` and `serve` share, by CLI dest; each becomes a RunConfig field of the same name.
+RUN_OPTION_NAMES = (
+    "source",
+    "models",
+    "profile",
+    "epochs",
+    "train_limit",
+    "test_limit",
+    "task_runner",
+    "dask_address",
+    "seed",
+    "promotion_margin",
+    "max_recall_drop",
+)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Build the run configuration from the shared options; directories become absolute."""
+    values = {name: getattr(args, name) for name in RUN_OPTION_NAMES}
+    return build_config(**values, data_dir=str(args.data_dir.resolve()), reports_dir=str(args.reports_dir.resolve()))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    config = build_config(
-        source=args.source,
-        models=args.models,
-        profile=args.profile,
-        epochs=args.epochs,
-        train_limit=args.train_limit,
-        test_limit=args.test_limit,
-        task_runner=args.task_runner,
-        dask_address=args.dask_address,
-        data_dir=str(args.data_dir),
-        reports_dir=str(args.reports_dir),
-        seed=args.seed,
-    )
+    config = config_from_args(args)
     from flows.pipeline import mnist_pipeline
 
     outputs = mnist_pipeline(**config.to_parameters())
@@ -72,21 +82,51 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from flows.deploy import resolve_schedule, serve_scheduled_retrain
 
     cron, timezone = resolve_schedule(args.cron, args.timezone)
-    config = build_config(
-        source=args.source,
-        models=args.models,
-        profile=args.profile,
-        epochs=args.epochs,
-        train_limit=args.train_limit,
-        test_limit=args.test_limit,
-        task_runner=args.task_runner,
-        dask_address=args.dask_address,
-        data_dir=str(args.data_dir.resolve()),
-        reports_dir=str(args.reports_dir.resolve()),
-        seed=args.seed,
-    )
+    config = config_from_args(args)
     print(f"serving mnist-pipeline/scheduled-retrain on cron '{cron}' ({timezone}); Ctrl-C stops")
     serve_scheduled_retrain(cron, timezone, config.to_parameters())
+    return 0
+
+
+def cmd_champion(args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from mnist_pipeline.champion import force_promote, list_champions, load_registry, rollback
+    from mnist_pipeline.errors import DataFormatError
+    from mnist_pipeline.layout import DataLayout
+    from mnist_pipeline.promotion import candidate_from_metrics
+
+    path = DataLayout(args.data_dir).models / "champions.json"
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    reason = args.reason or "manual"
+    if args.force_promote:
+        if not args.run:
+            raise PipelineError("--force-promote: expected --run RUN_NAME naming the run whose model to promote")
+        metrics_path = args.reports_dir / "runs" / str(args.run) / "metrics.json"
+        try:
+            metrics = json.loads(metrics_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataFormatError(f"{metrics_path}: expected the run's metrics.json, found: {exc}") from exc
+        candidate = candidate_from_metrics(metrics, args.force_promote)
+        if not Path(candidate.model_path).is_file():
+            raise DataFormatError(f"{candidate.model_path}: expected the run's saved model, found no such file")
+        force_promote(path, args.force_promote, candidate, reason, now)
+        print(f"{args.force_promote}: forced promotion of run {args.run} recorded")
+    elif args.rollback:
+        registry = rollback(path, args.rollback, reason, now)
+        restored = registry.champions[args.rollback].candidate
+        print(f"{args.rollback}: rolled back to run {restored.run_name} ({restored.model_path})")
+        if not Path(restored.model_path).is_file():
+            print(f"warning: {restored.model_path} no longer exists", file=sys.stderr)
+    rows = list_champions(load_registry(path))
+    if not rows:
+        print(f"no champions yet ({path})")
+    for row in rows:
+        forced = " (forced)" if row["forced"] else ""
+        print(
+            f"{row['model']:<16} {100 * row['accuracy']:6.2f} %  run {row['run']}  since {row['promoted_at']}{forced}"
+        )
     return 0
 
 
@@ -133,6 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--timezone", help="IANA timezone of the schedule (default: $MNIST_PIPELINE_TIMEZONE or UTC)")
     _add_run_options(serve)
     serve.set_defaults(handler=cmd_serve)
+
+    champion = sub.add_parser("champion", help="list champions; force a promotion or roll one back")
+    _add_data_dir(champion)
+    action = champion.add_mutually_exclusive_group()
+    action.add_argument("--force-promote", metavar="MODEL", help="make MODEL from --run the champion")
+    action.add_argument("--rollback", metavar="MODEL", help="restore MODEL's previous champion")
+    champion.add_argument("--run", metavar="RUN_NAME", help="run whose model --force-promote promotes")
+    champion.add_argument("--reports-dir", type=Path, default=Path("reports"), help="where run metrics live")
+    champion.add_argument("--reason", help="why, recorded in the registry history")
+    champion.set_defaults(handler=cmd_champion)
     return parser
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.promotion import PromotionPolicy
 from mnist_pipeline.sources import parse_source
 
 ALL_MODELS = ("ann_no_hidden", "ann_hidden_100", "cnn")
@@ -33,6 +34,8 @@ class RunConfig:
     data_dir: Path = Path("data")
     reports_dir: Path = Path("reports")
     seed: int = DEFAULT_SEED
+    promotion_margin: float = 0.0005
+    max_recall_drop: float = 0.01
 
     def to_parameters(self) -> dict[str, Any]:
         """JSON-friendly values, as Prefect flow parameters and metrics.json record them."""
@@ -101,6 +104,9 @@ def build_config(**values: Any) -> RunConfig:
     seed = values.get("seed", DEFAULT_SEED)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise PipelineError(f"seed: expected a non-negative integer, found {seed!r}")
+    policy = PromotionPolicy(
+        min_accuracy_gain=values.get("promotion_margin", 0.0005), max_recall_drop=values.get("max_recall_drop", 0.01)
+    )
     return RunConfig(
         source=source,
         models=models,
@@ -113,4 +119,6 @@ def build_config(**values: Any) -> RunConfig:
         data_dir=Path(values.get("data_dir") or "data"),
         reports_dir=Path(values.get("reports_dir") or "reports"),
         seed=seed,
+        promotion_margin=policy.min_accuracy_gain,
+        max_recall_drop=policy.max_recall_drop,
     )

@@ -52,6 +52,24 @@ class Candidate:
         return {**asdict(self), "per_class_recall": list(self.per_class_recall)}
 
 
+def candidate_from_metrics(metrics: dict[str, Any], model: str) -> Candidate:
+    """The candidate a run's metrics.json describes for `model`."""
+    if model not in metrics.get("models", {}):
+        raise PromotionError(
+            f"run {metrics['run']['name']}: expected model {model!r}, found {sorted(metrics['models'])}"
+        )
+    entry = metrics["models"][model]
+    return Candidate(
+        key=entry["key"],
+        model_path=entry["model_path"],
+        run_name=metrics["run"]["name"],
+        data_fingerprint=metrics["data"]["fingerprint"],
+        test_rows=entry["test_rows"],
+        test_accuracy=entry["test_accuracy"],
+        per_class_recall=tuple(entry["per_class"]["recall"]),
+    )
+
+
 @dataclass(frozen=True)
 class PromotionPolicy:
     """How much better a challenger must be; both thresholds are fractions (0.0005 = 0.05 points)."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.validation import raise_if_failed, validate_dataset
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from mnist_pipeline.artifact_content import render_validation_markdown
 from mnist_pipeline.layout import DataLayout
+from mnist_pipeline.validation import raise_if_failed, validate_dataset
 
 VALIDATION_ARTIFACT_KEY = "mnist-validation"
 
