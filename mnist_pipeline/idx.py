@@ -20,6 +20,8 @@ def read_idx_bytes(path: Path) -> bytes:
         data = path.read_bytes()
     except FileNotFoundError as exc:
         raise DataFormatError(f"{path}: expected an IDX file, found no such file") from exc
+    except OSError as exc:
+        raise DataFormatError(f"{path}: expected a readable IDX file, found {exc.strerror or exc}") from exc
     if data[:2] != _GZIP_MAGIC:
         if path.suffix == ".gz":
             raise DataFormatError(f"{path}: expected gzip data (magic 1f8b), found {data[:2].hex() or 'an empty file'}")

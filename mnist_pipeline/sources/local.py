@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ def read_npz_arrays(path: Path) -> dict[str, np.ndarray]:
             return {key: archive[key] for key in NPZ_KEYS}
     except FileNotFoundError as exc:
         raise DataFormatError(f"{path}: expected an .npz file, found no such file") from exc
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
         raise DataFormatError(f"{path}: expected a complete .npz (zip) archive, found a corrupt one ({exc})") from exc
     except ValueError as exc:
         raise DataFormatError(f"{path}: expected plain numeric arrays, found {exc}") from exc
