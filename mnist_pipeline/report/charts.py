@@ -1,0 +1,193 @@
+"""Charts for the report as inline PNG data URIs (matplotlib Agg, seaborn), so the page needs no other file.
+
+matplotlib and seaborn are imported inside the functions: importing the CLI must stay cheap. Figures are built
+as `Figure` objects rendered by the Agg canvas, never through pyplot's global state, so threads cannot collide.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+DPI = 144
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.edgecolor": "#9aa3ad",
+    "axes.labelcolor": "#39424e",
+    "xtick.color": "#39424e",
+    "ytick.color": "#39424e",
+    "axes.grid": False,
+    "grid.color": "#e3e7eb",
+    "legend.frameon": False,
+    "svg.fonttype": "none",
+}
+SEED_COLOR = "#c3c9d0"
+DIAGONAL_COLOR = "#eef1f4"
+
+
+def plain(text: str) -> str:
+    """Text from data shown literally: a `$` would otherwise start matplotlib mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+@contextmanager
+def new_figure(width: float, height: float) -> Iterator[Figure]:
+    """A styled Agg figure, independent of pyplot."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context(STYLE):
+        figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+        FigureCanvasAgg(figure)
+        yield figure
+
+
+def to_data_uri(figure: Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, facecolor="white")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def plot_accuracy(
+    names: Sequence[str], accuracies: Sequence[float], references: Sequence[float | None], colors: Sequence[str]
+) -> str:
+    """Horizontal bars of this run beside the seed study; the axis starts near the lowest score so gaps show."""
+    values = [100 * a for a in accuracies] + [100 * r for r in references if r is not None]
+    low = max(0.0, math.floor(min(values) - 2)) if values else 0.0
+    rows = np.arange(len(names))
+    with new_figure(7.2, 0.75 + 0.62 * len(names)) as figure:
+        ax = figure.add_subplot()
+        ax.barh(rows - 0.19, [100 * a for a in accuracies], height=0.36, color=colors, label="this run")
+        seed = [100 * r if r is not None else np.nan for r in references]
+        ax.barh(rows + 0.19, seed, height=0.36, color=SEED_COLOR, label="seed study")
+        for row, value in zip(rows, accuracies, strict=True):
+            ax.text(100 * value + 0.05, row - 0.19, f"{100 * value:.2f} %", va="center", fontsize=8)
+        for row, value in zip(rows, references, strict=True):
+            if value is not None:
+                ax.text(
+                    100 * value + 0.05, row + 0.19, f"{100 * value:.2f} %", va="center", fontsize=8, color="#5b6570"
+                )
+        ax.set_yticks(rows, [plain(name) for name in names])
+        ax.invert_yaxis()
+        ax.set_xlim(low, 100.8)
+        ax.set_xlabel(f"test accuracy (%), axis starts at {low:.0f} %")
+        ax.xaxis.grid(True)
+        ax.set_axisbelow(True)
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, fontsize=8)
+        return to_data_uri(figure)
+
+
+def plot_confusion(matrix: np.ndarray, normalise: bool) -> str:
+    """Counts (annotated), or row percentages with the diagonal greyed out so the colour scale shows only errors."""
+    import seaborn as sns
+
+    counts = np.asarray(matrix, dtype=np.int64)
+    n = counts.shape[0]
+    annotate = n <= 20
+    with new_figure(4.6, 4.0) as figure:
+        ax = figure.add_subplot()
+        if normalise:
+            rows = counts.sum(axis=1, keepdims=True)
+            shares = np.divide(100.0 * counts, rows, out=np.zeros(counts.shape), where=rows > 0)
+            diagonal = np.eye(n, dtype=bool)
+            cap = max(float(shares[~diagonal].max()) if n > 1 else 0.0, 1.0)
+            labels = np.where(shares >= 0.05, np.char.mod("%.1f", shares), "")
+            ax.set_facecolor(DIAGONAL_COLOR)
+            sns.heatmap(
+                shares,
+                ax=ax,
+                mask=diagonal,
+                cmap="OrRd",
+                vmin=0,
+                vmax=cap,
+                annot=labels if annotate else False,
+                fmt="",
+                annot_kws={"fontsize": 6.5},
+                cbar_kws={"label": "% of the true class (errors)"},
+                square=True,
+            )
+            if annotate:
+                for k in range(n):
+                    ax.text(k + 0.5, k + 0.5, labels[k, k], ha="center", va="center", fontsize=6.5, color="#5b6570")
+        else:
+            sns.heatmap(
+                counts,
+                ax=ax,
+                cmap="Blues",
+                annot=annotate,
+                fmt="d",
+                annot_kws={"fontsize": 6.5},
+                cbar_kws={"label": "images"},
+                square=True,
+            )
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.tick_params(length=0)
+        return to_data_uri(figure)
+
+
+def plot_training(history: dict[str, Sequence[float]], color: str) -> str | None:
+    """Loss and accuracy per epoch, validation dashed when recorded; None when nothing was recorded."""
+    panels = [(key, title) for key, title in (("loss", "loss"), ("accuracy", "accuracy (%)")) if history.get(key)]
+    if not panels:
+        return None
+    with new_figure(6.4, 2.5) as figure:
+        for index, (key, title) in enumerate(panels, start=1):
+            ax = figure.add_subplot(1, len(panels), index)
+            scale = 100 if key == "accuracy" else 1
+            for series, style, label in ((key, "-", "train"), (f"val_{key}", "--", "validation")):
+                values = history.get(series) or []
+                if values:
+                    epochs = np.arange(1, len(values) + 1)
+                    ax.plot(epochs, np.asarray(values) * scale, style, marker="o", ms=3, color=color, label=label)
+            ax.set_title(title)
+            ax.set_xlabel("epoch")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.yaxis.grid(True)
+            ax.legend(fontsize=7)
+        return to_data_uri(figure)
+
+
+def plot_history(labels: Sequence[str], series: dict[str, Sequence[float | None]], colors: dict[str, str]) -> str:
+    """Each model's accuracy run after run (gaps where a run did not train that model)."""
+    x = np.arange(len(labels))
+    with new_figure(7.2, 2.8) as figure:
+        ax = figure.add_subplot()
+        for name, values in series.items():
+            y = np.array([100 * v if v is not None else np.nan for v in values], dtype=float)
+            ax.plot(x, y, "-o", ms=4, color=colors[name], label=plain(name))
+        crowded = len(labels) > 4
+        ax.set_xticks(
+            x,
+            [plain(label) for label in labels],
+            rotation=30 if crowded else 0,
+            ha="right" if crowded else "center",
+            fontsize=7,
+        )
+        ax.set_ylabel("test accuracy (%)")
+        ax.yaxis.grid(True)
+        ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=min(len(series), 4))
+        return to_data_uri(figure)
+
+
+def digit_png(image: np.ndarray) -> str:
+    """A digit as a tiny PNG, dark ink on white like the page; the browser scales it up pixel-sharp."""
+    from matplotlib.image import imsave
+
+    buffer = io.BytesIO()
+    imsave(buffer, np.asarray(image), cmap="gray_r", vmin=0, vmax=255, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
