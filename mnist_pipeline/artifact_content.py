@@ -50,19 +50,20 @@ def build_metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 def render_summary_markdown(metrics: dict[str, Any], report_path: str) -> str:
     """The run at a glance: accuracy vs the seed study, validation, where the report is."""
     run, data = metrics["run"], metrics["data"]
+    validation = "passed" if metrics["validation"]["success"] else "FAILED"
     lines = [
         f"# MNIST run {_cell(run['name'])}",
         "",
         f"Data: {_cell(data['source'])}, {data['train_rows']} train / {data['test_rows']} test images, "
-        f"fingerprint `{data['fingerprint'][:12]}`. Validation: {'passed' if metrics['validation']['success'] else 'FAILED'}.",
+        f"fingerprint `{data['fingerprint'][:12]}`. Validation: {validation}.",
         "",
         "| model | test accuracy | seed study | Δ (points) | train s | cached |",
         "|---|---:|---:|---:|---:|---|",
     ]
     for row in build_metrics_rows(metrics):
         seed = row["seed_accuracy_pct"]
-        delta = f"{row['test_accuracy_pct'] - seed:+.2f}" if seed is not None else "–"
-        seed_text = f"{seed:.2f} %" if seed is not None else "–"
+        delta = f"{row['test_accuracy_pct'] - seed:+.2f}" if seed is not None else "-"
+        seed_text = f"{seed:.2f} %" if seed is not None else "-"
         lines.append(
             f"| {_cell(row['model'])} | {row['test_accuracy_pct']:.2f} % | {seed_text} | {delta} | "
             f"{row['train_seconds']:.1f} | {'yes' if row['cached'] else 'no'} |"

@@ -1,0 +1,59 @@
+"""The validation gate: read the published dataset, profile it, run the expectations, report every outcome."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pandas as pd
+
+from mnist_pipeline.dataset import SPLITS
+from mnist_pipeline.errors import DataFormatError
+from mnist_pipeline.image_profile import count_classes, profile_split
+from mnist_pipeline.layout import DataLayout
+from mnist_pipeline.store import read_manifest, read_table
+from mnist_pipeline.validation.duplicates import find_duplicates
+from mnist_pipeline.validation.gx_runner import run_checks
+from mnist_pipeline.validation.integrity import check_integrity
+from mnist_pipeline.validation.messages import describe_outcome
+from mnist_pipeline.validation.results import CheckResult, ValidationReport
+from mnist_pipeline.validation.suite import (
+    CANONICAL_SOURCES,
+    CLASSES,
+    CLASSES_FRAME,
+    PROFILE_FRAME,
+    build_checks,
+    choose_image_shape,
+)
+
+
+def validate_dataset(layout: DataLayout) -> ValidationReport:
+    """Check the published dataset; bad data gives a failed report, only unreadable files raise DataFormatError."""
+    started = time.perf_counter()
+    manifest = read_manifest(layout)
+    if not isinstance(manifest, dict):
+        raise DataFormatError(f"{layout.manifest}: expected a JSON object, found {type(manifest).__name__}")
+    origins = {split: str(layout.split_file(split)) for split in SPLITS}
+    tables = {split: read_table(layout.split_file(split)) for split in SPLITS}
+    profiles = {split: profile_split(tables[split], origins[split]) for split in SPLITS}
+    checks = _run_expectations(manifest, profiles)
+    checks += check_integrity(manifest, tables, origins)
+    return ValidationReport(
+        success=all(check.success for check in checks),
+        checks=checks,
+        duplicates=find_duplicates(profiles),
+        fingerprint=str(manifest.get("fingerprint") or ""),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _run_expectations(manifest: dict[str, Any], profiles: dict[str, pd.DataFrame]) -> list[CheckResult]:
+    canonical = manifest.get("source") in CANONICAL_SOURCES
+    shape = choose_image_shape(profiles, canonical)
+    checks = {split: build_checks(split, canonical, shape) for split in SPLITS}
+    batches = {
+        split: {PROFILE_FRAME: profile, CLASSES_FRAME: count_classes(profile, CLASSES)}
+        for split, profile in profiles.items()
+    }
+    outcomes = run_checks(batches, checks)
+    return [describe_outcome(split, outcome) for split in SPLITS for outcome in outcomes[split]]
