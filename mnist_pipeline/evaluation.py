@@ -1,0 +1,103 @@
+"""Evaluate a trained model on the test split: accuracy, loss, confusion matrix, per-class metrics, predictions.
+
+The metric functions are plain numpy so they can be checked by hand. About the loss: with the TensorFlow backend,
+Keras's sparse categorical cross-entropy does not use a sigmoid or softmax head's outputs but the head's
+pre-activation values (it reads the logits the activation cached). So for every model here, sigmoid heads
+included, the loss Keras trains on and `model.evaluate` reports is softmax cross-entropy of the head's logits;
+`evaluate_model` computes exactly that, from logits it computes itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import pandas as pd
+
+from mnist_pipeline.dataset import Split
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Test-split results; accuracy is a fraction, confusion rows are true labels, columns predicted."""
+
+    accuracy: float
+    loss: float
+    confusion: np.ndarray
+    per_class: dict[str, list[float] | list[int]]
+    predictions: pd.DataFrame
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts[i, j] = how many images of true class i were predicted as j."""
+    flat = np.asarray(y_true, dtype=np.int64) * n_classes + np.asarray(y_pred, dtype=np.int64)
+    return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """Elementwise numerator / denominator with 0/0 (and x/0) defined as 0.0."""
+    safe = np.where(denominator == 0, 1, denominator)
+    return np.where(denominator == 0, 0.0, numerator / safe)
+
+
+def per_class_metrics(cm: np.ndarray) -> dict[str, list[float] | list[int]]:
+    """Precision, recall, F1 and support per class from a confusion matrix (rows = true labels).
+
+    A class never predicted has precision 0.0, a class absent from the labels recall 0.0, and F1 is 0.0 when
+    precision + recall is 0: undefined ratios count as 0.0 rather than NaN, so JSON stays valid.
+    """
+    true_positive = np.diag(cm).astype(np.float64)
+    support = cm.sum(axis=1)
+    precision = _ratio(true_positive, cm.sum(axis=0))
+    recall = _ratio(true_positive, support)
+    f1 = _ratio(2 * precision * recall, precision + recall)
+    return {
+        "precision": precision.tolist(),
+        "recall": recall.tolist(),
+        "f1": f1.tolist(),
+        "support": support.astype(int).tolist(),
+    }
+
+
+def compute_logits(model: keras.Model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """The head's pre-activation outputs (float64): the features feeding the final Dense layer, times its weights."""
+    head = model.layers[-1]
+    features = keras.Model(model.inputs, head.input).predict(images, batch_size=batch_size, verbose=0)
+    kernel, bias = (np.asarray(w, dtype=np.float64) for w in head.get_weights())
+    return features.astype(np.float64) @ kernel + bias
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def evaluate_model(model: keras.Model, test: Split, batch_size: int = 1024) -> Evaluation:
+    """Score `model` on `test`; loss matches `model.evaluate` (see the module docstring).
+
+    `confidence` in the predictions is the top class probability softmax(logits): the model's softmax output for
+    the CNN, and for the sigmoid-headed ANNs the distribution their training loss fitted (their raw sigmoid outputs
+    are ten independent numbers that do not sum to 1).
+    """
+    log_probs = log_softmax(compute_logits(model, test.images, batch_size))
+    n_classes = log_probs.shape[1]
+    labels = test.labels.astype(np.int64)
+    predicted = log_probs.argmax(axis=1)
+    rows = np.arange(len(labels))
+    cm = confusion_matrix(labels, predicted, n_classes)
+    predictions = pd.DataFrame(
+        {
+            "row_id": rows.astype(np.int64),
+            "label": labels,
+            "predicted": predicted.astype(np.int64),
+            "confidence": np.exp(log_probs[rows, predicted]),
+        }
+    )
+    return Evaluation(
+        accuracy=float((predicted == labels).mean()) if len(labels) else 0.0,
+        loss=float(-log_probs[rows, labels].mean()) if len(labels) else 0.0,
+        confusion=cm,
+        per_class=per_class_metrics(cm),
+        predictions=predictions,
+    )

@@ -1,0 +1,101 @@
+"""Training profiles: `seed` replays the seed study's training, `default` is tuned for accuracy and speed.
+
+A TrainConfig is plain data (JSON via `to_dict()`, back via `TrainConfig(**d)`) so it can be a cache key and a
+Prefect parameter. Why `default` looks the way it does: bench/RESULTS.md, section "Training profile".
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.models import get_spec
+
+LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How one model is trained; every field is used by `training.train_model`.
+
+    lr_schedule: "constant", or "cosine" (decay from learning_rate to 0 over the planned epochs, after a linear
+    warm-up over warmup_epochs). validation_fraction of train is held out (seeded shuffle) for early stopping on
+    val_loss with `early_stopping_patience` epochs of patience (None: no early stopping); the best epoch's
+    weights are kept. precision "mixed_bfloat16" computes the hidden layers in bfloat16 (float32 weights and
+    output layer): on CPUs with AMX/AVX512-BF16 that is several times the float32 matmul throughput.
+    """
+
+    profile: str
+    epochs: int
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    validation_fraction: float = 0.0
+    early_stopping_patience: int | None = None
+    precision: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise PipelineError(f"train config: expected positive epochs, batch size and learning rate, found {self}")
+        if not 0.0 <= self.warmup_epochs < self.epochs:
+            raise PipelineError(f"warmup_epochs: expected 0 <= w < epochs ({self.epochs}), found {self.warmup_epochs}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise PipelineError(f"lr_schedule: expected one of {', '.join(LR_SCHEDULES)}, found {self.lr_schedule!r}")
+        if self.precision not in PRECISIONS:
+            raise PipelineError(f"precision: expected one of {', '.join(PRECISIONS)}, found {self.precision!r}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise PipelineError(f"validation_fraction: expected 0 <= f < 1, found {self.validation_fraction}")
+        if self.early_stopping_patience is not None and self.validation_fraction == 0.0:
+            raise PipelineError("early_stopping_patience: needs a validation split, found validation_fraction 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Settings shared by every model, then per-model settings on top (models not named get the shared ones)."""
+
+    shared: dict[str, Any]
+    per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+PROFILES: dict[str, Profile] = {
+    "default": Profile(
+        shared={
+            "epochs": 8,
+            "batch_size": 512,
+            "learning_rate": 1e-2,
+            "lr_schedule": "cosine",
+            "validation_fraction": 0.05,
+            "early_stopping_patience": 3,
+        },
+        per_model={
+            "ann_no_hidden": {"epochs": 10},
+            "cnn": {
+                "epochs": 5,
+                "batch_size": 256,
+                "learning_rate": 5e-3,
+                "warmup_epochs": 0.3,
+                "precision": "mixed_bfloat16",
+            },
+        },
+    ),
+    "seed": Profile(
+        shared={"epochs": 5, "batch_size": 32, "learning_rate": 1e-3, "lr_schedule": "constant"},
+        per_model={"cnn": {"epochs": 10}},
+    ),
+}
+
+
+def resolve_config(profile: str, model: str, epochs: int | None = None) -> TrainConfig:
+    """The training config for `model` under `profile`; `epochs` (e.g. from --epochs cnn=3) overrides the table."""
+    if profile not in PROFILES:
+        raise PipelineError(f"profile: expected one of {', '.join(PROFILES)}, found {profile!r}")
+    get_spec(model)
+    chosen = PROFILES[profile]
+    config = TrainConfig(profile=profile, **{**chosen.shared, **chosen.per_model.get(model, {})})
+    return config if epochs is None else replace(config, epochs=epochs)

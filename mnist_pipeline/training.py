@@ -1,0 +1,215 @@
+"""Train one registered model on a train split, repeatably.
+
+Repeatability does not rest on global random state (other models may be training in other threads of the same
+process): initial weights come from explicitly seeded initializers, the batch order and the validation split from
+a numpy Generator seeded with `seed`, and TF op determinism removes run-to-run float differences.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mnist_pipeline.dataset import Split
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.model_files import load_model, save_model
+from mnist_pipeline.models import build_model
+from mnist_pipeline.profiles import TrainConfig, resolve_config
+
+__all__ = [
+    "EpochReport",
+    "TrainConfig",
+    "TrainResult",
+    "configure_tensorflow",
+    "load_model",
+    "resolve_config",
+    "save_model",
+    "seed_everything",
+    "train_model",
+]
+
+log = logging.getLogger(__name__)
+_configure_lock = threading.Lock()
+REPORTED_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """One finished epoch, for progress logs: epoch is 1-based, epochs is the planned count."""
+
+    epoch: int
+    epochs: int
+    metrics: dict[str, float]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A trained model and how training went; history holds one list per metric, one value per epoch run.
+
+    best_epoch (1-based) is the epoch whose weights the model has: the lowest val_loss when early stopping is on,
+    else the last epoch.
+    """
+
+    model: keras.Model
+    history: dict[str, list[float]]
+    epochs_run: int
+    best_epoch: int
+    seconds: float
+    started_at: str
+    finished_at: str
+
+
+def configure_tensorflow(threads: int | None, deterministic: bool) -> None:
+    """Size TF's thread pools (None: leave TF's choice) and turn on op determinism.
+
+    Pool sizes can only be set before TF initialises its runtime; a second call in the same process keeps the
+    pools it has (and logs a warning if they differ from the request), so calling this from every task is safe.
+    """
+    with _configure_lock:
+        if threads is not None:
+            _set_thread_pools(threads)
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+
+
+def _set_thread_pools(threads: int) -> None:
+    current = tf.config.threading.get_intra_op_parallelism_threads()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        if current != threads:
+            log.warning("TensorFlow already initialised with %s intra-op threads; keeping them", current or "default")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy, TF and Keras globally (training itself uses only explicitly seeded sources)."""
+    keras.utils.set_random_seed(seed)
+
+
+def _split_validation(train: Split, fraction: float, rng: np.random.Generator) -> tuple[Split, Split | None]:
+    """Hold out a seeded random `fraction` of train; the test split is never touched here."""
+    if fraction == 0.0:
+        return train, None
+    order = rng.permutation(train.rows)
+    n_val = max(1, round(train.rows * fraction))
+    if n_val >= train.rows:
+        raise PipelineError(f"validation split: {train.rows} training images leave none to train on")
+    held, kept = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return (
+        Split(images=train.images[kept], labels=train.labels[kept]),
+        Split(images=train.images[held], labels=train.labels[held]),
+    )
+
+
+def _shuffled_batches(split: Split, batch_size: int, epochs: int, rng: np.random.Generator) -> tf.data.Dataset:
+    """All epochs' batches in one stream, each epoch in its own seeded order (fit reads it with steps_per_epoch)."""
+    orders = np.stack([rng.permutation(split.rows) for _ in range(epochs)])
+    images, labels = tf.constant(split.images), tf.constant(split.labels)
+    return (
+        tf.data.Dataset.from_tensor_slices(orders)
+        .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
+        .map(lambda idx: (tf.gather(images, idx), tf.gather(labels, idx)))
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def _batches(split: Split, batch_size: int) -> tf.data.Dataset:
+    """Fixed-order batches (validation): a dataset, not arrays, which Keras is slow to tear down after fit."""
+    return tf.data.Dataset.from_tensor_slices((split.images, split.labels)).batch(batch_size)
+
+
+def _learning_rate(config: TrainConfig, steps_per_epoch: int) -> float | keras.optimizers.schedules.CosineDecay:
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    warmup = round(config.warmup_epochs * steps_per_epoch)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else config.learning_rate,
+        decay_steps=config.epochs * steps_per_epoch - warmup,
+        warmup_target=config.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+class _EpochReporter(keras.callbacks.Callback):
+    """Times each epoch and passes an EpochReport to the caller's hook."""
+
+    def __init__(self, epochs: int, on_epoch: Callable[[EpochReport], None] | None) -> None:
+        super().__init__()
+        self._epochs, self._on_epoch, self._started = epochs, on_epoch, 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._on_epoch is None:
+            return
+        metrics = {name: float(value) for name, value in (logs or {}).items() if name in REPORTED_METRICS}
+        self._on_epoch(EpochReport(epoch + 1, self._epochs, metrics, time.perf_counter() - self._started))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def train_model(
+    name: str,
+    config: TrainConfig,
+    train: Split,
+    seed: int,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+) -> TrainResult:
+    """Build model `name`, train it per `config`; same data + config + seed gives the same weights."""
+    seed_everything(seed)
+    rng = np.random.default_rng(seed)
+    fit_split, val_split = _split_validation(train, config.validation_fraction, rng)
+    steps_per_epoch = math.ceil(fit_split.rows / config.batch_size)
+    model = build_model(name, image_shape=train.images.shape[1:], seed=seed, dtype_policy=config.precision)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=_learning_rate(config, steps_per_epoch)),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    callbacks: list[keras.callbacks.Callback] = [_EpochReporter(config.epochs, on_epoch)]
+    if config.early_stopping_patience is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True
+            )
+        )
+    validation = None if val_split is None else _batches(val_split, 1024)
+    started_at, started = _now(), time.perf_counter()
+    history = model.fit(
+        _shuffled_batches(fit_split, config.batch_size, config.epochs, rng),
+        epochs=config.epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=validation,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=0,
+    )
+    seconds = time.perf_counter() - started
+    per_epoch = {key: [float(v) for v in values] for key, values in history.history.items()}
+    epochs_run = len(per_epoch.get("loss", []))
+    stopping = config.early_stopping_patience is not None
+    best_epoch = int(np.argmin(per_epoch["val_loss"])) + 1 if stopping else epochs_run
+    return TrainResult(
+        model=model,
+        history=per_epoch,
+        epochs_run=epochs_run,
+        best_epoch=best_epoch,
+        seconds=seconds,
+        started_at=started_at,
+        finished_at=_now(),
+    )

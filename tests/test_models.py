@@ -1,0 +1,61 @@
+"""The registry's builders reproduce the seed study's architectures exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.models import MODEL_REGISTRY, build_model, get_spec
+
+SEED_PARAMS = {"ann_no_hidden": 7850, "ann_hidden_100": 79510, "cnn": 542230}
+SEED_HEADS = {"ann_no_hidden": "sigmoid", "ann_hidden_100": "sigmoid", "cnn": "softmax"}
+
+
+def test_registry_holds_the_three_seed_models() -> None:
+    assert list(MODEL_REGISTRY) == ["ann_no_hidden", "ann_hidden_100", "cnn"]
+    assert all(spec.name == name for name, spec in MODEL_REGISTRY.items())
+
+
+@pytest.mark.parametrize("name", list(SEED_PARAMS))
+def test_builder_matches_seed_shape_parameters_and_head(name: str) -> None:
+    model = build_model(name)
+    assert model.output_shape == (None, 10)
+    assert model.count_params() == SEED_PARAMS[name]
+    assert model.layers[-1].activation.__name__ == SEED_HEADS[name]
+    outputs = model.predict(np.zeros((3, 28, 28), dtype=np.uint8), verbose=0)
+    assert outputs.shape == (3, 10)
+
+
+def test_cnn_layers_are_the_seed_layers() -> None:
+    layers = {layer.name: layer for layer in build_model("cnn").layers}
+    assert layers["conv"].filters == 32 and layers["conv"].kernel_size == (3, 3)
+    assert layers["conv"].activation.__name__ == "relu"
+    assert layers["hidden"].units == 100 and layers["hidden"].activation.__name__ == "relu"
+
+
+def test_models_take_raw_pixels_and_scale_them_inside() -> None:
+    model = build_model("ann_no_hidden", seed=1)
+    kernel, bias = model.layers[-1].get_weights()
+    image = np.full((1, 28, 28), 255, dtype=np.uint8)
+    expected = 1 / (1 + np.exp(-(kernel.sum(axis=0) + bias)))
+    np.testing.assert_allclose(model.predict(image, verbose=0)[0], expected, rtol=1e-5)
+
+
+def test_image_shape_and_classes_are_parameters() -> None:
+    model = build_model("ann_hidden_100", image_shape=(8, 8), n_classes=3)
+    assert model.output_shape == (None, 3)
+    assert model.count_params() == 64 * 100 + 100 + 100 * 3 + 3
+
+
+def test_same_seed_same_initial_weights_other_seed_differs() -> None:
+    first, again, other = (build_model("cnn", seed=s) for s in (7, 7, 8))
+    assert all(np.array_equal(a, b) for a, b in zip(first.get_weights(), again.get_weights(), strict=True))
+    assert not np.array_equal(first.get_weights()[0], other.get_weights()[0])
+
+
+def test_unknown_model_names_the_known_ones() -> None:
+    with pytest.raises(PipelineError, match=r"ann_no_hidden, ann_hidden_100, cnn.*'resnet'"):
+        build_model("resnet")
+    with pytest.raises(PipelineError):
+        get_spec("")
