@@ -18,6 +18,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from mnist_pipeline.atomic import write_json_atomic
 from mnist_pipeline.cache_keys import compute_training_key
 from mnist_pipeline.config import RunConfig, build_config
+from mnist_pipeline.layout import DataLayout
 from mnist_pipeline.provenance import collect_versions, find_git_commit
 from tasks.evaluate import evaluate_task
 from tasks.ingest import ingest_task
@@ -73,7 +74,7 @@ def tf_threads_per_model(config: RunConfig, n_models: int) -> int | None:
 
 def plan_training(config: RunConfig, fingerprint: str) -> list[dict[str, Any]]:
     """One job per selected model: its resolved training config and cache key."""
-    from mnist_pipeline.training import resolve_config
+    from mnist_pipeline.profiles import resolve_config
 
     jobs = []
     for name in config.models:
@@ -95,7 +96,8 @@ def train_and_evaluate(
     futures = {}
     for job in jobs:
         present = model_path(config.data_dir, job["model"], job["key"]).is_file()
-        futures[job["model"]] = train_task.with_options(refresh_cache=not present).submit(
+        options = {"refresh_cache": not present, "result_storage": DataLayout(config.data_dir).prefect_results}
+        futures[job["model"]] = train_task.with_options(**options).submit(
             model=job["model"],
             key=job["key"],
             data_dir=str(config.data_dir),

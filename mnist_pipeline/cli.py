@@ -148,6 +148,18 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--seed", type=int, default=42, help="seed for Python, numpy and TensorFlow (default: %(default)s)"
     )
+    run.add_argument(
+        "--promotion-margin",
+        type=float,
+        default=0.0005,
+        help="accuracy gain (fraction) a challenger needs to become champion (default: %(default)s)",
+    )
+    run.add_argument(
+        "--max-recall-drop",
+        type=float,
+        default=0.01,
+        help="largest per-digit recall drop (fraction) a promoted model may have (default: %(default)s)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -66,7 +66,11 @@ def parse_models(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, 
 
 
 def parse_epochs(value: dict[str, Any] | list[str] | None, models: tuple[str, ...]) -> dict[str, int]:
-    """Accept {'cnn': 3} or ['cnn=3']; each name must be a selected model and N a positive integer."""
+    """Accept {'cnn': 3} or ['cnn=3']; names must be known models, N positive; unselected models are dropped.
+
+    Dropping (not refusing) unselected names lets a deployment keep per-model epochs as defaults while a run
+    narrows `models`.
+    """
     if not value:
         return {}
     pairs: dict[str, Any] = {}
@@ -79,10 +83,10 @@ def parse_epochs(value: dict[str, Any] | list[str] | None, models: tuple[str, ..
                 raise PipelineError(f"epochs: expected NAME=N (e.g. cnn=3), found {item!r}")
             pairs[name.strip()] = int(number)
     for name, number in pairs.items():
-        if name not in models:
-            raise PipelineError(f"epochs: expected a selected model ({', '.join(models)}), found {name!r}")
+        if name not in ALL_MODELS:
+            raise PipelineError(f"epochs: expected a model name ({', '.join(ALL_MODELS)}), found {name!r}")
         _positive_or_none(f"epochs[{name}]", number)
-    return {name: int(number) for name, number in pairs.items()}
+    return {name: int(number) for name, number in pairs.items() if name in models}
 
 
 def build_config(**values: Any) -> RunConfig:

@@ -29,6 +29,11 @@ class DataLayout:
     def models(self) -> Path:
         return self.root / "models"
 
+    @property
+    def prefect_results(self) -> Path:
+        """Prefect's persisted task results and cache records (train task outputs, as JSON)."""
+        return self.root / "prefect-results"
+
     def split_file(self, split: str) -> Path:
         return self.parquet / f"{split}.parquet"
 

@@ -20,7 +20,7 @@ def evaluate_task(
 ) -> dict[str, Any]:
     """Accuracy, loss, per-class metrics and confusion matrix on the (limited) test split."""
     from mnist_pipeline.evaluation import evaluate_model
-    from mnist_pipeline.training import load_model
+    from mnist_pipeline.model_files import load_model
 
     test = read_split(DataLayout(Path(data_dir)).split_file("test"))
     if test_limit:

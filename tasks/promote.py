@@ -31,7 +31,7 @@ def registry_path(data_dir: Path) -> Path:
 def reevaluate(champion: Candidate, data_dir: Path, test_limit: int | None, fingerprint: str) -> Candidate:
     """Score the champion's saved model on the current test split, so both sides face the same test."""
     from mnist_pipeline.evaluation import evaluate_model
-    from mnist_pipeline.training import load_model
+    from mnist_pipeline.model_files import load_model
 
     test = read_split(DataLayout(data_dir).split_file("test"))
     if test_limit:

@@ -34,7 +34,9 @@ def train_task(
     provenance: dict[str, Any],
 ) -> dict[str, Any]:
     """Train `model` on the published train split; returns paths and history, never arrays."""
-    from mnist_pipeline.training import TrainConfig, configure_tensorflow, save_model, train_model
+    from mnist_pipeline.model_files import save_model
+    from mnist_pipeline.profiles import TrainConfig
+    from mnist_pipeline.training import configure_tensorflow, train_model
 
     logger = get_run_logger()
     configure_tensorflow(tf_threads, deterministic=True)

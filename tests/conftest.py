@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import subprocess
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -12,11 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support import find_free_port, make_synthetic_digits, stop_process, wait_for_http
+from tests.support import find_free_port, make_synthetic_digits, start_process, stop_process, wait_for_http
 
 _PREFECT_HOME = tempfile.mkdtemp(prefix="mnist-pipeline-test-prefect-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
-os.environ.pop("PREFECT_API_URL", None)
+# The API URL is fixed before Prefect is imported anywhere: settings snapshots taken at import time (and handed
+# to task-runner subprocesses) then point at the test server that `prefect_server` starts on this port.
+_SERVER_PORT = find_free_port()
+os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{_SERVER_PORT}/api"
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -24,29 +27,26 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prefect server on a free loopback port with its own PREFECT_HOME; yields its API URL."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     home = tmp_path_factory.mktemp("prefect-server-home")
-    port = find_free_port()
     env = {**os.environ, "PREFECT_HOME": str(home)}
-    env.pop("PREFECT_API_URL", None)
+    env.pop("PREFECT_API_URL")
     log = (home / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+    process = start_process(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(_SERVER_PORT)],
         env=env,
         stdout=log,
-        stderr=subprocess.STDOUT,
     )
-    api_url = f"http://127.0.0.1:{port}/api"
+    api_url = os.environ["PREFECT_API_URL"]
     try:
         wait_for_http(f"{api_url}/health", timeout=120, process=process)
-        os.environ["PREFECT_API_URL"] = api_url
-        with temporary_settings(updates={PREFECT_API_URL: api_url}):
-            yield api_url
+        yield api_url
     finally:
-        os.environ.pop("PREFECT_API_URL", None)
+        from prefect.logging.handlers import APILogHandler
+
+        APILogHandler().flush()
         stop_process(process)
         log.close()
+        shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,8 @@ import socket
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -29,6 +31,23 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = N
         except OSError:
             time.sleep(0.5)
     raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this child when the test process dies, even by SIGKILL (no orphan servers)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+def start_process(
+    command: list[str], env: dict[str, str], stdout: IO[str], cwd: Path | None = None
+) -> subprocess.Popen:
+    """Start a helper process (server, `serve`) whose output goes to a log file and which dies with the tests."""
+    return subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=stdout, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+    )
 
 
 def stop_process(process: subprocess.Popen) -> None:

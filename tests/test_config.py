@@ -23,6 +23,11 @@ def test_models_and_epochs_accept_cli_and_parameter_forms() -> None:
     assert from_cli.epochs == from_params.epochs == {"cnn": 3}
 
 
+def test_epochs_for_unselected_models_are_dropped() -> None:
+    config = build_config(models=["cnn"], epochs={"cnn": 2, "ann_no_hidden": 1})
+    assert config.epochs == {"cnn": 2}
+
+
 def test_parameters_round_trip() -> None:
     config = build_config(models=["cnn"], train_limit=2000, data_dir="/x/data", task_runner="dask")
     again = build_config(**config.to_parameters())
@@ -37,7 +42,7 @@ def test_parameters_round_trip() -> None:
         ({"models": "cnn,cnn"}, "models"),
         ({"epochs": ["cnn=0"]}, "epochs[cnn]"),
         ({"epochs": ["cnn"]}, "NAME=N"),
-        ({"models": "cnn", "epochs": {"ann_no_hidden": 2}}, "'ann_no_hidden'"),
+        ({"epochs": {"resnet": 2}}, "'resnet'"),
         ({"profile": "fast"}, "'fast'"),
         ({"task_runner": "ray"}, "'ray'"),
         ({"dask_address": "tcp://h:8786"}, "only used with task_runner=dask"),

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import stop_process
+from tests.support import start_process, stop_process
 
 DEPLOYMENT = "mnist-pipeline/scheduled-retrain"
 PREFECT = [sys.executable, "-m", "prefect"]
@@ -51,9 +51,7 @@ def served(prefect_server: str, synthetic_npz: Path, tmp_path_factory: pytest.Te
         "cnn=1",
     ]
     log = (work / "serve.log").open("w")
-    process = subprocess.Popen(
-        command, env={**os.environ, "PREFECT_API_URL": prefect_server}, cwd=work, stdout=log, stderr=subprocess.STDOUT
-    )
+    process = start_process(command, env={**os.environ, "PREFECT_API_URL": prefect_server}, stdout=log, cwd=work)
     try:
         deadline = time.monotonic() + 120
         while True:

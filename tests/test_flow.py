@@ -67,7 +67,7 @@ def read_task_runs(flow_run_id: str, name: str) -> list[Any]:
             flow_run_filter=FlowRunFilter(id={"any_": ids}),
             task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=name)),
         )
-    return runs
+    return [run for run in runs if run.name.rsplit("-", 1)[0] == name]
 
 
 def assert_overlapping(runs: list[Any]) -> None:
