@@ -70,6 +70,25 @@ def read_task_runs(flow_run_id: str, name: str) -> list[Any]:
     return [run for run in runs if run.name.rsplit("-", 1)[0] == name]
 
 
+def read_artifact_keys(flow_run_id: str) -> set[str]:
+    """Keys of the artifacts a flow run (and its subflows) published, read back through the API."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+    )
+
+    with get_client(sync_client=True) as client:
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id]))
+        )
+        ids = [flow_run_id, *[str(child.id) for child in children]]
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids)))
+    return {artifact.key for artifact in artifacts}
+
+
 def assert_overlapping(runs: list[Any]) -> None:
     """Every pair of runs shares wall-clock time: they ran side by side, not one after another."""
     spans = sorted((run.start_time, run.end_time) for run in runs)
@@ -107,6 +126,15 @@ def test_flow_completes_and_writes_the_metrics_contract(first_run: tuple[Path, A
     assert metrics["run"]["flow_run_id"] == str(state.state_details.flow_run_id)
     run_dir = tmp / "reports" / "runs" / metrics["run"]["name"]
     assert (run_dir / "report.html").is_file() and (tmp / "reports" / "latest.html").is_file()
+    assert all(decision["promoted"] for decision in metrics["champion"].values())
+
+
+def test_flow_publishes_artifacts_under_stable_keys(first_run: tuple[Path, Any, dict[str, Any]]) -> None:
+    _, state, _ = first_run
+    keys = read_artifact_keys(str(state.state_details.flow_run_id))
+    expected = {"mnist-summary", "mnist-model-metrics", "mnist-report", "mnist-promotion"}
+    expected |= {"training-ann-no-hidden", "training-ann-hidden-100", "training-cnn"}
+    assert expected <= keys
 
 
 def test_models_train_concurrently_with_threads(first_run: tuple[Path, Any, dict[str, Any]]) -> None:
@@ -125,6 +153,7 @@ def test_rerun_reuses_every_model_and_changed_epochs_retrain_one(
     assert all(model["cached"] for model in again["models"].values())
     for name, model in again["models"].items():
         assert model["test_accuracy"] == first["models"][name]["test_accuracy"]
+        assert again["champion"][name]["promoted"] is False
     state, changed = run_flow(tmp, synthetic_npz, epochs={"ann_no_hidden": 1, "ann_hidden_100": 1, "cnn": 2})
     assert state.is_completed()
     assert {name: model["cached"] for name, model in changed["models"].items()} == {
@@ -133,6 +162,11 @@ def test_rerun_reuses_every_model_and_changed_epochs_retrain_one(
         "cnn": False,
     }
     assert changed["models"]["cnn"]["epochs_run"] == 2
+    Path(changed["models"]["ann_no_hidden"]["model_path"]).unlink()
+    state, refreshed = run_flow(tmp, synthetic_npz, epochs={"ann_no_hidden": 1, "ann_hidden_100": 1, "cnn": 2})
+    assert state.is_completed()
+    assert refreshed["models"]["ann_no_hidden"]["cached"] is False
+    assert Path(refreshed["models"]["ann_no_hidden"]["model_path"]).is_file()
 
 
 def test_same_seed_gives_identical_metrics_in_a_fresh_data_dir(
@@ -168,5 +202,6 @@ def test_validation_gate_blocks_training(tmp_path: Path) -> None:
     assert "label" in state.message and "10" in state.message
     flow_run_id = str(state.state_details.flow_run_id)
     assert read_task_runs(flow_run_id, "train") == []
+    assert "mnist-validation" in read_artifact_keys(flow_run_id)
     assert not (tmp_path / "data" / "models").exists()
     assert not (tmp_path / "reports").exists()

