@@ -71,7 +71,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     from flows.pipeline import mnist_pipeline
+    from mnist_pipeline.log_filters import install_on_prefect_handlers
 
+    install_on_prefect_handlers()
     outputs = mnist_pipeline(**config.to_parameters())
     print(f"report: {outputs['report']}")
     print(f"metrics: {outputs['metrics']}")
@@ -204,9 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "mnist_pipeline")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mnist_pipeline").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return args.handler(args)
     except PipelineError as exc:

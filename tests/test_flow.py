@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +207,26 @@ def test_validation_gate_blocks_training(tmp_path: Path) -> None:
     assert "mnist-validation" in read_artifact_keys(flow_run_id)
     assert not (tmp_path / "data" / "models").exists()
     assert not (tmp_path / "reports").exists()
+
+
+def test_cli_run_reports_a_failed_gate_as_one_message_without_traceback(tmp_path: Path) -> None:
+    x_train, y_train = make_synthetic_digits(600, seed=3)
+    x_test, y_test = make_synthetic_digits(200, seed=4)
+    y_test[5] = 10
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    command = [
+        str(Path(sys.executable).with_name("mnist-pipeline")),
+        "run",
+        "--source",
+        f"npz:{bad}",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--reports-dir",
+        str(tmp_path / "reports"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "test: label 10 found in 1 row (row id 5); expected values in 0..9" in done.stderr
+    assert not (tmp_path / "data" / "models").exists()
