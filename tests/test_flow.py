@@ -50,23 +50,24 @@ def run_flow(tmp: Path, npz: Path, **overrides: Any) -> tuple[Any, dict[str, Any
     return state, metrics
 
 
+def list_flow_run_ids(client: Any, flow_run_id: str) -> list[str]:
+    """The flow run and its subflow runs (training happens in a subflow)."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    children = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id]))
+    )
+    return [flow_run_id, *[str(child.id) for child in children]]
+
+
 def read_task_runs(flow_run_id: str, name: str) -> list[Any]:
     """Task runs named `name` under the flow run and its subflows, via the API."""
     from prefect import get_client
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterParentFlowRunId,
-        TaskRunFilter,
-        TaskRunFilterName,
-    )
+    from prefect.client.schemas.filters import FlowRunFilter, TaskRunFilter, TaskRunFilterName
 
     with get_client(sync_client=True) as client:
-        children = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id]))
-        )
-        ids = [flow_run_id, *[str(child.id) for child in children]]
         runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id={"any_": ids}),
+            flow_run_filter=FlowRunFilter(id={"any_": list_flow_run_ids(client, flow_run_id)}),
             task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=name)),
         )
     return [run for run in runs if run.name.rsplit("-", 1)[0] == name]
@@ -75,18 +76,10 @@ def read_task_runs(flow_run_id: str, name: str) -> list[Any]:
 def read_artifact_keys(flow_run_id: str) -> set[str]:
     """Keys of the artifacts a flow run (and its subflows) published, read back through the API."""
     from prefect import get_client
-    from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        ArtifactFilterFlowRunId,
-        FlowRunFilter,
-        FlowRunFilterParentFlowRunId,
-    )
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     with get_client(sync_client=True) as client:
-        children = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id]))
-        )
-        ids = [flow_run_id, *[str(child.id) for child in children]]
+        ids = list_flow_run_ids(client, flow_run_id)
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids)))
     return {artifact.key for artifact in artifacts}
 
