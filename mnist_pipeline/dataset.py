@@ -22,6 +22,12 @@ class Split:
     def rows(self) -> int:
         return int(self.labels.shape[0])
 
+    def head(self, limit: int | None) -> Split:
+        """The first `limit` rows (all when None): the deterministic subset behind --train/--test-limit."""
+        if limit is None:
+            return self
+        return Split(images=self.images[:limit], labels=self.labels[:limit])
+
 
 @dataclass(frozen=True)
 class RawDataset:

@@ -22,9 +22,7 @@ def evaluate_task(
     from mnist_pipeline.evaluation import evaluate_model
     from mnist_pipeline.model_files import load_model
 
-    test = read_split(DataLayout(Path(data_dir)).split_file("test"))
-    if test_limit:
-        test = type(test)(images=test.images[:test_limit], labels=test.labels[:test_limit])
+    test = read_split(DataLayout(Path(data_dir)).split_file("test")).head(test_limit)
     evaluation = evaluate_model(load_model(Path(trained["model_path"])), test)
     with atomic_path(Path(predictions_path)) as tmp:
         pq.write_table(pa.Table.from_pandas(evaluation.predictions, preserve_index=False), tmp)

@@ -41,9 +41,7 @@ def train_task(
     logger = get_run_logger()
     configure_tensorflow(tf_threads, deterministic=True)
     config = TrainConfig(**train_config)
-    train = read_split(DataLayout(Path(data_dir)).split_file("train"))
-    if train_limit:
-        train = type(train)(images=train.images[:train_limit], labels=train.labels[:train_limit])
+    train = read_split(DataLayout(Path(data_dir)).split_file("train")).head(train_limit)
     progress_key = f"training-{model.replace('_', '-')}"
     progress_id = create_progress_artifact(0.0, key=progress_key, description=f"{model}: starting")
 
