@@ -9,6 +9,7 @@ TEST_ARGS ?=
 SERVE_ARGS ?=
 # Run history lives in the project unless you point Prefect elsewhere.
 export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 PREFECT_PORT ?= 4200
 LOCAL_API := http://127.0.0.1:$(PREFECT_PORT)/api
 # Use the local server when one answers, so `make run` shows up in its UI live; else Prefect starts a temporary one.
@@ -41,6 +42,7 @@ bench: install
 	$(BIN)/python bench/bench_pipeline.py
 
 server: install
+	@if [ -n "$$PREFECT_API_URL" ]; then echo "PREFECT_API_URL is set ($$PREFECT_API_URL): use that server; not starting one"; exit 1; fi
 	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 serve: install
