@@ -20,9 +20,11 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from mnist_pipeline.atomic import write_json_atomic
 from mnist_pipeline.cache_keys import compute_training_key
 from mnist_pipeline.config import RunConfig, build_config
+from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.layout import DataLayout
 from mnist_pipeline.provenance import collect_versions, find_git_commit
 from mnist_pipeline.report.names import check_run_name
+from mnist_pipeline.report.publish import to_json
 from tasks.evaluate import evaluate_task
 from tasks.ingest import ingest_task
 from tasks.promote import promote_task
@@ -103,7 +105,11 @@ def name_training_run() -> str:
 
 @flow(name="train-and-evaluate", flow_run_name=name_training_run)
 def train_and_evaluate(
-    jobs: list[dict[str, Any]], config_parameters: dict[str, Any], tf_threads: int | None, run_dir: str
+    jobs: list[dict[str, Any]],
+    config_parameters: dict[str, Any],
+    fingerprint: str,
+    tf_threads: int | None,
+    run_dir: str,
 ) -> dict[str, Any]:
     """Train every model concurrently on the flow's task runner, then evaluate each one."""
     config = build_config(**config_parameters)
@@ -118,6 +124,7 @@ def train_and_evaluate(
             model=job["model"],
             key=job["key"],
             data_dir=str(config.data_dir),
+            fingerprint=fingerprint,
             train_config=job["train_config"],
             seed=config.seed,
             train_limit=config.train_limit,
@@ -135,6 +142,7 @@ def train_and_evaluate(
         name: evaluate_task.submit(
             trained[name],
             str(config.data_dir),
+            fingerprint,
             config.test_limit,
             str(Path(run_dir) / "predictions" / f"{name}.parquet"),
         )
@@ -165,6 +173,7 @@ def assemble_metrics(
             **evaluated,
             "epochs": trained["train_config"]["epochs"],
             "epochs_run": trained["epochs_run"],
+            "best_epoch": trained["best_epoch"],
             "batch_size": trained["train_config"]["batch_size"],
             "train_seconds": trained["train_seconds"],
             "started_at": trained["started_at"],
@@ -238,10 +247,13 @@ def mnist_pipeline(
         max_recall_drop=max_recall_drop,
     )
     check_run_name(str(flow_run.name))
-    preload_tensorflow()
+    run_dir = config.reports_dir / "runs" / str(flow_run.name)
+    if run_dir.exists():
+        raise PipelineError(f"{run_dir}: expected a new run folder, found one already (two runs with one name?)")
+    if config.task_runner == "threads":
+        preload_tensorflow()
     tag_flow_run(config)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    run_dir = config.reports_dir / "runs" / str(flow_run.name)
     stages: dict[str, float] = {}
 
     clock = time.perf_counter()
@@ -249,13 +261,13 @@ def mnist_pipeline(
     stages["ingest"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    validation = validate_task(str(config.data_dir))
+    validation = validate_task(str(config.data_dir), manifest["fingerprint"])
     stages["validate"] = time.perf_counter() - clock
 
     jobs = plan_training(config, manifest["fingerprint"])
     runner = make_task_runner(config, len(jobs))
     results = train_and_evaluate.with_options(task_runner=runner)(
-        jobs, config.to_parameters(), tf_threads_per_model(config, len(jobs)), str(run_dir)
+        jobs, config.to_parameters(), manifest["fingerprint"], tf_threads_per_model(config, len(jobs)), str(run_dir)
     )
     stages.update(results["seconds"])
 
@@ -271,5 +283,5 @@ def mnist_pipeline(
     # The report shows the stages that finished before it; metrics.json is rewritten to add the report's own time.
     metrics["stages"]["report"] = {"seconds": round(time.perf_counter() - clock, 3)}
     metrics_path = run_dir / "metrics.json"
-    write_json_atomic(metrics_path, metrics)
+    write_json_atomic(metrics_path, metrics, default=to_json)
     return {"report": report_path, "metrics": str(metrics_path)}

@@ -68,8 +68,27 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return build_config(**values, data_dir=str(args.data_dir.resolve()), reports_dir=str(args.reports_dir.resolve()))
 
 
+def check_prefect_api() -> None:
+    """When PREFECT_API_URL is set, the server must answer; else Prefect fails later with three tracebacks."""
+    import urllib.error
+    import urllib.request
+
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
+        return
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=10):
+            return
+    except (urllib.error.URLError, OSError) as exc:
+        raise PipelineError(
+            f"PREFECT_API_URL={url}: expected a running Prefect server (start one with `make server`, or unset "
+            f"the variable to use a temporary one), found none answering ({exc})"
+        ) from exc
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    check_prefect_api()
     from flows.pipeline import mnist_pipeline
     from mnist_pipeline.log_filters import install_on_prefect_handlers
 
@@ -85,6 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     cron, timezone = resolve_schedule(args.cron, args.timezone)
     config = config_from_args(args)
+    check_prefect_api()
     print(f"serving mnist-pipeline/scheduled-retrain on cron '{cron}' ({timezone}); Ctrl-C stops")
     serve_scheduled_retrain(cron, timezone, config.to_parameters())
     return 0
@@ -98,19 +118,26 @@ def cmd_champion(args: argparse.Namespace) -> int:
     from mnist_pipeline.errors import DataFormatError
     from mnist_pipeline.layout import DataLayout
     from mnist_pipeline.promotion import candidate_from_metrics
+    from mnist_pipeline.report.names import check_run_name
 
     path = DataLayout(args.data_dir).models / "champions.json"
     now = datetime.now(UTC).isoformat(timespec="seconds")
     reason = args.reason or "manual"
+    if args.run and not args.force_promote:
+        raise PipelineError("--run: only used with --force-promote MODEL, found it alone")
     if args.force_promote:
         if not args.run:
             raise PipelineError("--force-promote: expected --run RUN_NAME naming the run whose model to promote")
+        check_run_name(args.run)
         metrics_path = args.reports_dir / "runs" / str(args.run) / "metrics.json"
         try:
             metrics = json.loads(metrics_path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise DataFormatError(f"{metrics_path}: expected the run's metrics.json, found: {exc}") from exc
-        candidate = candidate_from_metrics(metrics, args.force_promote)
+        try:
+            candidate = candidate_from_metrics(metrics, args.force_promote)
+        except (KeyError, TypeError) as exc:
+            raise DataFormatError(f"{metrics_path}: expected a metrics.json of this pipeline, found no {exc}") from exc
         if not Path(candidate.model_path).is_file():
             raise DataFormatError(f"{candidate.model_path}: expected the run's saved model, found no such file")
         force_promote(path, args.force_promote, candidate, reason, now)

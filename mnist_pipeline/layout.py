@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
 @dataclass(frozen=True)
 class DataLayout:
-    """Paths under `--data-dir`: raw downloads, the published Parquet dataset, its versions, models."""
+    """Paths under `--data-dir`: raw downloads, the published Parquet dataset, its versions, models.
+
+    A layout pinned to one dataset version (`pin`) reads that version even if a concurrent ingest publishes
+    another one meanwhile: a run computes its cache keys from one fingerprint and must train on that data.
+    """
 
     root: Path
+    version: str | None = None
+
+    def pin(self, fingerprint: str) -> DataLayout:
+        return replace(self, version=version_name(fingerprint))
 
     @property
     def raw(self) -> Path:
@@ -18,7 +26,9 @@ class DataLayout:
 
     @property
     def parquet(self) -> Path:
-        """A symlink to the current dataset version, swapped atomically on ingest."""
+        """The pinned version's folder, else the symlink to the current version (swapped atomically on ingest)."""
+        if self.version:
+            return self.versions / self.version
         return self.root / "parquet"
 
     @property
@@ -40,3 +50,8 @@ class DataLayout:
     @property
     def manifest(self) -> Path:
         return self.parquet / "manifest.json"
+
+
+def version_name(fingerprint: str) -> str:
+    """Folder name of a dataset version under `datasets/`."""
+    return fingerprint[:16]

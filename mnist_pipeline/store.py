@@ -25,7 +25,7 @@ from mnist_pipeline.atomic import replace_symlink, write_json_atomic
 from mnist_pipeline.checksums import fingerprint_dataset, hash_split
 from mnist_pipeline.dataset import SPLITS, RawDataset, Split
 from mnist_pipeline.errors import DataFormatError
-from mnist_pipeline.layout import DataLayout
+from mnist_pipeline.layout import DataLayout, version_name
 
 COLUMNS = ("row_id", "label", "height", "width", "image")
 MANIFEST_VERSION = 1
@@ -124,12 +124,16 @@ def read_manifest(layout: DataLayout) -> dict[str, Any]:
 
 
 def _current_fingerprint(layout: DataLayout) -> str | None:
+    """The published fingerprint, if the files still hold exactly that content (an edited file forces a rewrite)."""
     try:
         manifest = read_manifest(layout)
-    except DataFormatError:
+        for split in SPLITS:
+            data = read_split(layout.split_file(split))
+            if hash_split(data.images, data.labels) != manifest["splits"][split]["sha256"]:
+                return None
+    except (DataFormatError, KeyError, TypeError):
         return None
-    files_present = all(layout.split_file(split).is_file() for split in SPLITS)
-    return manifest.get("fingerprint") if files_present else None
+    return manifest.get("fingerprint")
 
 
 def _library_versions() -> dict[str, str]:
@@ -184,7 +188,7 @@ def publish_dataset(dataset: RawDataset, layout: DataLayout) -> IngestResult:
         for name in SPLITS:
             write_split(staging / f"{name}.parquet", dataset.split(name))
         write_json_atomic(staging / "manifest.json", manifest)
-        final = layout.versions / fingerprint[:16]
+        final = layout.versions / version_name(fingerprint)
         if final.exists():
             shutil.rmtree(final)
         staging.rename(final)
@@ -196,7 +200,12 @@ def publish_dataset(dataset: RawDataset, layout: DataLayout) -> IngestResult:
     return IngestResult(manifest, written=True, path=layout.parquet)
 
 
+KEPT_VERSIONS = 3
+
+
 def _remove_old_versions(layout: DataLayout, keep: Path) -> None:
-    for old in layout.versions.iterdir():
-        if old != keep and old.is_dir() and not old.name.startswith("."):
-            shutil.rmtree(old, ignore_errors=True)
+    """Keep the newest few versions: a run that pinned an older one can still finish reading it."""
+    versions = [path for path in layout.versions.iterdir() if path.is_dir() and not path.name.startswith(".")]
+    versions.sort(key=lambda path: path.stat().st_mtime, reverse=True)
+    for old in [path for path in versions if path != keep][KEPT_VERSIONS - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)

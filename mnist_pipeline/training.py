@@ -22,21 +22,8 @@ import tensorflow as tf
 
 from mnist_pipeline.dataset import Split
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.model_files import load_model, save_model
 from mnist_pipeline.models import build_model
-from mnist_pipeline.profiles import TrainConfig, resolve_config
-
-__all__ = [
-    "EpochReport",
-    "TrainConfig",
-    "TrainResult",
-    "configure_tensorflow",
-    "load_model",
-    "resolve_config",
-    "save_model",
-    "seed_everything",
-    "train_model",
-]
+from mnist_pipeline.profiles import TrainConfig
 
 log = logging.getLogger(__name__)
 _configure_lock = threading.Lock()

@@ -16,13 +16,13 @@ from mnist_pipeline.store import read_split
 
 @task(name="evaluate")
 def evaluate_task(
-    trained: dict[str, Any], data_dir: str, test_limit: int | None, predictions_path: str
+    trained: dict[str, Any], data_dir: str, fingerprint: str, test_limit: int | None, predictions_path: str
 ) -> dict[str, Any]:
     """Accuracy, loss, per-class metrics and confusion matrix on the (limited) test split."""
     from mnist_pipeline.evaluation import evaluate_model
     from mnist_pipeline.model_files import load_model
 
-    test = read_split(DataLayout(Path(data_dir)).split_file("test")).head(test_limit)
+    test = read_split(DataLayout(Path(data_dir)).pin(fingerprint).split_file("test")).head(test_limit)
     evaluation = evaluate_model(load_model(Path(trained["model_path"])), test)
     with atomic_path(Path(predictions_path)) as tmp:
         pq.write_table(pa.Table.from_pandas(evaluation.predictions, preserve_index=False), tmp)

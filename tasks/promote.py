@@ -33,7 +33,7 @@ def reevaluate(champion: Candidate, data_dir: Path, test_limit: int | None, fing
     from mnist_pipeline.evaluation import evaluate_model
     from mnist_pipeline.model_files import load_model
 
-    test = read_split(DataLayout(data_dir).split_file("test")).head(test_limit)
+    test = read_split(DataLayout(data_dir).pin(fingerprint).split_file("test")).head(test_limit)
     evaluation = evaluate_model(load_model(Path(champion.model_path)), test)
     return dataclasses.replace(
         champion,

@@ -22,7 +22,7 @@ def report_task(metrics: dict[str, Any], data_dir: str, reports_dir: str) -> str
     """Render report.html + metrics.json for this run, refresh latest/index, post UI artifacts."""
     from mnist_pipeline.report import select_mistakes, write_report
 
-    test = read_split(DataLayout(Path(data_dir)).split_file("test"))
+    test = read_split(DataLayout(Path(data_dir)).pin(metrics["data"]["fingerprint"]).split_file("test"))
     mistakes = {
         name: select_mistakes(pd.read_parquet(model["predictions_path"]), test.images, limit=GALLERY_SIZE)
         for name, model in metrics["models"].items()

@@ -27,6 +27,7 @@ def train_task(
     model: str,
     key: str,
     data_dir: str,
+    fingerprint: str,
     train_config: dict[str, Any],
     seed: int,
     train_limit: int | None,
@@ -41,7 +42,7 @@ def train_task(
     logger = get_run_logger()
     configure_tensorflow(tf_threads, deterministic=True)
     config = TrainConfig(**train_config)
-    train = read_split(DataLayout(Path(data_dir)).split_file("train")).head(train_limit)
+    train = read_split(DataLayout(Path(data_dir)).pin(fingerprint).split_file("train")).head(train_limit)
     progress_key = f"training-{model.replace('_', '-')}"
     progress_id = create_progress_artifact(0.0, key=progress_key, description=f"{model}: starting")
 
@@ -63,6 +64,7 @@ def train_task(
         "seed": seed,
         "train_rows": train.rows,
         "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
         "history": result.history,
         "train_seconds": result.seconds,
         "started_at": result.started_at,

@@ -16,9 +16,9 @@ VALIDATION_ARTIFACT_KEY = "mnist-validation"
 
 
 @task(name="validate")
-def validate_task(data_dir: str) -> dict[str, Any]:
-    """Validate the published dataset; returns the JSON summary or raises ValidationFailed."""
-    report = validate_dataset(DataLayout(Path(data_dir)))
+def validate_task(data_dir: str, fingerprint: str) -> dict[str, Any]:
+    """Validate the dataset version this run ingested; returns the JSON summary or raises ValidationFailed."""
+    report = validate_dataset(DataLayout(Path(data_dir)).pin(fingerprint))
     summary = report.to_dict()
     logger = get_run_logger()
     for line in report.summary_lines():

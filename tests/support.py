@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -36,7 +39,6 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = N
 def _die_with_parent() -> None:
     """Ask Linux to SIGTERM this child when the test process dies, even by SIGKILL (no orphan servers)."""
     import ctypes
-    import signal
 
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
@@ -46,19 +48,30 @@ def start_process(
 ) -> subprocess.Popen:
     """Start a helper process (server, `serve`) whose output goes to a log file and which dies with the tests."""
     return subprocess.Popen(
-        command, env=env, cwd=cwd, stdout=stdout, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        command,
+        env=env,
+        cwd=cwd,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,
+        start_new_session=True,
     )
 
 
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
 def stop_process(process: subprocess.Popen) -> None:
-    """Terminate, then kill: processes started by tests never outlive them."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    """Terminate, then kill, the whole process group: children such as served flow runs go too."""
+    _signal_group(process, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        _signal_group(process, signal.SIGKILL)
+        process.wait(timeout=10)
+    _signal_group(process, signal.SIGKILL)
 
 
 def make_synthetic_digits(rows: int, seed: int, side: int = 28) -> tuple[np.ndarray, np.ndarray]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +111,17 @@ def test_flow_completes_and_writes_the_metrics_contract(first_run: tuple[Path, A
         cm = np.array(model["confusion_matrix"])
         assert cm.shape == (10, 10) and cm.sum() == metrics["data"]["test_rows"] == 300
         assert np.trace(cm) / cm.sum() == pytest.approx(model["test_accuracy"])
-        assert len(model["per_class"]["recall"]) == 10
+        assert all(len(model["per_class"][metric]) == 10 for metric in ("precision", "recall", "f1"))
+        for stamp in ("started_at", "finished_at"):
+            assert datetime.fromisoformat(model[stamp]).utcoffset() == timedelta(0)
         assert model["cached"] is False and model["epochs_run"] == 1
         assert Path(model["model_path"]).is_file() and Path(model["model_path"] + ".json").is_file()
     # The synthetic classes are easy: a real training run learns them in one epoch.
     assert metrics["models"]["cnn"]["test_accuracy"] > 0.5
     assert metrics["data"]["train_rows"] == 1200 and metrics["data"]["source"] == "npz"
+    assert len(metrics["data"]["fingerprint"]) == 64
+    assert all(isinstance(stage["seconds"], float) and stage["seconds"] >= 0 for stage in metrics["stages"].values())
+    assert metrics["run"]["name"].startswith("run-")
     assert metrics["validation"]["success"] is True
     assert {"ingest", "validate", "train", "evaluate", "report"} <= set(metrics["stages"])
     assert metrics["run"]["flow_run_id"] == str(state.state_details.flow_run_id)

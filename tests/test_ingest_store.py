@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -142,15 +143,39 @@ def test_identical_data_rewrites_nothing(tmp_path: Path) -> None:
     assert snapshot(tmp_path) == before
 
 
-def test_different_data_publishes_a_new_version_and_removes_the_old(tmp_path: Path) -> None:
+def test_different_data_publishes_a_new_version_and_keeps_the_newest_three(tmp_path: Path) -> None:
     layout = DataLayout(tmp_path)
-    old = publish_dataset(dataset(seed=0), layout).manifest
-    new_data = dataset(seed=1, n_train=40)
-    result = publish_dataset(new_data, layout)
-    assert result.written and result.manifest["fingerprint"] != old["fingerprint"]
-    assert result.manifest["splits"]["train"]["rows"] == 40
-    assert [p.name for p in layout.versions.iterdir()] == [result.manifest["fingerprint"][:16]]
-    np.testing.assert_array_equal(read_split(layout.split_file("train")).images, new_data.train.images)
+    fingerprints = []
+    for seed in range(4):
+        result = publish_dataset(dataset(seed=seed, n_train=40 + seed), layout)
+        assert result.written and result.manifest["fingerprint"] not in fingerprints
+        fingerprints.append(result.manifest["fingerprint"])
+        os.utime(layout.versions / fingerprints[-1][:16], (1_000_000 + seed, 1_000_000 + seed))
+    assert result.manifest["splits"]["train"]["rows"] == 43
+    assert sorted(p.name for p in layout.versions.iterdir()) == sorted(f[:16] for f in fingerprints[1:])
+    np.testing.assert_array_equal(
+        read_split(layout.split_file("train")).images, dataset(seed=3, n_train=43).train.images
+    )
+
+
+def test_a_version_pinned_by_a_run_stays_readable_after_a_new_ingest(tmp_path: Path) -> None:
+    layout = DataLayout(tmp_path)
+    first = publish_dataset(dataset(seed=0), layout).manifest["fingerprint"]
+    publish_dataset(dataset(seed=1), layout)
+    pinned = layout.pin(first)
+    np.testing.assert_array_equal(read_split(pinned.split_file("train")).images, dataset(seed=0).train.images)
+    assert read_manifest(pinned)["fingerprint"] == first
+
+
+def test_a_split_edited_after_ingest_is_rewritten_by_the_next_ingest(tmp_path: Path) -> None:
+    layout = DataLayout(tmp_path)
+    publish_dataset(dataset(), layout)
+    table = pq.read_table(layout.split_file("test"))
+    labels = table.column("label").to_numpy().copy()
+    labels[0] = (labels[0] + 1) % 10
+    pq.write_table(table.set_column(1, "label", pa.array(labels)), layout.split_file("test"))
+    assert publish_dataset(dataset(), layout).written
+    np.testing.assert_array_equal(read_split(layout.split_file("test")).labels, dataset().test.labels)
 
 
 def test_missing_split_file_is_rewritten_even_with_same_fingerprint(tmp_path: Path) -> None:

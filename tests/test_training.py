@@ -15,16 +15,9 @@ import pytest
 
 import mnist_pipeline.model_files as model_files
 from mnist_pipeline.errors import DataFormatError, PipelineError
-from mnist_pipeline.training import (
-    EpochReport,
-    TrainConfig,
-    _split_validation,
-    configure_tensorflow,
-    load_model,
-    resolve_config,
-    save_model,
-    train_model,
-)
+from mnist_pipeline.model_files import load_model, save_model
+from mnist_pipeline.profiles import TrainConfig, resolve_config
+from mnist_pipeline.training import EpochReport, _split_validation, configure_tensorflow, train_model
 from tests.synthetic_digits import make_split
 
 QUICK = TrainConfig(profile="test", epochs=1, batch_size=64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import tempfile
@@ -59,8 +60,9 @@ def fetch_keras_npz(raw_dir: Path, attempts: int = 4, timeout: float = 30.0, bac
         try:
             _download_once(KERAS_MNIST_URL, target, timeout)
             return target
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            if attempt == attempts:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            permanent = isinstance(exc, urllib.error.HTTPError) and 400 <= exc.code < 500
+            if attempt == attempts or permanent:
                 raise SourceUnavailable(
                     f"{KERAS_MNIST_URL}: download failed after {attempts} attempt(s): {exc}"
                 ) from exc

@@ -37,7 +37,8 @@ def _find_idx_file(directory: Path, stem: str) -> Path:
 def load_idx_dir(directory: Path) -> RawDataset:
     """Load the four standard IDX files from `directory` (plain or gzipped)."""
     if not directory.is_dir():
-        raise DataFormatError(f"{directory}: expected a directory of IDX files, found no such directory")
+        found = "a file" if directory.exists() else "no such directory"
+        raise DataFormatError(f"{directory}: expected a directory of IDX files, found {found}")
     paths = {key: _find_idx_file(directory, stem) for key, stem in IDX_STEMS.items()}
     splits = {}
     for split in ("train", "test"):

