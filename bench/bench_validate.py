@@ -60,7 +60,7 @@ def profile_both_splits(layout: DataLayout) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/bench-val"))
+    parser.add_argument("--data-dir", type=Path, default=Path("data"), help="an ingested dataset (default: data)")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     layout = DataLayout(args.data_dir)
