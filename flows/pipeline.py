@@ -37,10 +37,10 @@ def preload_tensorflow() -> None:
     """Import TensorFlow on a background thread while ingestion and validation run (about 3 s saved here).
 
     Those stages use about one core, so the import costs the flow nothing; training would otherwise wait for it.
+    Not a daemon thread: a run that fails within seconds must let the import finish before the interpreter exits
+    (TensorFlow half-imported at shutdown segfaults).
     """
-    threading.Thread(
-        target=importlib.import_module, args=("tensorflow",), name="preload-tensorflow", daemon=True
-    ).start()
+    threading.Thread(target=importlib.import_module, args=("tensorflow",), name="preload-tensorflow").start()
 
 
 def generate_run_name() -> str:

@@ -229,3 +229,22 @@ def test_cli_run_reports_a_failed_gate_as_one_message_without_traceback(tmp_path
     assert "Traceback" not in done.stderr
     assert "test: label 10 found in 1 row (row id 5); expected values in 0..9" in done.stderr
     assert not (tmp_path / "data" / "models").exists()
+
+
+def test_cli_run_with_a_corrupt_source_exits_cleanly_with_one_message(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_text("garbage\n")
+    command = [
+        str(Path(sys.executable).with_name("mnist-pipeline")),
+        "run",
+        "--source",
+        f"npz:{corrupt}",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--reports-dir",
+        str(tmp_path / "reports"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert f"{corrupt}: expected an .npz (zip) archive" in done.stderr

@@ -49,6 +49,10 @@ def load_idx_dir(directory: Path) -> RawDataset:
 
 def read_npz_arrays(path: Path) -> dict[str, np.ndarray]:
     """Read the four MNIST arrays from an `.npz` without ever unpickling."""
+    if path.is_file() and not zipfile.is_zipfile(path):
+        with path.open("rb") as handle:
+            start = handle.read(8)
+        raise DataFormatError(f"{path}: expected an .npz (zip) archive, found a file starting with {start!r}")
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in NPZ_KEYS if key not in archive.files]
