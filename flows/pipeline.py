@@ -110,11 +110,11 @@ def train_and_evaluate(
     fingerprint: str,
     tf_threads: int | None,
     run_dir: str,
+    provenance: dict[str, Any],
 ) -> dict[str, Any]:
     """Train every model concurrently on the flow's task runner, then evaluate each one."""
     config = build_config(**config_parameters)
     logger = get_run_logger()
-    provenance = {"profile": config.profile, "versions": collect_versions(), "git_commit": find_git_commit()}
     started = time.perf_counter()
     futures = {}
     for job in jobs:
@@ -129,7 +129,7 @@ def train_and_evaluate(
             seed=config.seed,
             train_limit=config.train_limit,
             tf_threads=tf_threads,
-            provenance=provenance,
+            provenance={**provenance, "profile": config.profile},
         )
     trained = {name: future.result() for name, future in futures.items()}
     cached = {name: future.state.name == "Cached" for name, future in futures.items()}
@@ -164,6 +164,7 @@ def assemble_metrics(
     results: dict[str, Any],
     stages: dict[str, float],
     started_at: str,
+    provenance: dict[str, Any],
 ) -> dict[str, Any]:
     """The metrics.json document (contract in DESIGN.md §5)."""
     models = {}
@@ -197,8 +198,7 @@ def assemble_metrics(
             "profile": config.profile,
             "seed": config.seed,
             "task_runner": config.task_runner,
-            "git_commit": find_git_commit(),
-            "versions": collect_versions(),
+            **provenance,
             "parameters": config.to_parameters(),
         },
         "data": {
@@ -266,13 +266,19 @@ def mnist_pipeline(
 
     jobs = plan_training(config, manifest["fingerprint"])
     runner = make_task_runner(config, len(jobs))
+    provenance = {"versions": collect_versions(), "git_commit": find_git_commit()}
     results = train_and_evaluate.with_options(task_runner=runner)(
-        jobs, config.to_parameters(), manifest["fingerprint"], tf_threads_per_model(config, len(jobs)), str(run_dir)
+        jobs,
+        config.to_parameters(),
+        manifest["fingerprint"],
+        tf_threads_per_model(config, len(jobs)),
+        str(run_dir),
+        provenance,
     )
     stages.update(results["seconds"])
 
     clock = time.perf_counter()
-    metrics = assemble_metrics(config, manifest, validation, results, stages, started_at)
+    metrics = assemble_metrics(config, manifest, validation, results, stages, started_at, provenance)
     metrics["champion"] = promote_task(
         metrics, str(config.data_dir), config.test_limit, config.promotion_margin, config.max_recall_drop
     )

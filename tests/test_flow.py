@@ -208,23 +208,20 @@ def test_validation_gate_blocks_training(tmp_path: Path) -> None:
     assert not (tmp_path / "reports").exists()
 
 
+def run_cli(tmp_path: Path, npz: Path) -> subprocess.CompletedProcess[str]:
+    """`mnist-pipeline run` as a user types it, on an npz source, writing under tmp_path."""
+    command = [str(Path(sys.executable).with_name("mnist-pipeline")), "run", "--source", f"npz:{npz}"]
+    command += ["--data-dir", str(tmp_path / "data"), "--reports-dir", str(tmp_path / "reports")]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+
+
 def test_cli_run_reports_a_failed_gate_as_one_message_without_traceback(tmp_path: Path) -> None:
     x_train, y_train = make_synthetic_digits(600, seed=3)
     x_test, y_test = make_synthetic_digits(200, seed=4)
     y_test[5] = 10
     bad = tmp_path / "bad.npz"
     np.savez(bad, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    command = [
-        str(Path(sys.executable).with_name("mnist-pipeline")),
-        "run",
-        "--source",
-        f"npz:{bad}",
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--reports-dir",
-        str(tmp_path / "reports"),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    done = run_cli(tmp_path, bad)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "test: label 10 found in 1 row (row id 5); expected values in 0..9" in done.stderr
@@ -234,17 +231,7 @@ def test_cli_run_reports_a_failed_gate_as_one_message_without_traceback(tmp_path
 def test_cli_run_with_a_corrupt_source_exits_cleanly_with_one_message(tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_text("garbage\n")
-    command = [
-        str(Path(sys.executable).with_name("mnist-pipeline")),
-        "run",
-        "--source",
-        f"npz:{corrupt}",
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--reports-dir",
-        str(tmp_path / "reports"),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    done = run_cli(tmp_path, corrupt)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     assert f"{corrupt}: expected an .npz (zip) archive" in done.stderr

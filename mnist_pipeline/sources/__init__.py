@@ -14,7 +14,8 @@ from mnist_pipeline.sources.local import load_idx_dir, load_npz
 log = logging.getLogger(__name__)
 
 SOURCE_HELP = "auto | pypi | url | idx:DIR | npz:FILE"
-CANONICAL_SOURCES = ("pypi", "url")
+# Sources that are MNIST itself, so validation can demand its exact row counts and image size.
+CANONICAL_SOURCES = frozenset({"pypi", "url"})
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,6 @@ class SourceSpec:
 
     kind: str
     path: Path | None = None
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.path}" if self.path else self.kind
 
 
 def parse_source(text: str) -> SourceSpec:

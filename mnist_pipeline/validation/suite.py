@@ -10,7 +10,6 @@ from typing import Any
 
 import pandas as pd
 
-CANONICAL_SOURCES = frozenset({"pypi", "url"})
 CANONICAL_ROWS = {"train": 60_000, "test": 10_000}
 CANONICAL_SHAPE = (28, 28)
 MAX_ROWS = 10_000_000
