@@ -5,9 +5,7 @@ Flows only wire: every step is a task in `tasks/`, every rule lives in the Prefe
 
 from __future__ import annotations
 
-import importlib
 import os
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,16 +29,6 @@ from tasks.promote import promote_task
 from tasks.report import report_task
 from tasks.train import model_path, train_task
 from tasks.validate import validate_task
-
-
-def preload_tensorflow() -> None:
-    """Import TensorFlow on a background thread while ingestion and validation run (about 3 s saved here).
-
-    Those stages use about one core, so the import costs the flow nothing; training would otherwise wait for it.
-    Not a daemon thread: a run that fails within seconds must let the import finish before the interpreter exits
-    (TensorFlow half-imported at shutdown segfaults).
-    """
-    threading.Thread(target=importlib.import_module, args=("tensorflow",), name="preload-tensorflow").start()
 
 
 def generate_run_name() -> str:
@@ -250,8 +238,6 @@ def mnist_pipeline(
     run_dir = config.reports_dir / "runs" / str(flow_run.name)
     if run_dir.exists():
         raise PipelineError(f"{run_dir}: expected a new run folder, found one already (two runs with one name?)")
-    if config.task_runner == "threads":
-        preload_tensorflow()
     tag_flow_run(config)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     stages: dict[str, float] = {}
