@@ -204,7 +204,7 @@ def test_broken_idx_through_cli_is_one_line_no_traceback(
     named, expected = breaker(directory)
     code = main(["ingest", "--source", f"idx:{directory}", "--data-dir", str(tmp_path / "data")])
     err = capsys.readouterr().err
-    assert code != 0
+    assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert "Traceback" not in err
