@@ -177,6 +177,7 @@ def assemble_metrics(
             "started_at": trained["started_at"],
             "finished_at": trained["finished_at"],
             "cached": results["cached"][name],
+            "resumed_from_epoch": trained.get("resumed_from_epoch", 0),
             "params": trained["params"],
             "profile": config.profile,
             "train_config": trained["train_config"],
