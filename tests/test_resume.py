@@ -22,15 +22,15 @@ import pytest
 from tests.support import make_synthetic_digits
 
 CLI = str(Path(sys.executable).with_name("mnist-pipeline"))
-EPOCHS = 6
+EPOCHS = 4
 
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Enough images that a CNN epoch takes long enough to be killed in the middle of training."""
     path = tmp_path_factory.mktemp("resume") / "digits.npz"
-    x_train, y_train = make_synthetic_digits(6000, seed=5)
-    x_test, y_test = make_synthetic_digits(500, seed=6)
+    x_train, y_train = make_synthetic_digits(3000, seed=5)
+    x_test, y_test = make_synthetic_digits(300, seed=6)
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     return path
 
