@@ -113,3 +113,47 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(prefect_server: str
     assert cached["cached"] is True
     assert Path(cached["model_path"]).is_relative_to(moved / "data") and Path(cached["model_path"]).is_file()
     assert cached["test_loss"] == ours["test_loss"]
+
+
+class Interrupted(Exception):
+    """Stands in for the kill in the in-process tests below (the test above uses a real SIGKILL)."""
+
+
+def train_small(checkpoint: Path | None, stop_at: int | None = None) -> Any:
+    from mnist_pipeline.dataset import Split
+    from mnist_pipeline.profiles import resolve_config
+    from mnist_pipeline.training import configure_tensorflow, train_model
+
+    configure_tensorflow(None, deterministic=True)
+    images, labels = make_synthetic_digits(1200, seed=8)
+
+    def interrupt(report: Any) -> None:
+        if report.epoch == stop_at:
+            raise Interrupted
+
+    # The default CNN settings: bfloat16, cosine decay with warm-up, early stopping with best weights kept.
+    config = resolve_config("default", "cnn", epochs=3)
+    return train_model(
+        "cnn", config, Split(images, labels.astype(np.int64)), seed=3, on_epoch=interrupt, checkpoint=checkpoint
+    )
+
+
+def test_resumed_training_equals_uninterrupted_training_in_process(tmp_path: Path) -> None:
+    reference = train_small(None)
+    state = tmp_path / "cnn.resume.npz"
+    with pytest.raises(Interrupted):
+        train_small(state, stop_at=3)  # epoch 3 raises before its state is saved: epochs 1-2 are on disk
+    assert saved_epoch(state) == 2
+    resumed = train_small(state)
+    assert resumed.resumed_from_epoch == 2 and reference.resumed_from_epoch == 0
+    assert resumed.history == reference.history and resumed.best_epoch == reference.best_epoch
+    for ours, theirs in zip(resumed.model.get_weights(), reference.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_an_unusable_state_file_means_training_starts_over(tmp_path: Path) -> None:
+    state = tmp_path / "cnn.resume.npz"
+    state.write_bytes(b"not an npz")
+    result = train_small(state)
+    assert result.resumed_from_epoch == 0 and result.epochs_run == 3
+    assert saved_epoch(state) == 3
