@@ -24,6 +24,7 @@ from mnist_pipeline.provenance import collect_versions, find_git_commit
 from mnist_pipeline.report.names import check_run_name
 from mnist_pipeline.report.publish import to_json
 from tasks.evaluate import evaluate_task
+from tasks.guard import guarded
 from tasks.ingest import ingest_task
 from tasks.promote import promote_task
 from tasks.report import report_task
@@ -80,11 +81,16 @@ def plan_training(config: RunConfig, fingerprint: str) -> list[dict[str, Any]]:
     from mnist_pipeline.profiles import resolve_config
 
     jobs = []
+    tf_threads = tf_threads_per_model(config, len(config.models))
     for name in config.models:
         train_config = resolve_config(config.profile, name, config.epochs.get(name)).to_dict()
-        key = compute_training_key(name, fingerprint, train_config, config.seed, config.train_limit)
+        key = compute_training_key(name, fingerprint, train_config, config.seed, config.train_limit, tf_threads)
         jobs.append({"model": name, "key": key, "train_config": train_config})
     return jobs
+
+
+def resolve_model_path(trained: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+    return {**trained, "model_path": str(Path(data_dir) / trained["model_path"])}
 
 
 def name_training_run() -> str:
@@ -92,6 +98,7 @@ def name_training_run() -> str:
 
 
 @flow(name="train-and-evaluate", flow_run_name=name_training_run)
+@guarded
 def train_and_evaluate(
     jobs: list[dict[str, Any]],
     config_parameters: dict[str, Any],
@@ -117,9 +124,11 @@ def train_and_evaluate(
             seed=config.seed,
             train_limit=config.train_limit,
             tf_threads=tf_threads,
+            image_shape=config.image_shape,
             provenance={**provenance, "profile": config.profile},
         )
-    trained = {name: future.result() for name, future in futures.items()}
+    # Cached results hold model paths relative to the data dir (which may have moved since); resolve them here.
+    trained = {name: resolve_model_path(future.result(), config.data_dir) for name, future in futures.items()}
     cached = {name: future.state.name == "Cached" for name, future in futures.items()}
     for name, was_cached in cached.items():
         if was_cached:
@@ -168,6 +177,7 @@ def assemble_metrics(
             "started_at": trained["started_at"],
             "finished_at": trained["finished_at"],
             "cached": results["cached"][name],
+            "resumed_from_epoch": trained.get("resumed_from_epoch", 0),
             "params": trained["params"],
             "profile": config.profile,
             "train_config": trained["train_config"],
@@ -203,6 +213,7 @@ def assemble_metrics(
 
 
 @flow(name="mnist-pipeline", flow_run_name=generate_run_name)
+@guarded
 def mnist_pipeline(
     source: str = "auto",
     models: list[str] | None = None,
@@ -217,6 +228,7 @@ def mnist_pipeline(
     seed: int = 42,
     promotion_margin: float = 0.0005,
     max_recall_drop: float = 0.01,
+    image_shape: str = "28x28",
 ) -> dict[str, str]:
     """Run the whole study; returns where the report and metrics.json were written."""
     config = build_config(
@@ -233,6 +245,7 @@ def mnist_pipeline(
         seed=seed,
         promotion_margin=promotion_margin,
         max_recall_drop=max_recall_drop,
+        image_shape=image_shape,
     )
     check_run_name(str(flow_run.name))
     run_dir = config.reports_dir / "runs" / str(flow_run.name)
@@ -243,11 +256,11 @@ def mnist_pipeline(
     stages: dict[str, float] = {}
 
     clock = time.perf_counter()
-    manifest = ingest_task(config.source, config.data_dir)
+    manifest = ingest_task(config.source, config.data_dir, config.image_shape)
     stages["ingest"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    validation = validate_task(str(config.data_dir), manifest["fingerprint"])
+    validation = validate_task(str(config.data_dir), manifest["fingerprint"], config.image_shape)
     stages["validate"] = time.perf_counter() - clock
 
     jobs = plan_training(config, manifest["fingerprint"])

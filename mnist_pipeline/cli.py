@@ -11,6 +11,8 @@ from pathlib import Path
 
 from mnist_pipeline.config import ALL_MODELS, PROFILES, TASK_RUNNERS, RunConfig, build_config
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.image_shape import parse_image_shape
+from mnist_pipeline.os_errors import describe_os_error
 from mnist_pipeline.sources import SOURCE_HELP, parse_source
 
 DEFAULT_DATA_DIR = Path("data")
@@ -28,7 +30,7 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from mnist_pipeline.ingest import ingest
 
-    result = ingest(parse_source(args.source), args.data_dir)
+    result = ingest(parse_source(args.source), args.data_dir, parse_image_shape(args.image_shape))
     manifest = result.manifest
     splits = ", ".join(f"{name}={info['rows']}" for name, info in manifest["splits"].items())
     state = "written" if result.written else "unchanged"
@@ -40,7 +42,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from mnist_pipeline.layout import DataLayout
     from mnist_pipeline.validation import raise_if_failed, validate_dataset
 
-    report = validate_dataset(DataLayout(args.data_dir))
+    shape = None if args.image_shape is None else parse_image_shape(args.image_shape)
+    report = validate_dataset(DataLayout(args.data_dir), shape)
     print("\n".join(report.summary_lines()))
     raise_if_failed(report)
     return 0
@@ -59,6 +62,7 @@ RUN_OPTION_NAMES = (
     "seed",
     "promotion_margin",
     "max_recall_drop",
+    "image_shape",
 )
 
 
@@ -90,9 +94,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     check_prefect_api()
     from flows.pipeline import mnist_pipeline
-    from mnist_pipeline.log_filters import install_on_prefect_handlers
+    from mnist_pipeline.log_filters import install_pipeline_logging
 
-    install_on_prefect_handlers()
+    install_pipeline_logging()
     outputs = mnist_pipeline(**config.to_parameters())
     print(f"report: {outputs['report']}")
     print(f"metrics: {outputs['metrics']}")
@@ -106,7 +110,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     check_prefect_api()
     print(f"serving mnist-pipeline/scheduled-retrain on cron '{cron}' ({timezone}); Ctrl-C stops")
-    serve_scheduled_retrain(cron, timezone, config.to_parameters())
+    import httpx
+
+    try:
+        serve_scheduled_retrain(cron, timezone, config.to_parameters())
+    except httpx.HTTPError as exc:
+        url = os.environ.get("PREFECT_API_URL")
+        raise PipelineError(
+            f"PREFECT_API_URL={url}: expected the server to accept the deployment, found: {exc}"
+        ) from exc
     return 0
 
 
@@ -159,8 +171,18 @@ def cmd_champion(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_image_shape(parser: argparse.ArgumentParser, default: str | None, help_default: str) -> None:
+    parser.add_argument(
+        "--image-shape",
+        default=default,
+        metavar="HxW",
+        help=f"expected image size, e.g. 32x32 (default: {help_default})",
+    )
+
+
 def _add_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--source", default="auto", help=f"{SOURCE_HELP} (default: %(default)s)")
+    _add_image_shape(run, "28x28", "28x28 for every source")
     run.add_argument("--models", default=",".join(ALL_MODELS), help="comma-separated subset (default: %(default)s)")
     run.add_argument("--profile", choices=PROFILES, default="default", help="training settings (default: %(default)s)")
     run.add_argument("--epochs", nargs="+", metavar="NAME=N", help="override epochs per model, e.g. cnn=3")
@@ -198,11 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = sub.add_parser("ingest", help="fetch MNIST and publish it as Parquet under DATA_DIR/parquet")
     ingest.add_argument("--source", default="auto", help=f"{SOURCE_HELP} (default: %(default)s)")
+    _add_image_shape(ingest, "28x28", "28x28 for every source")
     _add_data_dir(ingest)
     ingest.set_defaults(handler=cmd_ingest)
 
     validate = sub.add_parser("validate", help="check the published dataset; exits non-zero listing what failed")
     _add_data_dir(validate)
+    _add_image_shape(validate, None, "the size declared at ingest")
     validate.set_defaults(handler=cmd_validate)
 
     run = sub.add_parser("run", help="run the whole flow: ingest, validate, train, evaluate, report")
@@ -228,10 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: user errors become one message and exit code 2, never a traceback."""
+    """Entry point: user errors and OS errors become one message and exit code 2, never a traceback."""
     args = build_parser().parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "mnist_pipeline")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -240,6 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except PipelineError as exc:
         print(f"mnist-pipeline: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"mnist-pipeline: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mnist-pipeline: interrupted", file=sys.stderr)

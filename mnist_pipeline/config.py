@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.image_shape import DEFAULT_IMAGE_SHAPE, format_image_shape, parse_image_shape
 from mnist_pipeline.promotion import PromotionPolicy
 from mnist_pipeline.sources import parse_source
 
@@ -36,11 +37,17 @@ class RunConfig:
     seed: int = DEFAULT_SEED
     promotion_margin: float = 0.0005
     max_recall_drop: float = 0.01
+    image_shape: tuple[int, int] = DEFAULT_IMAGE_SHAPE
 
     def to_parameters(self) -> dict[str, Any]:
         """JSON-friendly values, as Prefect flow parameters and metrics.json record them."""
         params = asdict(self)
-        params.update(models=list(self.models), data_dir=str(self.data_dir), reports_dir=str(self.reports_dir))
+        params.update(
+            models=list(self.models),
+            data_dir=str(self.data_dir),
+            reports_dir=str(self.reports_dir),
+            image_shape=format_image_shape(self.image_shape),
+        )
         return params
 
 
@@ -125,4 +132,5 @@ def build_config(**values: Any) -> RunConfig:
         seed=seed,
         promotion_margin=policy.min_accuracy_gain,
         max_recall_drop=policy.max_recall_drop,
+        image_shape=parse_image_shape(values.get("image_shape")),
     )

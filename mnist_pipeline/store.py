@@ -162,6 +162,7 @@ def build_manifest(dataset: RawDataset, split_hashes: dict[str, str], fingerprin
         "fingerprint": fingerprint,
         "source": dataset.source,
         "origin": dataset.origin,
+        "image_shape": list(dataset.train.images.shape[1:]),
         "splits": splits,
         "versions": _library_versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -24,6 +25,7 @@ from mnist_pipeline.dataset import Split
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.models import build_model
 from mnist_pipeline.profiles import TrainConfig
+from mnist_pipeline.resume import ResumeTraining
 
 log = logging.getLogger(__name__)
 _configure_lock = threading.Lock()
@@ -55,6 +57,7 @@ class TrainResult:
     seconds: float
     started_at: str
     finished_at: str
+    resumed_from_epoch: int = 0
 
 
 def configure_tensorflow(threads: int | None, deterministic: bool) -> None:
@@ -156,8 +159,12 @@ def train_model(
     train: Split,
     seed: int,
     on_epoch: Callable[[EpochReport], None] | None = None,
+    checkpoint: Path | None = None,
 ) -> TrainResult:
-    """Build model `name`, train it per `config`; same data + config + seed gives the same weights."""
+    """Build model `name`, train it per `config`; same data + config + seed gives the same weights.
+
+    With `checkpoint`, the state is saved there at each epoch end and a saved state is resumed (mnist_pipeline.resume).
+    """
     seed_everything(seed)
     rng = np.random.default_rng(seed)
     fit_split, val_split = _split_validation(train, config.validation_fraction, rng)
@@ -169,17 +176,22 @@ def train_model(
         metrics=["accuracy"],
     )
     callbacks: list[keras.callbacks.Callback] = [_EpochReporter(config.epochs, on_epoch)]
+    early_stop = None
     if config.early_stopping_patience is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True
-            )
+        early_stop = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True
         )
+        callbacks.append(early_stop)
+    resume = None if checkpoint is None else ResumeTraining(checkpoint, name, early_stop)
+    initial_epoch = 0 if resume is None else resume.initial_epoch_for(config.epochs)
+    if resume is not None:
+        callbacks.append(resume)
     validation = None if val_split is None else _batches(val_split, 1024)
     started_at, started = _now(), time.perf_counter()
     history = model.fit(
-        _shuffled_batches(fit_split, config.batch_size, config.epochs, rng),
+        _shuffled_batches(fit_split, config.batch_size, config.epochs, rng).skip(initial_epoch * steps_per_epoch),
         epochs=config.epochs,
+        initial_epoch=initial_epoch,
         steps_per_epoch=steps_per_epoch,
         validation_data=validation,
         callbacks=callbacks,
@@ -187,7 +199,8 @@ def train_model(
         verbose=0,
     )
     seconds = time.perf_counter() - started
-    per_epoch = {key: [float(v) for v in values] for key, values in history.history.items()}
+    per_epoch = resume.history if resume is not None else history.history
+    per_epoch = {key: [float(v) for v in values] for key, values in per_epoch.items()}
     epochs_run = len(per_epoch.get("loss", []))
     stopping = config.early_stopping_patience is not None
     best_epoch = int(np.argmin(per_epoch["val_loss"])) + 1 if stopping else epochs_run
@@ -199,4 +212,5 @@ def train_model(
         seconds=seconds,
         started_at=started_at,
         finished_at=_now(),
+        resumed_from_epoch=0 if resume is None else resume.initial_epoch,
     )

@@ -12,9 +12,11 @@ from prefect import get_run_logger, task
 from mnist_pipeline.atomic import atomic_path
 from mnist_pipeline.layout import DataLayout
 from mnist_pipeline.store import read_split
+from tasks.guard import guarded
 
 
 @task(name="evaluate")
+@guarded
 def evaluate_task(
     trained: dict[str, Any], data_dir: str, fingerprint: str, test_limit: int | None, predictions_path: str
 ) -> dict[str, Any]:

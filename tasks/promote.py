@@ -20,6 +20,7 @@ from mnist_pipeline.promotion import (
     same_test_split,
 )
 from mnist_pipeline.store import read_split
+from tasks.guard import guarded
 
 PROMOTION_ARTIFACT_KEY = "mnist-promotion"
 
@@ -53,6 +54,7 @@ def render_promotion_markdown(run_name: str, decisions: dict[str, dict[str, Any]
 
 
 @task(name="promote")
+@guarded
 def promote_task(
     metrics: dict[str, Any], data_dir: str, test_limit: int | None, min_gain: float, max_recall_drop: float
 ) -> dict[str, dict[str, Any]]:

@@ -12,12 +12,14 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from mnist_pipeline.artifact_content import build_metrics_rows, render_summary_markdown
 from mnist_pipeline.layout import DataLayout
 from mnist_pipeline.store import read_split
+from tasks.guard import guarded
 
 GALLERY_SIZE = 24
 SUMMARY_KEY, TABLE_KEY, REPORT_KEY = "mnist-summary", "mnist-model-metrics", "mnist-report"
 
 
 @task(name="report")
+@guarded
 def report_task(metrics: dict[str, Any], data_dir: str, reports_dir: str) -> str:
     """Render report.html + metrics.json for this run, refresh latest/index, post UI artifacts."""
     from mnist_pipeline.report import select_mistakes, write_report

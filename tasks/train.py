@@ -9,8 +9,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import TaskRunContext
 
+from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.layout import DataLayout
 from mnist_pipeline.store import read_split
+from tasks.guard import guarded
 
 
 def key_from_parameters(_: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -22,7 +24,13 @@ def model_path(data_dir: Path, model: str, key: str) -> Path:
     return DataLayout(Path(data_dir)).models / model / f"{key}.keras"
 
 
+def resume_path(data_dir: Path, model: str, key: str) -> Path:
+    """Training state saved at each epoch end, so a killed run resumes; removed once the model is saved."""
+    return DataLayout(Path(data_dir)).models / model / f"{key}.resume.npz"
+
+
 @task(name="train", cache_key_fn=key_from_parameters, persist_result=True, result_serializer="json")
+@guarded
 def train_task(
     model: str,
     key: str,
@@ -32,17 +40,24 @@ def train_task(
     seed: int,
     train_limit: int | None,
     tf_threads: int | None,
+    image_shape: tuple[int, int],
     provenance: dict[str, Any],
 ) -> dict[str, Any]:
     """Train `model` on the published train split; returns paths and history, never arrays."""
     from mnist_pipeline.model_files import save_model
     from mnist_pipeline.profiles import TrainConfig
+    from mnist_pipeline.resume import remove_state
     from mnist_pipeline.training import configure_tensorflow, train_model
 
     logger = get_run_logger()
     configure_tensorflow(tf_threads, deterministic=True)
     config = TrainConfig(**train_config)
     train = read_split(DataLayout(Path(data_dir)).pin(fingerprint).split_file("train")).head(train_limit)
+    if tuple(train.images.shape[1:]) != tuple(image_shape):
+        raise PipelineError(
+            f"image_shape: expected training images of {image_shape[0]}x{image_shape[1]} (the models' input), "
+            f"found {train.images.shape[1]}x{train.images.shape[2]}"
+        )
     progress_key = f"training-{model.replace('_', '-')}"
     progress_id = create_progress_artifact(0.0, key=progress_key, description=f"{model}: starting")
 
@@ -54,12 +69,15 @@ def train_task(
         )
 
     logger.info("training %s on %d images: %s", model, train.rows, config.to_dict())
-    result = train_model(model, config, train, seed=seed, on_epoch=report_epoch)
+    state = resume_path(Path(data_dir), model, key)
+    result = train_model(model, config, train, seed=seed, on_epoch=report_epoch, checkpoint=state)
     path = model_path(Path(data_dir), model, key)
     summary = {
         "model": model,
         "key": key,
-        "model_path": str(path),
+        # Relative to the data dir: the cached result stays valid when the data dir moves.
+        "model_path": str(path.relative_to(data_dir)),
+        "resumed_from_epoch": result.resumed_from_epoch,
         "train_config": config.to_dict(),
         "seed": seed,
         "train_rows": train.rows,
@@ -72,5 +90,6 @@ def train_task(
         "params": int(result.model.count_params()),
     }
     save_model(result.model, path, sidecar={**summary, **provenance})
+    remove_state(state)
     update_progress_artifact(progress_id, 100.0, description=f"{model}: done in {result.seconds:.1f} s")
     return summary

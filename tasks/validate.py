@@ -11,14 +11,16 @@ from prefect.artifacts import create_markdown_artifact
 from mnist_pipeline.artifact_content import render_validation_markdown
 from mnist_pipeline.layout import DataLayout
 from mnist_pipeline.validation import raise_if_failed, validate_dataset
+from tasks.guard import guarded
 
 VALIDATION_ARTIFACT_KEY = "mnist-validation"
 
 
 @task(name="validate")
-def validate_task(data_dir: str, fingerprint: str) -> dict[str, Any]:
+@guarded
+def validate_task(data_dir: str, fingerprint: str, image_shape: tuple[int, int]) -> dict[str, Any]:
     """Validate the dataset version this run ingested; returns the JSON summary or raises ValidationFailed."""
-    report = validate_dataset(DataLayout(Path(data_dir)).pin(fingerprint))
+    report = validate_dataset(DataLayout(Path(data_dir)).pin(fingerprint), image_shape)
     summary = report.to_dict()
     logger = get_run_logger()
     for line in report.summary_lines():

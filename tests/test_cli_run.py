@@ -27,3 +27,24 @@ def test_bad_option_value_fails_before_prefect_starts(tmp_path: Path, capsys: py
     assert code == 2
     assert "'resnet'" in capsys.readouterr().err
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--cron", "61 * * * *"), "--cron: expected a cron expression like '0 3 * * 1', found '61 * * * *'"),
+        (("--cron", "every monday"), "--cron: expected a cron expression"),
+        (
+            ("--timezone", "Mars/Olympus"),
+            "--timezone: expected an IANA zone like 'Europe/Berlin', found 'Mars/Olympus'",
+        ),
+    ],
+)
+def test_bad_schedule_fails_before_anything_registers(
+    tmp_path: Path, capsys: pytest.CaptureFixture, args: tuple[str, ...], message: str
+) -> None:
+    code = main(["serve", *args, "--data-dir", str(tmp_path / "data")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "data").exists()

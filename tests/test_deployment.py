@@ -119,11 +119,51 @@ def test_deployment_run_completes_with_its_parameters_and_artifacts(served: Path
     assert {"mnist-summary", "mnist-model-metrics", "mnist-report"} <= keys
     metrics = json.loads((served / "reports" / "runs" / run.name / "metrics.json").read_text())
     assert list(metrics["models"]) == ["cnn"] and metrics["models"]["cnn"]["train_rows"] == 600
+    # The served run's own process registers our loggers: the ingest summary reaches the server's log.
+    ingest_logs = [log for log in read_logs(run.id) if log.name == "mnist_pipeline.ingest"]
+    assert any(metrics["data"]["fingerprint"][:12] in log.message for log in ingest_logs)
 
 
-def test_bad_parameter_fails_fast_with_a_clear_message(served: Path, prefect_server: str) -> None:
-    done = run_deployment(prefect_server, 'models=["resnet"]')
+def read_logs(flow_run_id: Any) -> list[Any]:
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+
+
+def test_os_error_in_a_served_run_is_one_line_in_its_state_and_logs(served: Path, prefect_server: str) -> None:
+    blocker = served / "a-file"
+    blocker.write_text("not a folder\n")
+    done = run_deployment(prefect_server, f'data_dir="{blocker / "data"}"')
     assert done.returncode != 0
     run = latest_flow_run(prefect_server)
     assert run.state.is_failed()
-    assert "resnet" in (run.state.message or "")
+    message = run.state.message or ""
+    assert str(blocker / "data") in message and "expected a directory" in message and "\n" not in message
+    errors = [log.message for log in read_logs(run.id) if log.level >= 40]
+    assert any(str(blocker / "data") in text for text in errors), errors
+    assert not [text for text in errors if "Traceback" in text or "\n" in text.strip()], errors
+
+
+def count_flow_runs() -> int:
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(DEPLOYMENT)
+        return len(client.read_flow_runs(deployment_filter=DeploymentFilter(id={"any_": [deployment.id]})))
+
+
+@pytest.mark.parametrize(
+    ("param", "name"), [('train_limit="many"', "train_limit"), ("seed=1.5", "seed"), ("models=7", "models")]
+)
+def test_parameter_of_the_wrong_type_is_refused_naming_it(
+    served: Path, prefect_server: str, param: str, name: str
+) -> None:
+    """The deployment's parameter schema (from the flow's type hints) refuses it before any run exists."""
+    runs = count_flow_runs()
+    done = run_deployment(prefect_server, param)
+    assert done.returncode != 0
+    assert f"Validation failed for field '{name}'" in " ".join(done.stdout.split()), done.stdout
+    assert count_flow_runs() == runs

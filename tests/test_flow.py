@@ -127,7 +127,18 @@ def test_flow_completes_and_writes_the_metrics_contract(first_run: tuple[Path, A
     assert metrics["run"]["flow_run_id"] == str(state.state_details.flow_run_id)
     run_dir = tmp / "reports" / "runs" / metrics["run"]["name"]
     assert (run_dir / "report.html").is_file() and (tmp / "reports" / "latest.html").is_file()
-    assert all(decision["promoted"] for decision in metrics["champion"].values())
+    # First run in a fresh data dir: every model becomes champion, and the `champion` CLI lists this run for each.
+    listing = subprocess.run(
+        [str(Path(sys.executable).with_name("mnist-pipeline")), "champion", "--data-dir", str(tmp / "data")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    for name in metrics["models"]:
+        assert metrics["champion"][name]["promoted"] is True and metrics["champion"][name]["champion_accuracy"] is None
+        (line,) = [line for line in listing.splitlines() if line.startswith(f"{name} ")]
+        assert f"run {metrics['run']['name']} " in line
 
 
 def test_flow_publishes_artifacts_under_stable_keys(first_run: tuple[Path, Any, dict[str, Any]]) -> None:
@@ -192,7 +203,28 @@ def test_other_task_runners_train_concurrently(runner: str, synthetic_npz: Path,
     assert_overlapping(read_task_runs(str(state.state_details.flow_run_id), "train"))
 
 
+def plant_earlier_outputs(tmp_path: Path) -> dict[Path, bytes]:
+    """An earlier run's model and reports, so a blocked run can be shown to leave them alone."""
+    planted = {
+        tmp_path / "data" / "models" / "cnn" / "earlier.keras": b"earlier model",
+        tmp_path / "reports" / "latest.html": b"<p>earlier report</p>",
+        tmp_path / "reports" / "index.html": b"<p>earlier index</p>",
+        tmp_path / "reports" / "runs" / "run-2026-01-01-000000" / "metrics.json": b"{}",
+    }
+    for path, content in planted.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return planted
+
+
+def assert_untouched(tmp_path: Path, planted: dict[Path, bytes]) -> None:
+    assert {path: path.read_bytes() for path in planted} == planted
+    assert [p.name for p in (tmp_path / "reports" / "runs").iterdir()] == ["run-2026-01-01-000000"]
+    assert [p.name for p in (tmp_path / "data" / "models").rglob("*") if p.is_file()] == ["earlier.keras"]
+
+
 def test_validation_gate_blocks_training(tmp_path: Path) -> None:
+    planted = plant_earlier_outputs(tmp_path)
     x_train, y_train = make_synthetic_digits(600, seed=3)
     x_test, y_test = make_synthetic_digits(200, seed=4)
     y_test[7] = 10
@@ -204,8 +236,7 @@ def test_validation_gate_blocks_training(tmp_path: Path) -> None:
     flow_run_id = str(state.state_details.flow_run_id)
     assert read_task_runs(flow_run_id, "train") == []
     assert "mnist-validation" in read_artifact_keys(flow_run_id)
-    assert not (tmp_path / "data" / "models").exists()
-    assert not (tmp_path / "reports").exists()
+    assert_untouched(tmp_path, planted)
 
 
 def run_cli(tmp_path: Path, npz: Path) -> subprocess.CompletedProcess[str]:
@@ -216,6 +247,7 @@ def run_cli(tmp_path: Path, npz: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_run_reports_a_failed_gate_as_one_message_without_traceback(tmp_path: Path) -> None:
+    planted = plant_earlier_outputs(tmp_path)
     x_train, y_train = make_synthetic_digits(600, seed=3)
     x_test, y_test = make_synthetic_digits(200, seed=4)
     y_test[5] = 10
@@ -225,7 +257,7 @@ def test_cli_run_reports_a_failed_gate_as_one_message_without_traceback(tmp_path
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "test: label 10 found in 1 row (row id 5); expected values in 0..9" in done.stderr
-    assert not (tmp_path / "data" / "models").exists()
+    assert_untouched(tmp_path, planted)
 
 
 def test_cli_run_with_a_corrupt_source_exits_cleanly_with_one_message(tmp_path: Path) -> None:

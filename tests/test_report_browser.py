@@ -114,3 +114,23 @@ def test_report_dom_in_chromium(chromium: str, report: tuple[Path, dict], tmp_pa
     for name in metrics["models"]:
         assert f'id="confusion-{name}"' in dom
     assert dom.count('data-kind="counts"') == len(metrics["models"])
+
+
+@pytest.mark.parametrize(
+    ("remote", "url"),
+    [
+        ('<img src="https://cdn.example.com/logo.png" alt="">', "https://cdn.example.com/logo.png"),
+        ('<link rel="stylesheet" href="http://fonts.example.org/x.css">', "http://fonts.example.org/x.css"),
+        ("<div style=\"background: url('https://t.example.net/p.gif')\">x</div>", "https://t.example.net/p.gif"),
+    ],
+)
+def test_network_check_catches_a_page_that_loads_something_remote(
+    chromium: str, tmp_path: Path, remote: str, url: str
+) -> None:
+    """The checks above pass on the report; here the same checks, on a page with one remote resource, fail."""
+    page = tmp_path / "remote.html"
+    page.write_text(f"<!doctype html><html><head><title>t</title></head><body><p>hello</p>{remote}</body></html>")
+    net_log = tmp_path / "net-log.json"
+    result = run_chromium(chromium, tmp_path / "profile", f"--log-net-log={net_log}", "--dump-dom", page.as_uri())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert page_requests(net_log) == [url]

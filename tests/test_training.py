@@ -72,9 +72,41 @@ def test_unknown_profile_model_or_bad_settings_are_pipeline_errors() -> None:
         resolve_config("seed", "cnn", epochs=0)
 
 
-def test_configure_tensorflow_twice_is_harmless() -> None:
-    configure_tensorflow(threads=2, deterministic=True)
-    configure_tensorflow(threads=1, deterministic=True)
+def test_configure_tensorflow_twice_keeps_the_first_pools_and_says_so() -> None:
+    """In a fresh process (this one's TF runtime is already up): the first call sizes the pools, the second
+    cannot change them and logs a warning instead of failing."""
+    code = (
+        "import logging, tensorflow as tf\n"
+        "from tensorflow.python.framework import config as tf_config\n"
+        "from mnist_pipeline.training import configure_tensorflow\n"
+        "logging.basicConfig(level=logging.WARNING, format='%(name)s: %(message)s')\n"
+        "configure_tensorflow(threads=2, deterministic=True)\n"
+        "tf.constant(1.0) + 1.0\n"
+        "configure_tensorflow(threads=1, deterministic=True)\n"
+        "print(tf.config.threading.get_intra_op_parallelism_threads(),"
+        " tf.config.threading.get_inter_op_parallelism_threads(),"
+        " tf_config.is_op_determinism_enabled())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.split() == ["2", "2", "True"]
+    assert "already initialised with 2 intra-op threads; keeping them" in done.stderr
+
+
+DEFAULT_PROFILE = {
+    "ann_no_hidden": {"epochs": 10, "batch_size": 512, "learning_rate": 0.01, "warmup_epochs": 0.0},
+    "ann_hidden_100": {"epochs": 8, "batch_size": 512, "learning_rate": 0.01, "warmup_epochs": 0.0},
+    "cnn": {"epochs": 5, "batch_size": 256, "learning_rate": 0.005, "warmup_epochs": 0.3},
+}
+DEFAULT_SHARED = {"lr_schedule": "cosine", "validation_fraction": 0.05, "early_stopping_patience": 3}
+
+
+@pytest.mark.parametrize("model", DEFAULT_PROFILE)
+def test_default_profile_values_are_pinned(model: str) -> None:
+    """The README's and bench/RESULTS.md's numbers were measured with exactly these settings."""
+    resolved = resolve_config("default", model).to_dict()
+    expected = {"profile": "default", **DEFAULT_SHARED, **DEFAULT_PROFILE[model]}
+    assert {key: resolved[key] for key in expected} == expected
+    assert resolved["precision"] == ("mixed_bfloat16" if model == "cnn" else "float32")
 
 
 def test_same_seed_same_weights_other_seed_differs() -> None:

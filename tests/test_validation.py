@@ -248,7 +248,7 @@ def test_other_sources_need_one_image_size_across_splits(tmp_path: Path) -> None
 
     assert failures(report) == {("test", IN_SET, "width")}
     assert report.failures()[0].message.startswith("test: width 5 found in 100 rows")
-    assert report.failures()[0].message.endswith("expected width 4 (images 4x4)")
+    assert report.failures()[0].message.endswith("expected width 4 (images 4x4, --image-shape)")
 
 
 def test_an_empty_split_fails_the_row_count(tmp_path: Path) -> None:

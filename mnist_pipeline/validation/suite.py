@@ -8,8 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-
 CANONICAL_ROWS = {"train": 60_000, "test": 10_000}
 CANONICAL_SHAPE = (28, 28)
 MAX_ROWS = 10_000_000
@@ -43,15 +41,16 @@ class Check:
         return self.kwargs.get("column", self.kwargs.get("column_A"))
 
 
-def choose_image_shape(profiles: dict[str, pd.DataFrame], canonical: bool) -> tuple[int, int]:
-    """The one size every image must have: 28x28 for canonical MNIST, else the most common size in train."""
+def choose_image_shape(manifest: dict[str, Any], canonical: bool, declared: tuple[int, int] | None) -> tuple[int, int]:
+    """The one size every image must have: 28x28 for canonical MNIST, else the declared size (--image-shape),
+    else the size recorded in the manifest at ingest, else 28x28."""
     if canonical:
         return CANONICAL_SHAPE
-    for split in ("train", "test"):
-        sizes = profiles[split][["height", "width"]].dropna()
-        if len(sizes):
-            height, width = sizes.value_counts().idxmax()
-            return int(height), int(width)
+    if declared is not None:
+        return (int(declared[0]), int(declared[1]))
+    recorded = manifest.get("image_shape")
+    if isinstance(recorded, list) and len(recorded) == 2 and all(isinstance(side, int) for side in recorded):
+        return (recorded[0], recorded[1])
     return CANONICAL_SHAPE
 
 
@@ -155,7 +154,7 @@ def _shape_checks(shape: tuple[int, int]) -> list[Check]:
             kwargs={"column": "height", "value_set": [height]},
             title=f"height {height}",
             found="height {values} found",
-            expected=f"height {height} (images {height}x{width})",
+            expected=f"height {height} (images {height}x{width}, --image-shape)",
             expected_value=height,
         ),
         Check(
@@ -165,7 +164,7 @@ def _shape_checks(shape: tuple[int, int]) -> list[Check]:
             kwargs={"column": "width", "value_set": [width]},
             title=f"width {width}",
             found="width {values} found",
-            expected=f"width {width} (images {height}x{width})",
+            expected=f"width {width} (images {height}x{width}, --image-shape)",
             expected_value=width,
         ),
         Check(

@@ -27,8 +27,11 @@ from mnist_pipeline.validation.suite import (
 )
 
 
-def validate_dataset(layout: DataLayout) -> ValidationReport:
-    """Check the published dataset; bad data gives a failed report, only unreadable files raise DataFormatError."""
+def validate_dataset(layout: DataLayout, image_shape: tuple[int, int] | None = None) -> ValidationReport:
+    """Check the published dataset; bad data gives a failed report, only unreadable files raise DataFormatError.
+
+    Every image must be `image_shape` (None: the size declared at ingest, recorded in the manifest).
+    """
     started = time.perf_counter()
     manifest = read_manifest(layout)
     if not isinstance(manifest, dict):
@@ -36,7 +39,7 @@ def validate_dataset(layout: DataLayout) -> ValidationReport:
     origins = {split: str(layout.split_file(split)) for split in SPLITS}
     tables = {split: read_table(layout.split_file(split)) for split in SPLITS}
     profiles = {split: profile_split(tables[split], origins[split]) for split in SPLITS}
-    checks = _run_expectations(manifest, profiles)
+    checks = _run_expectations(manifest, profiles, image_shape)
     checks += check_integrity(manifest, tables, origins)
     return ValidationReport(
         success=all(check.success for check in checks),
@@ -47,9 +50,11 @@ def validate_dataset(layout: DataLayout) -> ValidationReport:
     )
 
 
-def _run_expectations(manifest: dict[str, Any], profiles: dict[str, pd.DataFrame]) -> list[CheckResult]:
+def _run_expectations(
+    manifest: dict[str, Any], profiles: dict[str, pd.DataFrame], image_shape: tuple[int, int] | None
+) -> list[CheckResult]:
     canonical = manifest.get("source") in CANONICAL_SOURCES
-    shape = choose_image_shape(profiles, canonical)
+    shape = choose_image_shape(manifest, canonical, image_shape)
     checks = {split: build_checks(split, canonical, shape) for split in SPLITS}
     batches = {
         split: {PROFILE_FRAME: profile, CLASSES_FRAME: count_classes(profile, CLASSES)}
