@@ -1,27 +1,55 @@
-"""Cache keys for trained models: same data, spec, training config, seed and code -> same key."""
+"""Cache keys: a stage whose inputs hash to a recorded key is skipped and its recorded result reused.
+
+Each key covers what decides the stage's result and nothing else: training (data fingerprint, resolved config,
+seed, limit, code), validation (the published files' bytes and the suite's code), evaluation (the model, the test
+split's content, the limit, the evaluation code). Code is hashed from source files, never imported, so computing
+a key does not load TensorFlow.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from mnist_pipeline.checksums import sha256_file
+
 # Modules whose source decides what a trained model is; editing any of them invalidates every cached model.
 TRAINING_CODE_MODULES = ("mnist_pipeline.models", "mnist_pipeline.training")
+# Modules whose source decides a validation outcome (the suite, the profile it checks, the integrity checks).
+VALIDATION_CODE_MODULES = (
+    "mnist_pipeline.image_profile",
+    "mnist_pipeline.validation.duplicates",
+    "mnist_pipeline.validation.integrity",
+    "mnist_pipeline.validation.suite",
+    "mnist_pipeline.validation.validate",
+)
+# Modules whose source decides an evaluation's numbers and predictions.
+EVALUATION_CODE_MODULES = ("mnist_pipeline.evaluation", "mnist_pipeline.model_files")
 
 
-def hash_training_code() -> str:
-    """Hash of the model and training source files (not of their import, which would load TensorFlow)."""
+def hash_module_sources(modules: Iterable[str]) -> str:
+    """Hash of the modules' source files (not of their import, which could load TensorFlow)."""
     digest = hashlib.sha256()
-    for name in TRAINING_CODE_MODULES:
+    for name in modules:
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
             raise ModuleNotFoundError(name)
         digest.update(name.encode())
         digest.update(Path(spec.origin).read_bytes())
     return digest.hexdigest()
+
+
+def hash_training_code() -> str:
+    """Hash of the model and training source files."""
+    return hash_module_sources(TRAINING_CODE_MODULES)
+
+
+def _short_hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def compute_training_key(
@@ -36,4 +64,22 @@ def compute_training_key(
         "train_limit": train_limit,
         "code": hash_training_code(),
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+    return _short_hash(payload)
+
+
+def compute_validation_key(version_dir: Path) -> str:
+    """Validation's identity: the bytes of every file in the dataset version (so an edited file is re-checked,
+    which a content fingerprint read from the manifest would miss) and the suite's code."""
+    files = {path.name: sha256_file(path) for path in sorted(version_dir.iterdir()) if path.is_file()}
+    return _short_hash({"files": files, "code": hash_module_sources(VALIDATION_CODE_MODULES)})
+
+
+def compute_evaluation_key(model_key: str, test_sha256: str, test_limit: int | None) -> str:
+    """Evaluation's identity: the trained model (its key), the test split's content, the limit, the code."""
+    payload = {
+        "model": model_key,
+        "test": test_sha256,
+        "test_limit": test_limit,
+        "code": hash_module_sources(EVALUATION_CODE_MODULES),
+    }
+    return _short_hash(payload)

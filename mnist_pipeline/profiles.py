@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from mnist_pipeline.config import ALL_MODELS
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.models import get_spec
+from mnist_pipeline.hardware import PRECISIONS, PrecisionChoice, resolve_precision
 
 LR_SCHEDULES = ("constant", "cosine")
-PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,9 @@ class TrainConfig:
     warm-up over warmup_epochs). validation_fraction of train is held out (seeded shuffle) for early stopping on
     val_loss with `early_stopping_patience` epochs of patience (None: no early stopping); the best epoch's
     weights are kept. precision "mixed_bfloat16" computes the hidden layers in bfloat16 (float32 weights and
-    output layer): on CPUs with AMX/AVX512-BF16 that is several times the float32 matmul throughput.
+    output layer): on CPUs with AMX/AVX512-BF16 that is several times the float32 matmul throughput, elsewhere
+    slower than float32. "auto" picks by hardware (`hardware.resolve_precision`); `resolve_config` returns
+    configs with the resolved value, which is what cache keys and metrics.json hold.
     """
 
     profile: str
@@ -80,7 +82,7 @@ PROFILES: dict[str, Profile] = {
                 "batch_size": 256,
                 "learning_rate": 5e-3,
                 "warmup_epochs": 0.3,
-                "precision": "mixed_bfloat16",
+                "precision": "auto",
             },
         },
     ),
@@ -91,11 +93,29 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def resolve_config(profile: str, model: str, epochs: int | None = None) -> TrainConfig:
-    """The training config for `model` under `profile`; `epochs` (e.g. from --epochs cnn=3) overrides the table."""
+def _profile_config(profile: str, model: str) -> TrainConfig:
     if profile not in PROFILES:
         raise PipelineError(f"profile: expected one of {', '.join(PROFILES)}, found {profile!r}")
-    get_spec(model)
+    if model not in ALL_MODELS:
+        raise PipelineError(f"model: expected one of {', '.join(ALL_MODELS)}, found {model!r}")
     chosen = PROFILES[profile]
-    config = TrainConfig(profile=profile, **{**chosen.shared, **chosen.per_model.get(model, {})})
-    return config if epochs is None else replace(config, epochs=epochs)
+    return TrainConfig(profile=profile, **{**chosen.shared, **chosen.per_model.get(model, {})})
+
+
+def choose_precision(profile: str, model: str, precision: str | None = None) -> PrecisionChoice:
+    """The precision `model` trains in on this machine and why: `precision` (--precision) or the profile's."""
+    requested = precision or _profile_config(profile, model).precision
+    if requested not in PRECISIONS:
+        raise PipelineError(f"precision: expected one of {', '.join(PRECISIONS)}, found {requested!r}")
+    return resolve_precision(requested)
+
+
+def resolve_config(profile: str, model: str, epochs: int | None = None, precision: str | None = None) -> TrainConfig:
+    """The training config for `model` under `profile`, with precision resolved for this machine.
+
+    `epochs` (e.g. from --epochs cnn=3) and `precision` (--precision) override the profile's values.
+    """
+    config = _profile_config(profile, model)
+    if epochs is not None:
+        config = replace(config, epochs=epochs)
+    return replace(config, precision=choose_precision(profile, model, precision).precision)

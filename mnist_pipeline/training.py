@@ -1,5 +1,10 @@
 """Train one registered model on a train split, repeatably.
 
+Input pipelines run with tf.data autotuning off. With it on, each iterator starts a `tf_data_model` thread that
+re-optimises the pipeline at growing intervals, and the iterator's destructor at the end of `fit` waits for that
+thread: `fit` returned up to 38 s after its last epoch (bench/RESULTS.md, "The fit tail"). The pipelines here are
+in-memory gathers with a fixed prefetch, so autotuning has nothing to tune.
+
 Repeatability does not rest on global random state (other models may be training in other threads of the same
 process): initial weights come from explicitly seeded initializers, the batch order and the validation split from
 a numpy Generator seeded with `seed`, and TF op determinism removes run-to-run float differences.
@@ -22,12 +27,14 @@ import tensorflow as tf
 
 from mnist_pipeline.dataset import Split
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.hardware import resolve_precision
 from mnist_pipeline.models import build_model
 from mnist_pipeline.profiles import TrainConfig
 
 log = logging.getLogger(__name__)
 _configure_lock = threading.Lock()
 REPORTED_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+PREFETCH_BATCHES = 2
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class TrainResult:
 
     model: keras.Model
     history: dict[str, list[float]]
+    epoch_seconds: list[float]
     epochs_run: int
     best_epoch: int
     seconds: float
@@ -100,21 +108,28 @@ def _split_validation(train: Split, fraction: float, rng: np.random.Generator) -
     )
 
 
+def _without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """No autotuning thread, so nothing for the iterator's destructor to wait for (see the module docstring)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def _shuffled_batches(split: Split, batch_size: int, epochs: int, rng: np.random.Generator) -> tf.data.Dataset:
     """All epochs' batches in one stream, each epoch in its own seeded order (fit reads it with steps_per_epoch)."""
     orders = np.stack([rng.permutation(split.rows) for _ in range(epochs)])
     images, labels = tf.constant(split.images), tf.constant(split.labels)
-    return (
+    return _without_autotune(
         tf.data.Dataset.from_tensor_slices(orders)
         .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
         .map(lambda idx: (tf.gather(images, idx), tf.gather(labels, idx)))
-        .prefetch(tf.data.AUTOTUNE)
+        .prefetch(PREFETCH_BATCHES)
     )
 
 
 def _batches(split: Split, batch_size: int) -> tf.data.Dataset:
     """Fixed-order batches (validation): a dataset, not arrays, which Keras is slow to tear down after fit."""
-    return tf.data.Dataset.from_tensor_slices((split.images, split.labels)).batch(batch_size)
+    return _without_autotune(tf.data.Dataset.from_tensor_slices((split.images, split.labels)).batch(batch_size))
 
 
 def _learning_rate(config: TrainConfig, steps_per_epoch: int) -> float | keras.optimizers.schedules.CosineDecay:
@@ -130,20 +145,22 @@ def _learning_rate(config: TrainConfig, steps_per_epoch: int) -> float | keras.o
 
 
 class _EpochReporter(keras.callbacks.Callback):
-    """Times each epoch and passes an EpochReport to the caller's hook."""
+    """Times each epoch (kept in `seconds`) and passes an EpochReport to the caller's hook."""
 
     def __init__(self, epochs: int, on_epoch: Callable[[EpochReport], None] | None) -> None:
         super().__init__()
         self._epochs, self._on_epoch, self._started = epochs, on_epoch, 0.0
+        self.seconds: list[float] = []
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.seconds.append(time.perf_counter() - self._started)
         if self._on_epoch is None:
             return
         metrics = {name: float(value) for name, value in (logs or {}).items() if name in REPORTED_METRICS}
-        self._on_epoch(EpochReport(epoch + 1, self._epochs, metrics, time.perf_counter() - self._started))
+        self._on_epoch(EpochReport(epoch + 1, self._epochs, metrics, self.seconds[-1]))
 
 
 def _now() -> str:
@@ -162,13 +179,15 @@ def train_model(
     rng = np.random.default_rng(seed)
     fit_split, val_split = _split_validation(train, config.validation_fraction, rng)
     steps_per_epoch = math.ceil(fit_split.rows / config.batch_size)
-    model = build_model(name, image_shape=train.images.shape[1:], seed=seed, dtype_policy=config.precision)
+    precision = resolve_precision(config.precision).precision
+    model = build_model(name, image_shape=train.images.shape[1:], seed=seed, dtype_policy=precision)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=_learning_rate(config, steps_per_epoch)),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    callbacks: list[keras.callbacks.Callback] = [_EpochReporter(config.epochs, on_epoch)]
+    reporter = _EpochReporter(config.epochs, on_epoch)
+    callbacks: list[keras.callbacks.Callback] = [reporter]
     if config.early_stopping_patience is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -194,6 +213,7 @@ def train_model(
     return TrainResult(
         model=model,
         history=per_epoch,
+        epoch_seconds=[round(seconds, 3) for seconds in reporter.seconds],
         epochs_run=epochs_run,
         best_epoch=best_epoch,
         seconds=seconds,

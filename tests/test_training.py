@@ -187,3 +187,21 @@ def test_parallel_threads_train_the_same_weights_as_sequential() -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         parallel = list(pool.map(lambda name: weights_digest(train_model(name, QUICK, data, seed=2).model), names))
     assert parallel == sequential
+
+
+def test_input_pipelines_run_without_tf_data_autotuning() -> None:
+    """Autotuning's model thread is what made `fit` return long after its last epoch (bench/RESULTS.md)."""
+    from mnist_pipeline.training import _batches, _shuffled_batches
+
+    data = make_split(100)
+    shuffled = _shuffled_batches(data, 32, 2, np.random.default_rng(0))
+    assert shuffled.options().autotune.enabled is False
+    assert _batches(data, 32).options().autotune.enabled is False
+
+
+def test_epoch_seconds_has_one_value_per_epoch_run() -> None:
+    config = TrainConfig(profile="test", epochs=3, batch_size=100, validation_fraction=0.2, early_stopping_patience=1)
+    result = train_model("ann_no_hidden", config, make_split(600), seed=2)
+    assert len(result.epoch_seconds) == result.epochs_run
+    assert all(seconds > 0 for seconds in result.epoch_seconds)
+    assert sum(result.epoch_seconds) <= result.seconds
