@@ -79,7 +79,8 @@ def cnn_train_flops_per_image() -> dict[str, float]:
 
 def run_one(name: str, args: argparse.Namespace, train: Split, test: Split) -> dict[str, Any]:
     from mnist_pipeline.evaluation import evaluate_model
-    from mnist_pipeline.training import resolve_config, train_model
+    from mnist_pipeline.profiles import resolve_config
+    from mnist_pipeline.training import train_model
 
     config = resolve_config(args.profile, name, args.epochs)
     changes = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}

@@ -5,7 +5,6 @@ Flows only wire: every step is a task in `tasks/`, every rule lives in the Prefe
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from mnist_pipeline.atomic import copy_file_atomic, write_json_atomic
 from mnist_pipeline.cache_keys import compute_evaluation_key, compute_training_key
 from mnist_pipeline.config import RunConfig, build_config
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.hardware import count_usable_cores
 from mnist_pipeline.layout import DataLayout
 from mnist_pipeline.provenance import collect_versions, find_git_commit
 from mnist_pipeline.report.names import check_run_name
@@ -72,7 +72,7 @@ def tf_threads_per_model(config: RunConfig, n_models: int) -> int | None:
     """Split the cores between model processes; threads share one TF runtime that already sizes itself."""
     if config.task_runner == "threads":
         return None
-    return max(1, (os.cpu_count() or 1) // n_models)
+    return max(1, count_usable_cores() // n_models)
 
 
 def plan_training(config: RunConfig, manifest: dict[str, Any]) -> list[dict[str, Any]]:
@@ -183,7 +183,7 @@ def assemble_metrics(
             "train_config": trained["train_config"],
             "train_rows": trained["train_rows"],
             "history": trained["history"],
-            "epoch_seconds": trained.get("epoch_seconds", []),
+            "epoch_seconds": trained["epoch_seconds"],
             "model_path": trained["model_path"],
             "key": trained["key"],
         }

@@ -54,17 +54,13 @@ def load_auto(raw_dir: Path) -> RawDataset:
 
 
 def list_source_inputs(spec: SourceSpec, raw_dir: Path) -> list[Path] | None:
-    """The local files `load_source` would read, when they are all present and verified; None otherwise."""
-    cached = {
-        "url": keras_url.cached_npz_path(raw_dir) if keras_url.is_cached(raw_dir) else None,
-        "pypi": pypi.cached_wheel_path(raw_dir) if spec.kind in ("pypi", "auto") and pypi.is_cached(raw_dir) else None,
-    }
-    if spec.kind == "auto":
-        chosen = cached["url"] or cached["pypi"]
-        return [chosen] if chosen else None
-    if spec.kind in cached:
-        return [cached[spec.kind]] if cached[spec.kind] else None
-    assert spec.path is not None
+    """The local files `load_source` would read, when all are present (downloads cached and verified); else None."""
+    if spec.kind in ("auto", "url") and keras_url.is_cached(raw_dir):
+        return [keras_url.cached_npz_path(raw_dir)]
+    if spec.kind in ("auto", "pypi") and pypi.is_cached(raw_dir):
+        return [pypi.cached_wheel_path(raw_dir)]
+    if spec.path is None:
+        return None
     if spec.kind == "npz":
         return [spec.path] if spec.path.is_file() else None
     try:
