@@ -18,7 +18,7 @@ from typing import Any
 from mnist_pipeline.checksums import sha256_file
 
 # Modules whose source decides what a trained model is; editing any of them invalidates every cached model.
-TRAINING_CODE_MODULES = ("mnist_pipeline.models", "mnist_pipeline.training")
+TRAINING_CODE_MODULES = ("mnist_pipeline.augmentation", "mnist_pipeline.models", "mnist_pipeline.training")
 # Modules whose source decides a validation outcome (the suite, the profile it checks, the integrity checks).
 VALIDATION_CODE_MODULES = (
     "mnist_pipeline.image_profile",

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mnist_pipeline.augmentation import augment_images
 from mnist_pipeline.dataset import Split
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.hardware import resolve_precision
@@ -115,16 +116,28 @@ def _without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def _shuffled_batches(split: Split, batch_size: int, epochs: int, rng: np.random.Generator) -> tf.data.Dataset:
-    """All epochs' batches in one stream, each epoch in its own seeded order (fit reads it with steps_per_epoch)."""
-    orders = np.stack([rng.permutation(split.rows) for _ in range(epochs)])
+def _shuffled_batches(split: Split, config: TrainConfig, rng: np.random.Generator, seed: int) -> tf.data.Dataset:
+    """All epochs' batches in one stream, each epoch in its own seeded order (fit reads it with steps_per_epoch).
+
+    With augmentation on, each batch is transformed with a stateless seed of (seed, epoch, step).
+    """
+    orders = np.stack([rng.permutation(split.rows) for _ in range(config.epochs)])
     images, labels = tf.constant(split.images), tf.constant(split.labels)
-    return _without_autotune(
-        tf.data.Dataset.from_tensor_slices(orders)
-        .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
-        .map(lambda idx: (tf.gather(images, idx), tf.gather(labels, idx)))
-        .prefetch(PREFETCH_BATCHES)
-    )
+    augmenting = config.augment_shift > 0 or config.augment_rotation > 0
+
+    def epoch_batches(epoch: tf.Tensor, order: tf.Tensor) -> tf.data.Dataset:
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(config.batch_size).enumerate()
+        return batches.map(lambda step, idx: (epoch, step, idx))
+
+    def load(epoch: tf.Tensor, step: tf.Tensor, idx: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        batch = tf.gather(images, idx)
+        if augmenting:
+            batch_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64) * 1_000_000 + step])
+            batch = augment_images(batch, config.augment_shift, config.augment_rotation, batch_seed)
+        return batch, tf.gather(labels, idx)
+
+    epochs = tf.data.Dataset.from_tensor_slices((np.arange(config.epochs, dtype=np.int64), orders))
+    return _without_autotune(epochs.flat_map(epoch_batches).map(load).prefetch(PREFETCH_BATCHES))
 
 
 def _batches(split: Split, batch_size: int) -> tf.data.Dataset:
@@ -197,7 +210,7 @@ def train_model(
     validation = None if val_split is None else _batches(val_split, 1024)
     started_at, started = _now(), time.perf_counter()
     history = model.fit(
-        _shuffled_batches(fit_split, config.batch_size, config.epochs, rng),
+        _shuffled_batches(fit_split, config, rng, seed),
         epochs=config.epochs,
         steps_per_epoch=steps_per_epoch,
         validation_data=validation,

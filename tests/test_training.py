@@ -194,7 +194,7 @@ def test_input_pipelines_run_without_tf_data_autotuning() -> None:
     from mnist_pipeline.training import _batches, _shuffled_batches
 
     data = make_split(100)
-    shuffled = _shuffled_batches(data, 32, 2, np.random.default_rng(0))
+    shuffled = _shuffled_batches(data, replace(QUICK, epochs=2), np.random.default_rng(0), seed=0)
     assert shuffled.options().autotune.enabled is False
     assert _batches(data, 32).options().autotune.enabled is False
 
