@@ -115,8 +115,8 @@ PROFILES: dict[str, Profile] = {
         per_model={
             "ann_no_hidden": {
                 "epochs": 20,
-                "batch_size": 32,
-                "learning_rate": 1e-3,
+                "batch_size": 64,
+                "learning_rate": 3e-3,
                 "warmup_epochs": 0.0,
                 "augment_shift": 0.0,
                 "augment_rotation": 0.0,
