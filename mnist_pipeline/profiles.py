@@ -121,7 +121,7 @@ PROFILES: dict[str, Profile] = {
                 "augment_shift": 0.0,
                 "augment_rotation": 0.0,
             },
-            "cnn": {"epochs": 30, "batch_size": 128, "learning_rate": 3e-3, "precision": "auto"},
+            "cnn": {"epochs": 20, "precision": "auto"},
         },
     ),
 }
