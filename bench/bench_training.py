@@ -1,11 +1,11 @@
-"""Measure training settings on real MNIST, to choose the `default` profile (results: bench/RESULTS.md).
+"""Measure training settings on real MNIST, to choose the profiles' settings (results: bench/RESULTS.md).
 
 Runs the package's own train_model/evaluate_model, so what is timed is what the pipeline runs. Examples:
   bench_training.py --data-dir /tmp/train-data --profile default                # the profile as it stands
   bench_training.py --models cnn --epochs 1 --batch-size 128                     # one knob at a time
   bench_training.py --mode threads --threads 1                                   # three models at once
-  bench_training.py --matmul                                                     # machine's float32 GFLOP/s
-Prints one JSON object per model (and a total), or with --matmul the throughput and the CNN's FLOPs per epoch.
+  bench_training.py --models cnn --epochs 30 --augment-shift 2 --validation-only  # a search step (no test split)
+Prints one JSON object per model (and a total). Matmul peak and the CNN's share of it: bench_cnn_throughput.py.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ OVERRIDES = {
     "validation_fraction": float,
     "early_stopping_patience": int,
     "precision": str,
+    "augment_shift": float,
+    "augment_rotation": float,
 }
 
 
@@ -45,41 +47,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--nondeterministic", action="store_true", help="leave TF op determinism off")
     parser.add_argument("--mode", choices=("sequential", "threads"), default="sequential")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--matmul", action="store_true", help="measure float32 matmul throughput and exit")
+    parser.add_argument(
+        "--validation-only", action="store_true", help="report validation accuracy only (hyper-parameter search)"
+    )
     return parser.parse_args()
-
-
-def measure_matmul(n: int = 4096, repeats: int = 5) -> float:
-    """Best-of GFLOP/s of one n x n float32 matmul, TF with its current thread settings."""
-    import tensorflow as tf
-
-    a, b = tf.random.normal((n, n), seed=1), tf.random.normal((n, n), seed=2)
-    matmul = tf.function(tf.matmul)
-    matmul(a, b).numpy()
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        matmul(a, b).numpy()
-        best = min(best, time.perf_counter() - started)
-    return 2 * n**3 / best / 1e9
-
-
-def cnn_train_flops_per_image() -> dict[str, float]:
-    """Multiply-adds x 2 of the seed CNN: forward, and training = forward + backward.
-
-    Backward costs two forward-sized products per layer (gradients of inputs and of weights) except the first
-    layer, which needs no input gradient.
-    """
-    conv = 26 * 26 * 32 * 3 * 3 * 2
-    hidden = 13 * 13 * 32 * 100 * 2
-    output = 100 * 10 * 2
-    forward = conv + hidden + output
-    return {"forward": forward, "train": forward + conv + 2 * (hidden + output)}
 
 
 def run_one(name: str, args: argparse.Namespace, train: Split, test: Split) -> dict[str, Any]:
     from mnist_pipeline.evaluation import evaluate_model
-    from mnist_pipeline.training import resolve_config, train_model
+    from mnist_pipeline.profiles import resolve_config
+    from mnist_pipeline.training import train_model
 
     config = resolve_config(args.profile, name, args.epochs)
     changes = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}
@@ -88,21 +65,25 @@ def run_one(name: str, args: argparse.Namespace, train: Split, test: Split) -> d
     config = replace(config, **changes)
     epoch_seconds: list[float] = []
     result = train_model(name, config, train, seed=args.seed, on_epoch=lambda r: epoch_seconds.append(r.seconds))
-    started = time.perf_counter()
-    evaluation = evaluate_model(result.model, test)
-    eval_seconds = time.perf_counter() - started
+    scores: dict[str, Any] = {}
+    if not args.validation_only:
+        started = time.perf_counter()
+        evaluation = evaluate_model(result.model, test)
+        scores = {
+            "test_accuracy": round(evaluation.accuracy, 4),
+            "test_loss": round(evaluation.loss, 4),
+            "eval_seconds": round(time.perf_counter() - started, 2),
+        }
     return {
         "model": name,
         "config": config.to_dict(),
         "threads": args.threads,
         "mode": args.mode,
-        "test_accuracy": round(evaluation.accuracy, 4),
-        "test_loss": round(evaluation.loss, 4),
+        **scores,
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "train_seconds": round(result.seconds, 2),
         "epoch_seconds": [round(s, 2) for s in epoch_seconds],
-        "eval_seconds": round(eval_seconds, 2),
         "val_accuracy": [round(v, 4) for v in result.history.get("val_accuracy", [])],
     }
 
@@ -112,10 +93,6 @@ def main() -> None:
     from mnist_pipeline.training import configure_tensorflow
 
     configure_tensorflow(args.threads, deterministic=not args.nondeterministic)
-    if args.matmul:
-        flops = cnn_train_flops_per_image()
-        print(json.dumps({"gflops": round(measure_matmul(), 1), "cnn_flops_per_image": flops}))
-        return
     train = read_split(args.data_dir / "parquet" / "train.parquet")
     test = read_split(args.data_dir / "parquet" / "test.parquet")
     names = args.models.split(",")

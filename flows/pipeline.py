@@ -5,7 +5,6 @@ Flows only wire: every step is a task in `tasks/`, every rule lives in the Prefe
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,10 +14,11 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from mnist_pipeline.atomic import write_json_atomic
-from mnist_pipeline.cache_keys import compute_training_key
+from mnist_pipeline.atomic import copy_file_atomic, write_json_atomic
+from mnist_pipeline.cache_keys import compute_evaluation_key, compute_training_key
 from mnist_pipeline.config import RunConfig, build_config
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.hardware import count_usable_cores
 from mnist_pipeline.layout import DataLayout
 from mnist_pipeline.provenance import collect_versions, find_git_commit
 from mnist_pipeline.report.names import check_run_name
@@ -73,19 +73,24 @@ def tf_threads_per_model(config: RunConfig, n_models: int) -> int | None:
     """Split the cores between model processes; threads share one TF runtime that already sizes itself."""
     if config.task_runner == "threads":
         return None
-    return max(1, (os.cpu_count() or 1) // n_models)
+    return max(1, count_usable_cores() // n_models)
 
 
-def plan_training(config: RunConfig, fingerprint: str) -> list[dict[str, Any]]:
-    """One job per selected model: its resolved training config and cache key."""
-    from mnist_pipeline.profiles import resolve_config
+def plan_training(config: RunConfig, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """One job per selected model: its resolved training config, training key and evaluation key."""
+    from mnist_pipeline.profiles import choose_precision, resolve_config
 
+    logger = get_run_logger()
     jobs = []
     tf_threads = tf_threads_per_model(config, len(config.models))
     for name in config.models:
-        train_config = resolve_config(config.profile, name, config.epochs.get(name)).to_dict()
-        key = compute_training_key(name, fingerprint, train_config, config.seed, config.train_limit, tf_threads)
-        jobs.append({"model": name, "key": key, "train_config": train_config})
+        train_config = resolve_config(config.profile, name, config.epochs.get(name), config.precision).to_dict()
+        logger.info("%s: precision %s", name, choose_precision(config.profile, name, config.precision).reason)
+        key = compute_training_key(
+            name, manifest["fingerprint"], train_config, config.seed, config.train_limit, tf_threads
+        )
+        eval_key = compute_evaluation_key(key, manifest["splits"]["test"]["sha256"], config.test_limit)
+        jobs.append({"model": name, "key": key, "eval_key": eval_key, "train_config": train_config})
     return jobs
 
 
@@ -107,16 +112,18 @@ def train_and_evaluate(
     run_dir: str,
     provenance: dict[str, Any],
 ) -> dict[str, Any]:
-    """Train every model concurrently on the flow's task runner, then evaluate each one."""
+    """Train every model concurrently on the flow's task runner; evaluate each as soon as it is trained."""
     config = build_config(**config_parameters)
     logger = get_run_logger()
+    layout = DataLayout(config.data_dir)
     started = time.perf_counter()
-    futures = {}
+    trainings, evaluations = {}, {}
     for job in jobs:
-        present = model_path(config.data_dir, job["model"], job["key"]).is_file()
-        options = {"refresh_cache": not present, "result_storage": DataLayout(config.data_dir).prefect_results}
-        futures[job["model"]] = train_task.with_options(**options).submit(
-            model=job["model"],
+        name = job["model"]
+        present = model_path(config.data_dir, name, job["key"]).is_file()
+        options = {"refresh_cache": not present, "result_storage": layout.prefect_results}
+        trainings[name] = train_task.with_options(**options).submit(
+            model=name,
             key=job["key"],
             data_dir=str(config.data_dir),
             fingerprint=fingerprint,
@@ -127,29 +134,33 @@ def train_and_evaluate(
             image_shape=config.image_shape,
             provenance={**provenance, "profile": config.profile},
         )
-    # Cached results hold model paths relative to the data dir (which may have moved since); resolve them here.
-    trained = {name: resolve_model_path(future.result(), config.data_dir) for name, future in futures.items()}
-    cached = {name: future.state.name == "Cached" for name, future in futures.items()}
-    for name, was_cached in cached.items():
-        if was_cached:
-            logger.info("%s: reused cached model %s (nothing changed)", name, trained[name]["model_path"])
-    train_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    evaluations = {
-        name: evaluate_task.submit(
-            trained[name],
-            str(config.data_dir),
-            fingerprint,
-            config.test_limit,
-            str(Path(run_dir) / "predictions" / f"{name}.parquet"),
+    # Each evaluation waits only for its own model's training, so the ANNs are scored while the CNN trains.
+    # Submitted after every training, so no evaluation holds a worker that a training is queued for.
+    for job in jobs:
+        name = job["model"]
+        recorded = layout.evaluation_file(name, job["eval_key"]).is_file()
+        options = {"refresh_cache": not recorded, "result_storage": layout.prefect_results}
+        evaluations[name] = evaluate_task.with_options(**options).submit(
+            trainings[name], name, job["eval_key"], str(config.data_dir), fingerprint, config.test_limit
         )
-        for name in trained
-    }
+    # Cached results hold model paths relative to the data dir (which may have moved since); resolve them here.
+    trained = {name: resolve_model_path(future.result(), config.data_dir) for name, future in trainings.items()}
+    train_seconds, started = time.perf_counter() - started, time.perf_counter()
     evaluated = {name: future.result() for name, future in evaluations.items()}
+    cached = {name: future.state.name == "Cached" for name, future in trainings.items()}
+    for name in trained:
+        if cached[name]:
+            logger.info("%s: reused cached model %s (nothing changed)", name, trained[name]["model_path"])
+        if evaluations[name].state.name == "Cached":
+            logger.info("%s: reused recorded evaluation (same model, test split and limit)", name)
+        predictions = Path(run_dir) / "predictions" / f"{name}.parquet"
+        copy_file_atomic(layout.root / evaluated[name]["predictions_file"], predictions)
+        evaluated[name]["predictions_path"] = str(predictions)
     return {
         "trained": trained,
         "evaluated": evaluated,
         "cached": cached,
+        # "evaluate" is what evaluation adds after the last training ended (the rest overlapped with training).
         "seconds": {"train": train_seconds, "evaluate": time.perf_counter() - started},
     }
 
@@ -183,6 +194,7 @@ def assemble_metrics(
             "train_config": trained["train_config"],
             "train_rows": trained["train_rows"],
             "history": trained["history"],
+            "epoch_seconds": trained["epoch_seconds"],
             "model_path": trained["model_path"],
             "key": trained["key"],
         }
@@ -219,6 +231,7 @@ def mnist_pipeline(
     models: list[str] | None = None,
     profile: str = "default",
     epochs: dict[str, int] | None = None,
+    precision: str | None = None,
     train_limit: int | None = None,
     test_limit: int | None = None,
     task_runner: str = "threads",
@@ -236,6 +249,7 @@ def mnist_pipeline(
         models=models,
         profile=profile,
         epochs=epochs,
+        precision=precision,
         train_limit=train_limit,
         test_limit=test_limit,
         task_runner=task_runner,
@@ -260,10 +274,15 @@ def mnist_pipeline(
     stages["ingest"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    validation = validate_task(str(config.data_dir), manifest["fingerprint"], config.image_shape)
+    validated = validate_task.with_options(result_storage=DataLayout(config.data_dir).prefect_results)(
+        str(config.data_dir), manifest["fingerprint"], config.image_shape, return_state=True
+    )
+    validation = validated.result()
+    if validated.name == "Cached":
+        get_run_logger().info("validate: reused the recorded pass (same dataset files, same suite)")
     stages["validate"] = time.perf_counter() - clock
 
-    jobs = plan_training(config, manifest["fingerprint"])
+    jobs = plan_training(config, manifest)
     runner = make_task_runner(config, len(jobs))
     provenance = {"versions": collect_versions(), "git_commit": find_git_commit()}
     results = train_and_evaluate.with_options(task_runner=runner)(

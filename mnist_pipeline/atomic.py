@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +38,12 @@ def write_text_atomic(target: Path, text: str) -> None:
 
 def write_json_atomic(target: Path, obj: Any, default: Callable[[Any], Any] | None = None) -> None:
     write_text_atomic(target, json.dumps(obj, indent=2, sort_keys=False, default=default) + "\n")
+
+
+def copy_file_atomic(source: Path, target: Path) -> None:
+    """Copy `source` to `target` so that readers see the old file or the whole new one."""
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def replace_symlink(link: Path, target: str) -> None:

@@ -1,8 +1,12 @@
-"""Cache keys for trained models: everything that changes the weights goes into the key.
+"""Cache keys: a stage whose inputs hash to a recorded key is skipped and its recorded result reused.
 
-That is the data, the resolved training config, the seed, the train limit, the model/training source code, the
-TensorFlow and Keras versions, and TensorFlow's thread-pool size (reductions split differently across more
-threads, so the float results differ): the requested size per model, or TF's default, which follows the cores.
+Each key covers what decides the stage's result:
+- training: everything that changes the weights: the data, the resolved training config, the seed, the train
+  limit, the model/training source code, the TensorFlow and Keras versions, and TensorFlow's thread-pool size
+  (reductions split differently across more threads, so the float results differ);
+- validation: the published files' bytes and the suite's code;
+- evaluation: the model (its key), the test split's content, the limit and the evaluation code.
+Code is hashed from source files and versions read from package metadata, so computing a key imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -10,22 +14,35 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
+from collections.abc import Iterable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+
+from mnist_pipeline.checksums import sha256_file
+from mnist_pipeline.hardware import count_usable_cores
 
 # Libraries whose version changes kernels, initialisers or optimizers, hence the weights.
 WEIGHT_LIBRARIES = ("tensorflow", "keras")
 
 # Modules whose source decides what a trained model is; editing any of them invalidates every cached model.
-TRAINING_CODE_MODULES = ("mnist_pipeline.models", "mnist_pipeline.training")
+TRAINING_CODE_MODULES = ("mnist_pipeline.augmentation", "mnist_pipeline.models", "mnist_pipeline.training")
+# Modules whose source decides a validation outcome (the suite, the profile it checks, the integrity checks).
+VALIDATION_CODE_MODULES = (
+    "mnist_pipeline.image_profile",
+    "mnist_pipeline.validation.duplicates",
+    "mnist_pipeline.validation.integrity",
+    "mnist_pipeline.validation.suite",
+    "mnist_pipeline.validation.validate",
+)
+# Modules whose source decides an evaluation's numbers and predictions.
+EVALUATION_CODE_MODULES = ("mnist_pipeline.evaluation", "mnist_pipeline.model_files")
 
 
-def hash_training_code() -> str:
-    """Hash of the model and training source files (not of their import, which would load TensorFlow)."""
+def hash_module_sources(modules: Iterable[str]) -> str:
+    """Hash of the modules' source files (not of their import, which could load TensorFlow)."""
     digest = hashlib.sha256()
-    for name in TRAINING_CODE_MODULES:
+    for name in modules:
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
             raise ModuleNotFoundError(name)
@@ -34,12 +51,21 @@ def hash_training_code() -> str:
     return digest.hexdigest()
 
 
+def hash_training_code() -> str:
+    """Hash of the model and training source files."""
+    return hash_module_sources(TRAINING_CODE_MODULES)
+
+
 def describe_runtime(tf_threads: int | None) -> dict[str, Any]:
     """The runtime facts that change the weights; read from package metadata, so TensorFlow is not imported."""
     return {
         **{name: version(name) for name in WEIGHT_LIBRARIES},
-        "tf_threads": tf_threads if tf_threads is not None else f"default for {os.cpu_count()} cores",
+        "tf_threads": tf_threads if tf_threads is not None else f"default for {count_usable_cores()} cores",
     }
+
+
+def _short_hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def compute_training_key(
@@ -60,4 +86,23 @@ def compute_training_key(
         "code": hash_training_code(),
         "runtime": describe_runtime(tf_threads),
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+    return _short_hash(payload)
+
+
+def compute_validation_key(version_dir: Path, image_shape: tuple[int, int]) -> str:
+    """Validation's identity: the bytes of every file in the dataset version (so an edited file is re-checked,
+    which a content fingerprint read from the manifest would miss), the declared image size and the suite's code."""
+    files = {path.name: sha256_file(path) for path in sorted(version_dir.iterdir()) if path.is_file()}
+    code = hash_module_sources((*VALIDATION_CODE_MODULES, "mnist_pipeline.image_shape"))
+    return _short_hash({"files": files, "image_shape": list(image_shape), "code": code})
+
+
+def compute_evaluation_key(model_key: str, test_sha256: str, test_limit: int | None) -> str:
+    """Evaluation's identity: the trained model (its key), the test split's content, the limit, the code."""
+    payload = {
+        "model": model_key,
+        "test": test_sha256,
+        "test_limit": test_limit,
+        "code": hash_module_sources(EVALUATION_CODE_MODULES),
+    }
+    return _short_hash(payload)

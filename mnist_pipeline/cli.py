@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mnist_pipeline.config import ALL_MODELS, PROFILES, TASK_RUNNERS, RunConfig, build_config
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.hardware import PRECISIONS
 from mnist_pipeline.image_shape import parse_image_shape
 from mnist_pipeline.os_errors import describe_os_error
 from mnist_pipeline.sources import SOURCE_HELP, parse_source
@@ -55,6 +56,7 @@ RUN_OPTION_NAMES = (
     "models",
     "profile",
     "epochs",
+    "precision",
     "train_limit",
     "test_limit",
     "task_runner",
@@ -186,6 +188,11 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--models", default=",".join(ALL_MODELS), help="comma-separated subset (default: %(default)s)")
     run.add_argument("--profile", choices=PROFILES, default="default", help="training settings (default: %(default)s)")
     run.add_argument("--epochs", nargs="+", metavar="NAME=N", help="override epochs per model, e.g. cnn=3")
+    run.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="training precision for every model (default: the profile's; auto = bfloat16 only where native)",
+    )
     run.add_argument("--train-limit", type=int, metavar="N", help="train on the first N training images")
     run.add_argument("--test-limit", type=int, metavar="N", help="evaluate on the first N test images")
     run.add_argument("--task-runner", choices=TASK_RUNNERS, default="threads", help="how models train side by side")

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.hardware import PRECISIONS
 from mnist_pipeline.image_shape import DEFAULT_IMAGE_SHAPE, format_image_shape, parse_image_shape
 from mnist_pipeline.promotion import PromotionPolicy
 from mnist_pipeline.sources import parse_source
 
 ALL_MODELS = ("ann_no_hidden", "ann_hidden_100", "cnn")
 TASK_RUNNERS = ("threads", "processes", "dask")
-PROFILES = ("default", "seed")
+PROFILES = ("default", "seed", "best")
 DEFAULT_SEED = 42
 
 
@@ -28,6 +29,7 @@ class RunConfig:
     models: tuple[str, ...] = ALL_MODELS
     profile: str = "default"
     epochs: dict[str, int] = field(default_factory=dict)
+    precision: str | None = None
     train_limit: int | None = None
     test_limit: int | None = None
     task_runner: str = "threads"
@@ -104,6 +106,9 @@ def build_config(**values: Any) -> RunConfig:
     profile = values.get("profile") or "default"
     if profile not in PROFILES:
         raise PipelineError(f"profile: expected one of {', '.join(PROFILES)}, found {profile!r}")
+    precision = values.get("precision") or None
+    if precision is not None and precision not in PRECISIONS:
+        raise PipelineError(f"precision: expected one of {', '.join(PRECISIONS)}, found {precision!r}")
     runner = values.get("task_runner") or "threads"
     if runner not in TASK_RUNNERS:
         raise PipelineError(f"task_runner: expected one of {', '.join(TASK_RUNNERS)}, found {runner!r}")
@@ -123,6 +128,7 @@ def build_config(**values: Any) -> RunConfig:
         models=models,
         profile=profile,
         epochs=parse_epochs(values.get("epochs"), models),
+        precision=precision,
         train_limit=_positive_or_none("train_limit", values.get("train_limit")),
         test_limit=_positive_or_none("test_limit", values.get("test_limit")),
         task_runner=runner,

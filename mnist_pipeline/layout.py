@@ -40,9 +40,22 @@ class DataLayout:
         return self.root / "models"
 
     @property
+    def evaluations(self) -> Path:
+        """Recorded evaluations' predictions, one Parquet file per evaluation key, reused by unchanged runs."""
+        return self.root / "evaluations"
+
+    @property
+    def ingest_records(self) -> Path:
+        """Which raw input gave which published dataset, so an unchanged input is not decoded again."""
+        return self.root / "ingest-records"
+
+    @property
     def prefect_results(self) -> Path:
         """Prefect's persisted task results and cache records (train task outputs, as JSON)."""
         return self.root / "prefect-results"
+
+    def evaluation_file(self, model: str, key: str) -> Path:
+        return self.evaluations / model / f"{key}.parquet"
 
     def split_file(self, split: str) -> Path:
         return self.parquet / f"{split}.parquet"

@@ -33,11 +33,12 @@ MANIFEST_VERSION = 1
 
 @dataclass(frozen=True)
 class IngestResult:
-    """What ingestion did: the manifest now published, and whether anything was written."""
+    """What ingestion did: the manifest now published, whether anything was written, whether decoding was skipped."""
 
     manifest: dict[str, Any]
     written: bool
     path: Path
+    reused: bool = False
 
 
 def split_to_table(split: Split) -> pa.Table:

@@ -1,5 +1,10 @@
 """Train one registered model on a train split, repeatably.
 
+Input pipelines run with tf.data autotuning off. With it on, each iterator starts a `tf_data_model` thread that
+re-optimises the pipeline at growing intervals, and the iterator's destructor at the end of `fit` waits for that
+thread: `fit` returned up to 38 s after its last epoch (bench/RESULTS.md, "The fit tail"). The pipelines here are
+in-memory gathers with a fixed prefetch, so autotuning has nothing to tune.
+
 Repeatability does not rest on global random state (other models may be training in other threads of the same
 process): initial weights come from explicitly seeded initializers, the batch order and the validation split from
 a numpy Generator seeded with `seed`, and TF op determinism removes run-to-run float differences.
@@ -21,8 +26,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mnist_pipeline.augmentation import augment_images
 from mnist_pipeline.dataset import Split
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.hardware import resolve_precision
 from mnist_pipeline.models import build_model
 from mnist_pipeline.profiles import TrainConfig
 from mnist_pipeline.resume import ResumeTraining
@@ -30,6 +37,8 @@ from mnist_pipeline.resume import ResumeTraining
 log = logging.getLogger(__name__)
 _configure_lock = threading.Lock()
 REPORTED_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+PREFETCH_BATCHES = 2
+EPOCH_SECONDS = "epoch_seconds"
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,7 @@ class TrainResult:
 
     model: keras.Model
     history: dict[str, list[float]]
+    epoch_seconds: list[float]
     epochs_run: int
     best_epoch: int
     seconds: float
@@ -103,21 +113,44 @@ def _split_validation(train: Split, fraction: float, rng: np.random.Generator) -
     )
 
 
-def _shuffled_batches(split: Split, batch_size: int, epochs: int, rng: np.random.Generator) -> tf.data.Dataset:
-    """All epochs' batches in one stream, each epoch in its own seeded order (fit reads it with steps_per_epoch)."""
-    orders = np.stack([rng.permutation(split.rows) for _ in range(epochs)])
+def _without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """No autotuning thread, so nothing for the iterator's destructor to wait for (see the module docstring)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
+def _shuffled_batches(
+    split: Split, config: TrainConfig, rng: np.random.Generator, seed: int, first_epoch: int = 0
+) -> tf.data.Dataset:
+    """All epochs' batches in one stream, each epoch in its own seeded order (fit reads it with steps_per_epoch).
+
+    Every epoch's order is drawn, so the generator ends in the same state; a resumed run starts the stream at
+    `first_epoch`. With augmentation on, each batch is transformed with a stateless seed of (seed, epoch, step).
+    """
+    orders = np.stack([rng.permutation(split.rows) for _ in range(config.epochs)])
     images, labels = tf.constant(split.images), tf.constant(split.labels)
-    return (
-        tf.data.Dataset.from_tensor_slices(orders)
-        .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
-        .map(lambda idx: (tf.gather(images, idx), tf.gather(labels, idx)))
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    augmenting = config.augment_shift > 0 or config.augment_rotation > 0
+
+    def epoch_batches(epoch: tf.Tensor, order: tf.Tensor) -> tf.data.Dataset:
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(config.batch_size).enumerate()
+        return batches.map(lambda step, idx: (epoch, step, idx))
+
+    def load(epoch: tf.Tensor, step: tf.Tensor, idx: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        batch = tf.gather(images, idx)
+        if augmenting:
+            batch_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64) * 1_000_000 + step])
+            batch = augment_images(batch, config.augment_shift, config.augment_rotation, batch_seed)
+        return batch, tf.gather(labels, idx)
+
+    remaining = np.arange(first_epoch, config.epochs, dtype=np.int64)
+    epochs = tf.data.Dataset.from_tensor_slices((remaining, orders[first_epoch:]))
+    return _without_autotune(epochs.flat_map(epoch_batches).map(load).prefetch(PREFETCH_BATCHES))
 
 
 def _batches(split: Split, batch_size: int) -> tf.data.Dataset:
     """Fixed-order batches (validation): a dataset, not arrays, which Keras is slow to tear down after fit."""
-    return tf.data.Dataset.from_tensor_slices((split.images, split.labels)).batch(batch_size)
+    return _without_autotune(tf.data.Dataset.from_tensor_slices((split.images, split.labels)).batch(batch_size))
 
 
 def _learning_rate(config: TrainConfig, steps_per_epoch: int) -> float | keras.optimizers.schedules.CosineDecay:
@@ -133,7 +166,11 @@ def _learning_rate(config: TrainConfig, steps_per_epoch: int) -> float | keras.o
 
 
 class _EpochReporter(keras.callbacks.Callback):
-    """Times each epoch and passes an EpochReport to the caller's hook."""
+    """Times each epoch and passes an EpochReport to the caller's hook.
+
+    The epoch's seconds also go into the epoch's logs (EPOCH_SECONDS), so Keras's History and the resume state
+    keep them with the other per-epoch values, also across a resume.
+    """
 
     def __init__(self, epochs: int, on_epoch: Callable[[EpochReport], None] | None) -> None:
         super().__init__()
@@ -143,10 +180,13 @@ class _EpochReporter(keras.callbacks.Callback):
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        seconds = time.perf_counter() - self._started
+        if logs is not None:
+            logs[EPOCH_SECONDS] = seconds
         if self._on_epoch is None:
             return
         metrics = {name: float(value) for name, value in (logs or {}).items() if name in REPORTED_METRICS}
-        self._on_epoch(EpochReport(epoch + 1, self._epochs, metrics, time.perf_counter() - self._started))
+        self._on_epoch(EpochReport(epoch + 1, self._epochs, metrics, seconds))
 
 
 def _now() -> str:
@@ -169,7 +209,8 @@ def train_model(
     rng = np.random.default_rng(seed)
     fit_split, val_split = _split_validation(train, config.validation_fraction, rng)
     steps_per_epoch = math.ceil(fit_split.rows / config.batch_size)
-    model = build_model(name, image_shape=train.images.shape[1:], seed=seed, dtype_policy=config.precision)
+    precision = resolve_precision(config.precision).precision
+    model = build_model(name, image_shape=train.images.shape[1:], seed=seed, dtype_policy=precision)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=_learning_rate(config, steps_per_epoch)),
         loss="sparse_categorical_crossentropy",
@@ -189,7 +230,7 @@ def train_model(
     validation = None if val_split is None else _batches(val_split, 1024)
     started_at, started = _now(), time.perf_counter()
     history = model.fit(
-        _shuffled_batches(fit_split, config.batch_size, config.epochs, rng).skip(initial_epoch * steps_per_epoch),
+        _shuffled_batches(fit_split, config, rng, seed, first_epoch=initial_epoch),
         epochs=config.epochs,
         initial_epoch=initial_epoch,
         steps_per_epoch=steps_per_epoch,
@@ -201,12 +242,14 @@ def train_model(
     seconds = time.perf_counter() - started
     per_epoch = resume.history if resume is not None else history.history
     per_epoch = {key: [float(v) for v in values] for key, values in per_epoch.items()}
+    epoch_seconds = [round(value, 3) for value in per_epoch.pop(EPOCH_SECONDS, [])]
     epochs_run = len(per_epoch.get("loss", []))
     stopping = config.early_stopping_patience is not None
     best_epoch = int(np.argmin(per_epoch["val_loss"])) + 1 if stopping else epochs_run
     return TrainResult(
         model=model,
         history=per_epoch,
+        epoch_seconds=epoch_seconds,
         epochs_run=epochs_run,
         best_epoch=best_epoch,
         seconds=seconds,

@@ -84,6 +84,7 @@ def train_task(
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "history": result.history,
+        "epoch_seconds": result.epoch_seconds,
         "train_seconds": result.seconds,
         "started_at": result.started_at,
         "finished_at": result.finished_at,

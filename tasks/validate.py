@@ -1,4 +1,8 @@
-"""Prefect task: the validation gate. A failed expectation fails the task, so no training starts."""
+"""Prefect task: the validation gate. A failed expectation fails the task, so no training starts.
+
+A passed validation is cached on the dataset version's file bytes and the suite's code: unchanged data is not
+checked again, while an edited Parquet file or a changed suite is. Failures are never cached.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.context import TaskRunContext
 
 from mnist_pipeline.artifact_content import render_validation_markdown
+from mnist_pipeline.cache_keys import compute_validation_key
 from mnist_pipeline.layout import DataLayout
 from mnist_pipeline.validation import raise_if_failed, validate_dataset
 from tasks.guard import guarded
@@ -16,7 +22,13 @@ from tasks.guard import guarded
 VALIDATION_ARTIFACT_KEY = "mnist-validation"
 
 
-@task(name="validate")
+def key_from_dataset(_: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Prefect cache key: the pinned dataset version's file bytes, the declared image size and the suite's code."""
+    version = DataLayout(Path(parameters["data_dir"])).pin(parameters["fingerprint"]).parquet
+    return f"validate-{compute_validation_key(version, tuple(parameters['image_shape']))}"
+
+
+@task(name="validate", cache_key_fn=key_from_dataset, persist_result=True, result_serializer="json")
 @guarded
 def validate_task(data_dir: str, fingerprint: str, image_shape: tuple[int, int]) -> dict[str, Any]:
     """Validate the dataset version this run ingested; returns the JSON summary or raises ValidationFailed."""

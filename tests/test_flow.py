@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from tests.support import make_synthetic_digits
@@ -163,7 +164,13 @@ def test_rerun_reuses_every_model_and_changed_epochs_retrain_one(
     state, again = run_flow(tmp, synthetic_npz)
     assert state.is_completed()
     assert all(model["cached"] for model in again["models"].values())
+    flow_run_id = str(state.state_details.flow_run_id)
+    assert [run.state.name for run in read_task_runs(flow_run_id, "validate")] == ["Cached"]
+    assert [run.state.name for run in read_task_runs(flow_run_id, "evaluate")] == ["Cached"] * 3
     for name, model in again["models"].items():
+        earlier = Path(first["models"][name]["predictions_path"])
+        assert Path(model["predictions_path"]).read_bytes() == earlier.read_bytes()
+        assert Path(model["predictions_path"]).parent.parent.name == again["run"]["name"]
         assert model["test_accuracy"] == first["models"][name]["test_accuracy"]
         assert again["champion"][name]["promoted"] is False
     state, changed = run_flow(tmp, synthetic_npz, epochs={"ann_no_hidden": 1, "ann_hidden_100": 1, "cnn": 2})
@@ -174,6 +181,8 @@ def test_rerun_reuses_every_model_and_changed_epochs_retrain_one(
         "cnn": False,
     }
     assert changed["models"]["cnn"]["epochs_run"] == 2
+    evaluations = read_task_runs(str(state.state_details.flow_run_id), "evaluate")
+    assert sorted(run.state.name for run in evaluations) == ["Cached", "Cached", "Completed"]
     Path(changed["models"]["ann_no_hidden"]["model_path"]).unlink()
     state, refreshed = run_flow(tmp, synthetic_npz, epochs={"ann_no_hidden": 1, "ann_hidden_100": 1, "cnn": 2})
     assert state.is_completed()
@@ -191,6 +200,37 @@ def test_same_seed_gives_identical_metrics_in_a_fresh_data_dir(
         assert second["models"][name]["cached"] is False
         assert second["models"][name]["test_loss"] == first["models"][name]["test_loss"]
         assert second["models"][name]["confusion_matrix"] == first["models"][name]["confusion_matrix"]
+
+
+def test_an_unchanged_rerun_does_not_import_tensorflow(first_run: tuple[Path, Any, dict[str, Any]]) -> None:
+    first = first_run[2]
+    script = f"""
+import json, sys
+from pathlib import Path
+from flows.pipeline import mnist_pipeline
+outputs = mnist_pipeline(**{first["run"]["parameters"]!r})
+metrics = json.loads(Path(outputs["metrics"]).read_text())
+cached = [model["cached"] for model in metrics["models"].values()]
+print(json.dumps({{"tensorflow": "tensorflow" in sys.modules, "cached": cached}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"tensorflow": False, "cached": [True, True, True]}
+
+
+def test_an_edited_split_is_validated_again_and_the_run_still_reuses_models(
+    first_run: tuple[Path, Any, dict[str, Any]], synthetic_npz: Path
+) -> None:
+    tmp, _, _ = first_run
+    test_file = tmp / "data" / "parquet" / "test.parquet"
+    table = pq.read_table(test_file)
+    test_file.unlink()
+    pq.write_table(table, test_file, compression="gzip")  # same content, other bytes: the gate must look again
+    state, metrics = run_flow(tmp, synthetic_npz)
+    assert state.is_completed(), state.message
+    flow_run_id = str(state.state_details.flow_run_id)
+    assert [run.state.name for run in read_task_runs(flow_run_id, "validate")] == ["Completed"]
+    assert all(model["cached"] for model in metrics["models"].values())
 
 
 @pytest.mark.parametrize("runner", ["processes", "dask"])

@@ -428,3 +428,36 @@ def test_format_seconds(seconds: float | None, text: str) -> None:
 def test_format_time_shows_utc() -> None:
     assert format_time("2025-06-01T14:03:09+02:00") == "2025-06-01 12:03:09 UTC"
     assert format_time("not a date") == "not a date"
+
+
+def with_profile(run: dict[str, Any], profile: str, **parameters: Any) -> dict[str, Any]:
+    run = copy.deepcopy(run)
+    run["run"]["profile"] = profile
+    run["run"]["parameters"].update(profile=profile, **parameters)
+    return run
+
+
+def test_profiles_side_by_side_take_the_newest_full_run_of_each_profile() -> None:
+    seed = with_profile(make_metrics("run-seed", "2025-05-01T12:00:00+00:00", shift=-0.004), "seed")
+    old_best = with_profile(make_metrics("run-best-old", "2025-05-02T12:00:00+00:00", shift=0.001), "best")
+    best = with_profile(make_metrics("run-best", "2025-05-03T12:00:00+00:00", shift=0.003), "best")
+    smoke = with_profile(
+        make_metrics("run-best-smoke", "2025-05-04T12:00:00+00:00", shift=-0.05), "best", test_limit=200
+    )
+    other_data = with_profile(make_metrics("run-seed-fashion", "2025-05-05T12:00:00+00:00", shift=-0.2), "seed")
+    other_data["data"]["fingerprint"] = "0" * 64
+    current = make_metrics("run-now", "2025-05-06T12:00:00+00:00")
+    page = Page(render_report(current, {}, [seed, old_best, best, smoke, other_data]))
+    table = page.text("profiles-table")
+    for name in ("run-seed", "run-best", "run-now"):
+        assert name in table
+    for name in ("run-best-old", "run-best-smoke", "run-seed-fashion"):
+        assert name not in table
+    for run in (seed, best, current):
+        assert percent(run["models"]["cnn"]["test_accuracy"]) in table
+
+
+def test_profiles_table_needs_two_profiles() -> None:
+    current = make_metrics("run-now", "2025-05-06T12:00:00+00:00")
+    earlier = make_metrics("run-earlier", "2025-05-05T12:00:00+00:00", shift=0.01)
+    assert Page(render_report(current, {}, [earlier])).find("table", id="profiles-table") == []

