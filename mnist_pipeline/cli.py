@@ -105,7 +105,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cron, timezone = resolve_schedule(args.cron, args.timezone)
     config = config_from_args(args)
     check_prefect_api()
-    print(f"serving mnist-pipeline/scheduled-retrain on cron '{cron}' ({timezone}); Ctrl-C stops")
+    print(f"serving mnist-pipeline/scheduled-retrain on cron '{cron}' ({timezone}) and batch-predict/on-demand")
     serve_scheduled_retrain(cron, timezone, config.to_parameters())
     return 0
 

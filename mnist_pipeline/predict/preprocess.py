@@ -17,8 +17,6 @@ from mnist_pipeline.errors import DataFormatError
 MNIST_SHAPE = (28, 28)
 # The ink box MNIST scales to, as a fraction of the frame: 20 of 28 pixels.
 BOX_FRACTION = 20 / 28
-# A border brighter than this (median, 0..255) is paper: the ink is dark and the image gets inverted.
-LIGHT_PAPER = 127
 # Fewer grey levels than this between the background and the brightest pixel: there is no ink to read.
 MIN_CONTRAST = 32
 # After stretching the ink to 0..1: below NOISE is background (JPEG ringing, paper grain); at or above INK is
@@ -38,7 +36,7 @@ def to_mnist_style(image: Image.Image | np.ndarray, shape: tuple[int, int] = MNI
 
     The steps, in order:
     1. grayscale (luma; transparency is laid on paper that contrasts with the ink; EXIF rotation applied);
-    2. polarity: a light border means dark ink on light paper, so the image is inverted to light ink on black;
+    2. polarity: ink darker than the background (the border) is inverted, so the ink is lighter than the paper;
     3. an image that is now already MNIST-style (the frame's shape, black border, ink box within 20x20, centre
        of mass within a pixel of the centre) is returned unchanged, so MNIST's own images pass through as they are;
     4. contrast: the background level becomes 0 and the brightest ink 255, faint noise becomes 0;
@@ -89,8 +87,13 @@ def border_pixels(images: np.ndarray) -> np.ndarray:
 
 
 def fix_polarity(gray: np.ndarray) -> np.ndarray:
-    """Light ink on a dark background: invert when the border (the paper) is light."""
-    if np.median(border_pixels(gray[np.newaxis])) > LIGHT_PAPER:
+    """Light ink on a dark background: invert when the ink is darker than the background.
+
+    The background is the border's median; the ink is whatever departs furthest from it, downwards (dark ink
+    on paper) or upwards (chalk on a board, light ink on a tinted card). So mid-grey backgrounds work both ways.
+    """
+    background = float(np.median(border_pixels(gray[np.newaxis])))
+    if background - float(gray.min()) > float(gray.max()) - background:
         return 255 - gray
     return gray
 
