@@ -127,3 +127,15 @@ def test_bad_parameter_fails_fast_with_a_clear_message(served: Path, prefect_ser
     run = latest_flow_run(prefect_server)
     assert run.state.is_failed()
     assert "resnet" in (run.state.message or "")
+
+
+def test_batch_predict_deployment_is_served_beside_it(served: Path, prefect_server: str) -> None:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("batch-predict/on-demand")
+    assert deployment.parameters == {
+        "data_dir": str(served / "data"),
+        "output_dir": f"{served / 'reports'}/predictions",
+    }
+    assert not deployment.schedules
