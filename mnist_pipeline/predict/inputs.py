@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from mnist_pipeline.errors import DataFormatError
-from mnist_pipeline.predict.preprocess import EmptyImageError, to_mnist_style, to_mnist_style_batch
+from mnist_pipeline.predict.preprocess import EmptyImageError, to_grayscale, to_mnist_style, to_mnist_style_batch
 
 # Files a folder contributes (any explicitly named file is tried with Pillow whatever its suffix).
 IMAGE_SUFFIXES = frozenset(
@@ -41,21 +41,87 @@ class LoadedInputs:
         return np.concatenate(self.images) if self.images else np.zeros((0, *shape), dtype=np.uint8)
 
 
+@dataclass
+class _Entry:
+    """One file's images in input order: `ready` when already prepared, else raw grayscale of the model's size."""
+
+    names: list[str]
+    images: np.ndarray
+    ready: bool
+    problems: dict[int, str] = field(default_factory=dict)
+
+
+class _Collector:
+    """Gathers inputs in order and prepares all raw images of the model's size in one vectorised batch.
+
+    Images already MNIST-style (most 28x28 files) are then recognised together instead of one by one, which is
+    what makes thousands of small files fast; larger pictures are prepared as they are read, so a folder of
+    photos never holds more than one of them in memory.
+    """
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = shape
+        self.entries: list[_Entry] = []
+        self.failures: list[tuple[int, str, str]] = []
+
+    def fail(self, name: str, problem: str) -> None:
+        self.failures.append((len(self.entries), name, problem))
+
+    def add(self, path: Path) -> None:
+        try:
+            if is_batch(path):
+                images = read_batch(path)
+                self.entries.append(_Entry([f"{path}[{index}]" for index in range(len(images))], images, False))
+                return
+            gray = to_grayscale(read_image(path))
+            if gray.shape == self.shape:
+                self.entries.append(_Entry([str(path)], gray[np.newaxis], False))
+            else:
+                self.entries.append(_Entry([str(path)], to_mnist_style(gray, self.shape)[np.newaxis], True))
+        except DataFormatError as exc:
+            self.fail(str(path), str(exc).removeprefix(f"{path}: "))
+
+    def finish(self) -> LoadedInputs:
+        groups: dict[tuple[int, ...], list[_Entry]] = {}
+        for entry in self.entries:
+            if not entry.ready:
+                groups.setdefault(entry.images.shape[1:], []).append(entry)
+        for entries in groups.values():
+            prepared, problems = to_mnist_style_batch(np.concatenate([entry.images for entry in entries]), self.shape)
+            start = 0
+            for entry in entries:
+                stop = start + len(entry.images)
+                entry.images = prepared[start:stop]
+                entry.problems = {index - start: problems[index] for index in range(start, stop) if index in problems}
+                start = stop
+        loaded = LoadedInputs()
+        failures = list(self.failures)
+        for position, entry in enumerate(self.entries):
+            keep = np.ones(len(entry.images), dtype=bool)
+            for index, problem in entry.problems.items():
+                keep[index] = False
+                failures.append((position, entry.names[index], problem))
+            loaded.names.extend(name for name, kept in zip(entry.names, keep, strict=True) if kept)
+            loaded.images.append(entry.images[keep])
+        loaded.failures = [(name, problem) for _, name, problem in sorted(failures, key=lambda item: item[0])]
+        return loaded
+
+
 def load_inputs(paths: list[Path], shape: tuple[int, int]) -> LoadedInputs:
     """Expand folders (recursively, sorted) and read every input; problems are collected, not raised."""
-    loaded = LoadedInputs()
+    collector = _Collector(tuple(shape))
     for path in paths:
         if path.is_dir():
             files = list_folder(path)
             if not files:
-                loaded.failures.append((str(path), "expected image files in this folder, found none"))
+                collector.fail(str(path), "expected image files in this folder, found none")
             for file in files:
-                read_into(loaded, file, shape)
+                collector.add(file)
         elif path.exists():
-            read_into(loaded, path, shape)
+            collector.add(path)
         else:
-            loaded.failures.append((str(path), "expected an image file or folder, found no such path"))
-    return loaded
+            collector.fail(str(path), "expected an image file or folder, found no such path")
+    return collector.finish()
 
 
 def list_folder(folder: Path) -> list[Path]:
@@ -67,23 +133,6 @@ def list_folder(folder: Path) -> list[Path]:
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
         and (path.suffix.lower() in IMAGE_SUFFIXES | BATCH_SUFFIXES or IDX_NAME.search(path.name))
     )
-
-
-def read_into(loaded: LoadedInputs, path: Path, shape: tuple[int, int]) -> None:
-    """Add one file's images (or its failure) to `loaded`."""
-    try:
-        if is_batch(path):
-            images = read_batch(path)
-            prepared, problems = to_mnist_style_batch(images, shape)
-            keep = np.array([index not in problems for index in range(len(images))], dtype=bool)
-            loaded.names.extend(f"{path}[{index}]" for index in np.flatnonzero(keep))
-            loaded.images.append(prepared[keep])
-            loaded.failures.extend((f"{path}[{index}]", problem) for index, problem in problems.items())
-        else:
-            loaded.images.append(to_mnist_style(read_image(path), shape)[np.newaxis])
-            loaded.names.append(str(path))
-    except DataFormatError as exc:
-        loaded.failures.append((str(path), str(exc).removeprefix(f"{path}: ")))
 
 
 def is_batch(path: Path) -> bool:

@@ -79,14 +79,14 @@ def snake_case(name: str) -> str:
 
 
 def to_bfloat16(values: np.ndarray) -> np.ndarray:
-    """float32 values rounded to the nearest bfloat16 (ties to even), kept as float32: numpy bit arithmetic."""
-    bits = np.array(values, dtype=np.float32).view(np.uint32)
+    """float32 values rounded to the nearest bfloat16 (ties to even), kept as float32, in place: pass a temporary."""
+    bits = values.view(np.uint32)
     carry = bits >> 16
     carry &= 1
     carry += 0x7FFF
     bits += carry
     bits &= 0xFFFF0000
-    return bits.view(np.float32)
+    return values
 
 
 def weight_groups(class_names: list[str]) -> list[str]:
@@ -100,17 +100,26 @@ def weight_groups(class_names: list[str]) -> list[str]:
     return names
 
 
-def rounder(layer_config: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
-    """Round float32 values to the layer's compute dtype and back, as Keras' dtype policy would compute them."""
+PRECISIONS = {"float32": "float32", "mixed_bfloat16": "bfloat16", "bfloat16": "bfloat16"}
+PRECISIONS |= {"mixed_float16": "float16", "float16": "float16"}
+
+
+def precision(layer_config: dict[str, Any]) -> str:
+    """The dtype a layer computes in under its Keras dtype policy: float32, bfloat16 or float16."""
     policy = layer_config.get("dtype")
     name = policy.get("config", {}).get("name") if isinstance(policy, dict) else policy
-    if name in (None, "float32"):
-        return lambda values: values
-    if name in ("mixed_bfloat16", "bfloat16"):
+    if (name or "float32") not in PRECISIONS:
+        raise UnsupportedModel(f"dtype policy {name!r}")
+    return PRECISIONS[name or "float32"]
+
+
+def rounder(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Round float32 values to `name`'s precision and back (in place for bfloat16), as Keras would compute them."""
+    if name == "bfloat16":
         return to_bfloat16
-    if name in ("mixed_float16", "float16"):
+    if name == "float16":
         return lambda values: values.astype(np.float16).astype(np.float32)
-    raise UnsupportedModel(f"dtype policy {name!r}")
+    return lambda values: values
 
 
 ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -175,15 +184,24 @@ def max_pool(values: np.ndarray, pool: tuple[int, int]) -> np.ndarray:
 
 
 def build_step(
-    kind: str, config: dict[str, Any], weights: list[np.ndarray], is_head: bool, pool: tuple[int, int] | None
+    kind: str,
+    config: dict[str, Any],
+    weights: list[np.ndarray],
+    is_head: bool,
+    pool: tuple[int, int] | None,
+    input_precision: str,
 ) -> Callable[[np.ndarray], np.ndarray]:
     """One layer as a function on float32 arrays; the head returns its pre-activation values (the logits).
 
     `pool` is the pool size of a MaxPooling2D that directly follows a Conv2D, fused into it: pooling the raw
     convolution first and then rounding, adding the bias and applying ReLU gives exactly the same numbers (each of
-    those steps is non-decreasing, so it commutes with max), on a quarter of the values.
+    those steps is non-decreasing, so it commutes with max), on a quarter of the values. Inputs are rounded to
+    the layer's precision only when they come in wider (uint8 pixels fit every precision exactly).
     """
-    cast = rounder(config)
+    compute = precision(config)
+    cast = rounder(compute)
+    exact = input_precision in (compute, "uint8") or compute == "float32"
+    cast_in = rounder("float32") if exact else cast
     activation_name = "linear" if is_head else config.get("activation", "linear")
     if activation_name not in ACTIVATIONS:
         raise UnsupportedModel(f"activation {activation_name!r}")
@@ -193,7 +211,7 @@ def build_step(
         if not isinstance(scale, int | float) or not isinstance(offset, int | float):
             raise UnsupportedModel("per-channel rescaling")
         scale32, offset32 = cast(np.float32([scale])), cast(np.float32([offset]))
-        return lambda values: cast(cast(cast(values) * scale32) + offset32)
+        return lambda values: cast(cast(cast_in(values) * scale32) + offset32)
     if kind == "Reshape":
         target = tuple(config["target_shape"])
         return lambda values: values.reshape(values.shape[0], *target)
@@ -202,20 +220,20 @@ def build_step(
     if kind == "Dropout":
         return lambda values: values
     if kind == "Dense" and len(weights) == 2:
-        kernel, bias = cast(weights[0]), cast(weights[1])
-        return lambda values: activation(cast(cast(cast(values) @ kernel) + bias))
+        kernel, bias = (cast(np.array(array, dtype=np.float32)) for array in weights)
+        return lambda values: activation(cast(cast(cast_in(values) @ kernel) + bias))
     if kind == "Conv2D" and len(weights) == 2 and _plain_conv(config):
-        kernel, bias = cast(weights[0]), cast(weights[1])
+        kernel, bias = (cast(np.array(array, dtype=np.float32)) for array in weights)
         strides = tuple(config["strides"])
 
         def convolve(values: np.ndarray) -> np.ndarray:
-            out = np.moveaxis(cast(conv2d(cast(values), kernel, strides, pool or (1, 1))), 0, -1)
+            out = np.moveaxis(cast(conv2d(cast_in(values), kernel, strides, pool or (1, 1))), 0, -1)
             return activation(cast(out + bias))
 
         return convolve
     if kind == "MaxPooling2D" and _plain_pool(config):
         size = tuple(config["pool_size"])
-        return lambda values: np.moveaxis(max_pool(np.moveaxis(cast(values), -1, 0), size), 0, -1)
+        return lambda values: np.moveaxis(max_pool(np.moveaxis(cast_in(values), -1, 0), size), 0, -1)
     raise UnsupportedModel(f"layer {kind} with this configuration")
 
 
@@ -252,7 +270,7 @@ class NumpyClassifier:
         if len(input_shape) != 2:
             raise UnsupportedModel(f"input shape {input_shape}")
         groups = weight_groups([layer["class_name"] for layer in layers[1:]])
-        steps, position = [], 1
+        steps, position, values_precision = [], 1, "uint8"
         while position < len(layers):
             kind, config = layers[position]["class_name"], layers[position]["config"]
             following = layers[position + 1] if position + 1 < len(layers) else None
@@ -266,7 +284,9 @@ class NumpyClassifier:
             ):
                 pool = tuple(following["config"]["pool_size"])
             is_head = position == len(layers) - 1
-            steps.append(build_step(kind, config, weights.get(groups[position - 1], []), is_head, pool))
+            group = weights.get(groups[position - 1], [])
+            steps.append(build_step(kind, config, group, is_head, pool, values_precision))
+            values_precision = precision(layers[position + 1]["config"] if pool else config)
             position += 2 if pool else 1
         return cls((int(input_shape[0]), int(input_shape[1])), steps)
 
