@@ -27,7 +27,7 @@ from mnist_pipeline.layout import DataLayout
 from mnist_pipeline.predict.answer import predict_images
 from mnist_pipeline.predict.inputs import load_inputs
 from mnist_pipeline.predict.model_choice import choose_model
-from mnist_pipeline.predict.runner import load_classifier
+from mnist_pipeline.predict.runner import KerasClassifier, load_classifier
 from mnist_pipeline.store import read_split
 
 CLI = str(Path(sys.executable).with_name("mnist-pipeline"))
@@ -98,7 +98,10 @@ def cold_latency(image: Path, data_dir: Path, repeats: int) -> list[float]:
 
 
 def throughput(data_dir: Path, images: np.ndarray, work: Path, repeats: int) -> dict[str, float]:
-    """Images/s after the model is loaded: from 10 000 PNG files (read + prepare + predict) and from Parquet."""
+    """Images/s after the model is loaded: from 10 000 PNG files (read + prepare + predict) and from Parquet.
+
+    For scale, the same images through Keras (TensorFlow, already imported and warm), in the same session.
+    """
     classifier = load_classifier(choose_model("cnn", data_dir).path)
     files = work / "throughput"
     files.mkdir()
@@ -112,6 +115,12 @@ def throughput(data_dir: Path, images: np.ndarray, work: Path, repeats: int) -> 
             loaded = load_inputs([source], classifier.input_shape)
             predictions = predict_images(classifier, loaded.stacked(classifier.input_shape), loaded.names)
             rates[name].append(len(predictions) / (time.perf_counter() - started))
+    keras_runner = KerasClassifier(choose_model("cnn", data_dir).path)
+    keras_runner.logits(images[:10])
+    for _ in range(repeats):
+        started = time.perf_counter()
+        keras_runner.logits(images)
+        rates.setdefault("keras_reference_parquet_images", []).append(len(images) / (time.perf_counter() - started))
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
