@@ -74,3 +74,18 @@ def test_a_corrupt_model_file_is_named(tmp_path: Path) -> None:
         archive.writestr("config.json", "{}")
     with pytest.raises(DataFormatError, match=r"empty\.keras: expected a \.keras model saved by mnist-pipeline"):
         load_classifier(tmp_path / "empty.keras")
+
+
+def test_bfloat16_rounding_matches_ml_dtypes_including_ties() -> None:
+    import ml_dtypes
+
+    from mnist_pipeline.predict.numpy_ops import to_bfloat16
+
+    values = np.concatenate(
+        [
+            np.random.default_rng(0).normal(scale=3.0, size=10_000).astype(np.float32),
+            np.array([1 + 2**-8, 1 + 3 * 2**-8, -(1 + 2**-8), 0.0, 255.0, 1 / 255], dtype=np.float32),
+        ]
+    )
+    expected = values.astype(ml_dtypes.bfloat16).astype(np.float32)
+    assert np.array_equal(to_bfloat16(values.copy()), expected)

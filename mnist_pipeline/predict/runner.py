@@ -2,27 +2,24 @@
 
 Why: importing TensorFlow/Keras takes ~3 s on an idle development machine and over 10 s on a loaded one, which
 is more than the 3 s a person should wait for one digit; numpy and h5py import in 0.3 s. A `.keras` file is a
-zip of `config.json` (the layers) and `model.weights.h5` (the arrays); both are read as data (no pickle, no
-code). The layer types this project's models use are run here, each in its Keras compute dtype: layers computed
-in bfloat16 (the `mixed_bfloat16` policy) have their inputs, weights and outputs rounded to bfloat16 as Keras
-does, so the numbers match Keras' to rounding (tests/test_predict_runner.py compares them). A model with any
-other layer, or that is not a Sequential, is run by Keras instead (`KerasClassifier`), slower to start but exact.
+zip of `config.json` (the layers) and `model.weights.h5` (the arrays); `keras_file` reads both as data (no
+pickle, no code). The layer types this project's models use are run here (kernels in `numpy_ops`), each in its
+Keras compute dtype: layers computed in bfloat16 (the `mixed_bfloat16` policy) have their inputs, weights and
+outputs rounded to bfloat16 as Keras does, so the numbers match Keras' to rounding (tests/test_predict_runner.py
+compares them). A model with any other layer, or that is not a Sequential, is run by Keras (`KerasClassifier`),
+slower to start but exact.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import re
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-import h5py
 import numpy as np
 
-from mnist_pipeline.errors import DataFormatError
+from mnist_pipeline.predict.keras_file import read_keras_file, weight_groups
+from mnist_pipeline.predict.numpy_ops import ACTIVATIONS, UnsupportedModel, conv2d, max_pool, precision, rounder
 
 # Images per forward chunk: bounds the convolution's working memory (~90 MB for the CNN) without slowing it.
 CHUNK = 1024
@@ -36,10 +33,6 @@ class Classifier(Protocol):
     def logits(self, images: np.ndarray) -> np.ndarray: ...
 
 
-class UnsupportedModel(Exception):
-    """The model uses something the numpy runner does not implement; Keras runs it instead."""
-
-
 def load_classifier(path: Path) -> Classifier:
     """The numpy runner for `path` when it supports every layer, else Keras; a bad file names itself."""
     config, weights = read_keras_file(path)
@@ -47,140 +40,6 @@ def load_classifier(path: Path) -> Classifier:
         return NumpyClassifier.from_config(config, weights)
     except UnsupportedModel:
         return KerasClassifier(path)
-
-
-def read_keras_file(path: Path) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
-    """The model config and each weight group's arrays (`layers/<group>` -> [kernel, bias, ...])."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-            weights_bytes = archive.read("model.weights.h5")
-        with h5py.File(io.BytesIO(weights_bytes), "r") as weights_file:
-            layers = weights_file["layers"]
-            weights = {name: [np.asarray(var[()]) for _, var in sorted_vars(layers[name])] for name in layers}
-    except FileNotFoundError as exc:
-        raise DataFormatError(f"{path}: expected a saved .keras model, found no such file") from exc
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataFormatError(f"{path}: expected a .keras model saved by mnist-pipeline, found: {exc}") from exc
-    return config, weights
-
-
-def sorted_vars(group: h5py.Group) -> list[tuple[int, h5py.Dataset]]:
-    """A layer's variables in creation order (kernel before bias): `vars/0`, `vars/1`, ..."""
-    variables = group.get("vars", {})
-    return sorted((int(name), variables[name]) for name in variables)
-
-
-def snake_case(name: str) -> str:
-    """Keras' name for a layer's weight group: its class name in snake case (`MaxPooling2D` -> `max_pooling2d`)."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def to_bfloat16(values: np.ndarray) -> np.ndarray:
-    """float32 values rounded to the nearest bfloat16 (ties to even), kept as float32, in place: pass a temporary."""
-    bits = values.view(np.uint32)
-    carry = bits >> 16
-    carry &= 1
-    carry += 0x7FFF
-    bits += carry
-    bits &= 0xFFFF0000
-    return values
-
-
-def weight_groups(class_names: list[str]) -> list[str]:
-    """Each layer's group in the weights file: Keras names them by class, numbered from the second of a class on."""
-    used: dict[str, int] = {}
-    names = []
-    for class_name in class_names:
-        group = snake_case(class_name)
-        used[group] = used.get(group, -1) + 1
-        names.append(f"{group}_{used[group]}" if used[group] else group)
-    return names
-
-
-PRECISIONS = {"float32": "float32", "mixed_bfloat16": "bfloat16", "bfloat16": "bfloat16"}
-PRECISIONS |= {"mixed_float16": "float16", "float16": "float16"}
-
-
-def precision(layer_config: dict[str, Any]) -> str:
-    """The dtype a layer computes in under its Keras dtype policy: float32, bfloat16 or float16."""
-    policy = layer_config.get("dtype")
-    name = policy.get("config", {}).get("name") if isinstance(policy, dict) else policy
-    if (name or "float32") not in PRECISIONS:
-        raise UnsupportedModel(f"dtype policy {name!r}")
-    return PRECISIONS[name or "float32"]
-
-
-def rounder(name: str) -> Callable[[np.ndarray], np.ndarray]:
-    """Round float32 values to `name`'s precision and back (in place for bfloat16), as Keras would compute them."""
-    if name == "bfloat16":
-        return to_bfloat16
-    if name == "float16":
-        return lambda values: values.astype(np.float16).astype(np.float32)
-    return lambda values: values
-
-
-ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "linear": lambda values: values,
-    "relu": lambda values: np.maximum(values, 0),
-}
-
-
-def conv2d(
-    values: np.ndarray, kernel: np.ndarray, strides: tuple[int, int], pool: tuple[int, int] = (1, 1)
-) -> np.ndarray:
-    """'valid' convolution of channels-last images, max-pooled over `pool`, returned channels first.
-
-    Output (filters, n, out_h, out_w). Each pool offset is one matrix product of (filters, taps) by (taps, pixels),
-    computed only at the pixels that offset pools, and the products are maxed: no full-size convolution output is
-    ever stored, and numpy's BLAS is ~10x faster this way round than with the few taps as the inner dimension.
-    """
-    rows, cols, channels, filters = kernel.shape
-    n, height, width = values.shape[:3]
-    step_y, step_x = strides[0] * pool[0], strides[1] * pool[1]
-    out_h = ((height - rows) // strides[0] + 1) // pool[0]
-    out_w = ((width - cols) // strides[1] + 1) // pool[1]
-    weights = kernel.reshape(rows * cols * channels, filters).T
-    pooled = None
-    for py in range(pool[0]):
-        for px in range(pool[1]):
-            top, left = py * strides[0], px * strides[1]
-            taps = np.stack(
-                [
-                    values[
-                        :,
-                        top + dy : top + dy + step_y * out_h : step_y,
-                        left + dx : left + dx + step_x * out_w : step_x,
-                        c,
-                    ]
-                    for dy in range(rows)
-                    for dx in range(cols)
-                    for c in range(channels)
-                ]
-            )
-            product = weights @ taps.reshape(len(taps), -1)
-            pooled = product if pooled is None else np.maximum(pooled, product, out=pooled)
-    return pooled.reshape(filters, n, out_h, out_w)
-
-
-def max_pool(values: np.ndarray, pool: tuple[int, int]) -> np.ndarray:
-    """Non-overlapping 'valid' max pooling (stride = pool size) over the last two axes.
-
-    An elementwise maximum of the pool's strided views: numpy reduces short strided axes ~10x slower.
-    """
-    height, width = values.shape[-2:]
-    out_h, out_w = height // pool[0], width // pool[1]
-    views = [
-        values[..., dy : out_h * pool[0] : pool[0], dx : out_w * pool[1] : pool[1]]
-        for dy in range(pool[0])
-        for dx in range(pool[1])
-    ]
-    result = views[0].copy()
-    for view in views[1:]:
-        np.maximum(result, view, out=result)
-    return result
 
 
 def build_step(
