@@ -9,6 +9,7 @@ from typing import Any
 from mnist_pipeline.errors import PipelineError
 
 DEPLOYMENT_NAME = "scheduled-retrain"
+BATCH_PREDICT_DEPLOYMENT = "on-demand"
 DEFAULT_CRON = "0 3 * * 1"
 DEFAULT_TIMEZONE = "UTC"
 CRON_ENV, TIMEZONE_ENV = "MNIST_PIPELINE_CRON", "MNIST_PIPELINE_TIMEZONE"
@@ -34,18 +35,20 @@ def resolve_schedule(cron: str | None, timezone: str | None) -> tuple[str, str]:
 
 
 def serve_scheduled_retrain(cron: str, timezone: str, parameters: dict[str, Any]) -> None:
-    """Register `mnist-pipeline/scheduled-retrain` with its cron schedule and serve its runs until stopped."""
+    """Register `mnist-pipeline/scheduled-retrain` (cron) and `batch-predict/on-demand`; serve both until stopped."""
     if not os.environ.get("PREFECT_API_URL"):
         raise PipelineError(
             "PREFECT_API_URL: expected the URL of a running Prefect server (start one with `make server`, then "
             "export PREFECT_API_URL=http://127.0.0.1:4200/api), found it unset"
         )
+    from prefect import serve
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
+    from flows.batch_predict import batch_predict
     from flows.pipeline import mnist_pipeline
 
-    mnist_pipeline.serve(
+    retrain = mnist_pipeline.to_deployment(
         name=DEPLOYMENT_NAME,
         schedules=[Cron(cron, timezone=timezone)],
         parameters=parameters,
@@ -53,3 +56,11 @@ def serve_scheduled_retrain(cron: str, timezone: str, parameters: dict[str, Any]
         description="Weekly retraining of the three MNIST models with champion/challenger promotion.",
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
+    predict = batch_predict.to_deployment(
+        name=BATCH_PREDICT_DEPLOYMENT,
+        parameters={"data_dir": parameters["data_dir"], "output_dir": f"{parameters['reports_dir']}/predictions"},
+        tags=["mnist", "batch-predict"],
+        description="Score a folder of digit images or a Parquet split with the current champion.",
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+    serve(retrain, predict)

@@ -111,7 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cron, timezone = resolve_schedule(args.cron, args.timezone)
     config = config_from_args(args)
     check_prefect_api()
-    print(f"serving mnist-pipeline/scheduled-retrain on cron '{cron}' ({timezone}); Ctrl-C stops")
+    print(f"serving mnist-pipeline/scheduled-retrain on cron '{cron}' ({timezone}) and batch-predict/on-demand")
     import httpx
 
     try:
@@ -171,6 +171,19 @@ def cmd_champion(args: argparse.Namespace) -> int:
             f"{row['model']:<16} {100 * row['accuracy']:6.2f} %  run {row['run']}  since {row['promoted_at']}{forced}"
         )
     return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Answer with the champion (or a run's model); each failed input is one stderr line and makes the exit 2."""
+    from mnist_pipeline.predict.answer import answer, render
+    from mnist_pipeline.predict.model_choice import choose_model
+
+    choice = choose_model(args.model, args.data_dir, args.run, args.reports_dir)
+    result = answer(choice, args.inputs)
+    print(render(result, args.format))
+    for name, problem in result.failures:
+        print(f"mnist-pipeline: {name}: {problem}", file=sys.stderr)
+    return 2 if result.failures else 0
 
 
 def _add_image_shape(parser: argparse.ArgumentParser, default: str | None, help_default: str) -> None:
@@ -255,6 +268,21 @@ def build_parser() -> argparse.ArgumentParser:
     champion.add_argument("--reports-dir", type=Path, default=Path("reports"), help="where run metrics live")
     champion.add_argument("--reason", help="why, recorded in the registry history")
     champion.set_defaults(handler=cmd_champion)
+
+    predict = sub.add_parser("predict", help="ask the champion (or a run's model) which digit each image shows")
+    predict.add_argument(
+        "inputs", nargs="+", type=Path, metavar="INPUT", help="image files, folders, .npz, IDX, Parquet"
+    )
+    predict.add_argument(
+        "--model", choices=ALL_MODELS, default="cnn", help="which model answers (default: %(default)s)"
+    )
+    predict.add_argument("--run", metavar="RUN_NAME", help="use this run's model instead of the champion")
+    _add_data_dir(predict)
+    predict.add_argument(
+        "--reports-dir", type=Path, default=Path("reports"), help="where run metrics live (with --run)"
+    )
+    predict.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output (default: table)")
+    predict.set_defaults(handler=cmd_predict)
     return parser
 
 

@@ -132,6 +132,14 @@ def read_logs(flow_run_id: Any) -> list[Any]:
         return client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
 
 
+def test_bad_parameter_fails_fast_with_a_clear_message(served: Path, prefect_server: str) -> None:
+    done = run_deployment(prefect_server, 'models=["resnet"]')
+    assert done.returncode != 0
+    run = latest_flow_run(prefect_server)
+    assert run.state.is_failed()
+    assert "resnet" in (run.state.message or "")
+
+
 def test_os_error_in_a_served_run_is_one_line_in_its_state_and_logs(served: Path, prefect_server: str) -> None:
     blocker = served / "a-file"
     blocker.write_text("not a folder\n")
@@ -167,3 +175,15 @@ def test_parameter_of_the_wrong_type_is_refused_naming_it(
     assert done.returncode != 0
     assert f"Validation failed for field '{name}'" in " ".join(done.stdout.split()), done.stdout
     assert count_flow_runs() == runs
+
+
+def test_batch_predict_deployment_is_served_beside_it(served: Path, prefect_server: str) -> None:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("batch-predict/on-demand")
+    assert deployment.parameters == {
+        "data_dir": str(served / "data"),
+        "output_dir": f"{served / 'reports'}/predictions",
+    }
+    assert not deployment.schedules

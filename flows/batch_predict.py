@@ -1,0 +1,36 @@
+"""The `batch-predict` flow: score a folder of images or a Parquet split with the current champion."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from mnist_pipeline.predict.batch import build_batch_config
+from mnist_pipeline.predict.model_choice import choose_model
+from mnist_pipeline.report.names import check_run_name
+from tasks.predict import score_task
+
+
+def generate_batch_run_name() -> str:
+    """Sortable and unique within a second: time plus the start of the flow run id."""
+    return f"predict-{datetime.now(UTC):%Y-%m-%d-%H%M%S}-{str(flow_run.id)[:8]}"
+
+
+@flow(name="batch-predict", flow_run_name=generate_batch_run_name)
+def batch_predict(
+    input: str,
+    model: str = "cnn",
+    data_dir: str = "data",
+    output_dir: str = "reports/predictions",
+    low_confidence: float = 0.9,
+) -> dict:
+    """Write `<output_dir>/<run name>/predictions.parquet` and a `batch-predictions` markdown artifact."""
+    config = build_batch_config(
+        input=input, model=model, data_dir=data_dir, output_dir=output_dir, low_confidence=low_confidence
+    )
+    choice = choose_model(config.model, config.data_dir)
+    run_name = check_run_name(str(flow_run.name))
+    output = config.output_dir / run_name / "predictions.parquet"
+    return score_task(choice, config, str(output), f"run {run_name}")

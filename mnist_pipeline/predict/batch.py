@@ -1,0 +1,145 @@
+"""Batch scoring for the `batch-predict` flow: checked parameters, predictions.parquet, and the markdown summary.
+
+Prefect-free, so the flow only wires: the task calls `score_batch`, which writes the Parquet file atomically and
+returns the markdown for the artifact (class counts, low-confidence inputs, a thumbnail grid as inline PNGs).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+from mnist_pipeline.atomic import atomic_path
+from mnist_pipeline.config import ALL_MODELS
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.predict.answer import Answer, answer
+from mnist_pipeline.predict.model_choice import ModelChoice
+
+THUMBNAILS = 16
+GRID_COLUMNS = 8
+LOW_CONFIDENCE_ROWS = 20
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """The flow's parameters, checked: what to score, with which champion, where the results go."""
+
+    input: Path
+    model: str
+    data_dir: Path
+    output_dir: Path
+    low_confidence: float
+
+
+def build_batch_config(**values: Any) -> BatchConfig:
+    """Validate raw flow parameters; each problem is one line naming the parameter, as the training flow does."""
+    raw_input = values.get("input")
+    if not raw_input or not Path(str(raw_input)).exists():
+        raise PipelineError(f"input: expected an existing folder or Parquet file, found {raw_input!r}")
+    model = values.get("model") or "cnn"
+    if model not in ALL_MODELS:
+        raise PipelineError(f"model: expected one of {', '.join(ALL_MODELS)}, found {model!r}")
+    threshold = values.get("low_confidence", 0.9)
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold <= 1:
+        raise PipelineError(f"low_confidence: expected a probability in (0, 1], found {threshold!r}")
+    return BatchConfig(
+        input=Path(str(raw_input)).resolve(),
+        model=model,
+        data_dir=Path(values.get("data_dir") or "data").resolve(),
+        output_dir=Path(values.get("output_dir") or "reports/predictions").resolve(),
+        low_confidence=float(threshold),
+    )
+
+
+def predictions_table(result: Answer) -> pa.Table:
+    """One row per answered input: input, label (the digit), probability, top 3, and which model answered."""
+    predictions = result.predictions
+    top3_type = pa.list_(pa.struct([("label", pa.int64()), ("probability", pa.float64())]))
+    return pa.table(
+        {
+            "input": pa.array([p.input for p in predictions], type=pa.string()),
+            "label": pa.array([p.label for p in predictions], type=pa.int64()),
+            "probability": pa.array([p.probability for p in predictions], type=pa.float64()),
+            "top3": pa.array(
+                [[{"label": d, "probability": q} for d, q in p.top3] for p in predictions], type=top3_type
+            ),
+            "model": pa.array([result.choice.model] * len(predictions), type=pa.string()),
+            "model_key": pa.array([result.choice.key] * len(predictions), type=pa.string()),
+        }
+    )
+
+
+def escape_markdown(text: str) -> str:
+    """Text that renders as itself in markdown: HTML escaped, markdown punctuation backslash-escaped."""
+    return re.sub(r"([\\`*_\[\]|#!])", r"\\\1", html.escape(" ".join(text.split())))
+
+
+def thumbnail_uri(image: np.ndarray) -> str:
+    """A 2x nearest-neighbour PNG of a prepared image, as a data: URI (the Prefect UI renders it inline)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).resize((image.shape[1] * 2, image.shape[0] * 2), Image.Resampling.NEAREST).save(
+        buffer, format="PNG"
+    )
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def render_batch_markdown(result: Answer, output: Path, low_confidence: float, title: str) -> str:
+    """Class counts, the least confident answers, a grid of the first inputs as the model saw them, failures."""
+    predictions = result.predictions
+    counts = np.bincount([p.label for p in predictions], minlength=10)
+    lines = [
+        f"# Batch predictions, {escape_markdown(title)}",
+        "",
+        f"Model: {escape_markdown(result.choice.describe())}.",
+        f"{len(predictions)} inputs answered, {len(result.failures)} failed. Predictions: "
+        f"{escape_markdown(str(output))}",
+        "",
+        "## Class counts",
+        "",
+        "| digit | " + " | ".join(str(digit) for digit in range(len(counts))) + " |",
+        "|---|" + "---:|" * len(counts),
+        "| inputs | " + " | ".join(str(count) for count in counts) + " |",
+    ]
+    unsure = sorted((p for p in predictions if p.probability < low_confidence), key=lambda p: p.probability)
+    lines += ["", f"## Low confidence (below {100 * low_confidence:.0f} %): {len(unsure)}", ""]
+    if unsure:
+        lines += ["| input | digit | probability | top 3 |", "|---|---:|---:|---|"]
+        for p in unsure[:LOW_CONFIDENCE_ROWS]:
+            top3 = ", ".join(f"{digit} ({100 * prob:.1f} %)" for digit, prob in p.top3)
+            lines.append(f"| {escape_markdown(p.input)} | {p.label} | {100 * p.probability:.1f} % | {top3} |")
+    shown = min(THUMBNAILS, len(predictions))
+    lines += ["", f"## The first {shown} inputs, as the model saw them", ""]
+    cells = [
+        f"![{p.label}]({thumbnail_uri(result.images[index])})<br>**{p.label}** {100 * p.probability:.0f} %"
+        for index, p in enumerate(predictions[:shown])
+    ]
+    if cells:
+        columns = min(GRID_COLUMNS, len(cells))
+        lines += ["|" + " |" * columns, "|" + "---|" * columns]
+        for start in range(0, len(cells), columns):
+            lines.append("| " + " | ".join(cells[start : start + columns]) + " |")
+    if result.failures:
+        lines += ["", "## Failed inputs", ""]
+        lines += [f"- {escape_markdown(name)}: {escape_markdown(problem)}" for name, problem in result.failures]
+    return "\n".join(lines)
+
+
+def score_batch(choice: ModelChoice, config: BatchConfig, output: Path, title: str) -> tuple[Answer, str]:
+    """Predict every input, write `output` (Parquet, atomically), and return the answer and its markdown."""
+    result = answer(choice, [config.input])
+    if not result.predictions:
+        problems = "; ".join(f"{name}: {problem}" for name, problem in result.failures[:3])
+        raise PipelineError(f"input: expected at least one readable image in {config.input}, found none ({problems})")
+    with atomic_path(output) as tmp:
+        pq.write_table(predictions_table(result), tmp)
+    return result, render_batch_markdown(result, output, config.low_confidence, title)

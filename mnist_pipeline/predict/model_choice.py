@@ -1,0 +1,56 @@
+"""Which saved model answers: the registry's champion of a model name, or that model from a given run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from mnist_pipeline.champion import find_champion, load_registry
+from mnist_pipeline.errors import DataFormatError, PipelineError
+from mnist_pipeline.layout import DataLayout
+from mnist_pipeline.report.names import check_run_name
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model file that answers, its cache key, and where it came from (for the output and the logs)."""
+
+    model: str
+    key: str
+    path: Path
+    run_name: str
+    source: str  # "champion" or "run"
+
+    def describe(self) -> str:
+        return f"{self.model} {self.source} from run {self.run_name} (key {self.key}, file {self.path})"
+
+
+def choose_model(model: str, data_dir: Path, run: str | None = None, reports_dir: Path | None = None) -> ModelChoice:
+    """The champion of `model`, or with `run` that run's `model` (read from its metrics.json)."""
+    if run is not None:
+        return _run_model(model, run, reports_dir or Path("reports"))
+    registry_path = DataLayout(data_dir).models / "champions.json"
+    champion = find_champion(load_registry(registry_path), model)
+    if champion is None:
+        raise PipelineError(
+            f"{registry_path}: expected a champion for model {model!r}, found none; "
+            f"train one with `mnist-pipeline run --models {model} --data-dir {data_dir}`"
+        )
+    return ModelChoice(model, champion.key, Path(champion.model_path), champion.run_name, "champion")
+
+
+def _run_model(model: str, run: str, reports_dir: Path) -> ModelChoice:
+    check_run_name(run)
+    metrics_path = reports_dir / "runs" / run / "metrics.json"
+    try:
+        entry = json.loads(metrics_path.read_text())["models"][model]
+        return ModelChoice(model, str(entry["key"]), Path(entry["model_path"]), run, "run")
+    except FileNotFoundError as exc:
+        raise DataFormatError(f"{metrics_path}: expected the metrics.json of run {run}, found no such file") from exc
+    except (OSError, ValueError) as exc:
+        raise DataFormatError(f"{metrics_path}: expected the run's metrics.json, found: {exc}") from exc
+    except (KeyError, TypeError) as exc:
+        raise DataFormatError(
+            f"{metrics_path}: expected model {model!r} with a key and model_path, found none"
+        ) from exc

@@ -1,0 +1,33 @@
+"""Prefect task: score a folder or Parquet file with a chosen model; writes predictions.parquet, posts the summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from mnist_pipeline.predict.batch import BatchConfig, score_batch
+from mnist_pipeline.predict.model_choice import ModelChoice
+
+PREDICTIONS_ARTIFACT_KEY = "batch-predictions"
+
+
+@task(name="score")
+def score_task(choice: ModelChoice, config: BatchConfig, output: str, title: str) -> dict[str, Any]:
+    """Predict every input; failed inputs are logged and listed in the artifact, the others are scored."""
+    logger = get_run_logger()
+    result, markdown = score_batch(choice, config, Path(output), title)
+    for name, problem in result.failures:
+        logger.warning("%s: %s", name, problem)
+    create_markdown_artifact(markdown, key=PREDICTIONS_ARTIFACT_KEY, description="Batch predictions")
+    logger.info(
+        "%d inputs scored with %s, %d failed: %s", len(result.predictions), choice.key, len(result.failures), output
+    )
+    return {
+        "predictions": output,
+        "answered": len(result.predictions),
+        "failed": [name for name, _ in result.failures],
+        "model_key": choice.key,
+    }
