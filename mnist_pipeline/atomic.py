@@ -1,4 +1,8 @@
-"""Atomic file output: write beside the target, then rename, so readers never see half a file."""
+"""Atomic, durable file output: write beside the target, fsync, rename, fsync the folder.
+
+Readers never see half a file, and after a crash or power loss the target holds either the old or the new
+content, never an empty or truncated one (the rename alone is not durable until the folder is synced).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,18 @@ from pathlib import Path
 from typing import Any
 
 
+def sync_path(path: Path) -> None:
+    """Flush a file's or a folder's content and metadata to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path next to `target`; on success it replaces `target`, on error it is removed."""
+    """Yield a temporary path next to `target`; on success it replaces `target` durably, on error it is removed."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
@@ -21,7 +34,9 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp.chmod(0o644)
     try:
         yield tmp
+        sync_path(tmp)
         os.replace(tmp, target)
+        sync_path(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -40,8 +55,9 @@ def write_json_atomic(target: Path, obj: Any, default: Callable[[Any], Any] | No
 
 
 def replace_symlink(link: Path, target: str) -> None:
-    """Point `link` at `target` atomically (a new link renamed over the old one)."""
+    """Point `link` at `target` atomically (a new link renamed over the old one) and durably."""
     tmp = link.parent / f".{link.name}.{os.getpid()}.link"
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(target)
     os.replace(tmp, link)
+    sync_path(link.parent)

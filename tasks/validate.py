@@ -1,4 +1,8 @@
-"""Prefect task: the validation gate. A failed expectation fails the task, so no training starts."""
+"""Prefect task: the validation gate. A failed expectation fails the task, so no training starts.
+
+The version this run ingested becomes the current dataset (`parquet`) only when it passes; a failing one is set
+aside as `datasets/<version>.failed-validation` and the previous current dataset stays current.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,17 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from mnist_pipeline.artifact_content import render_validation_markdown
+from mnist_pipeline.ingest import publish_if_valid
 from mnist_pipeline.layout import DataLayout
-from mnist_pipeline.validation import raise_if_failed, validate_dataset
+from mnist_pipeline.validation import raise_if_failed
 
 VALIDATION_ARTIFACT_KEY = "mnist-validation"
 
 
 @task(name="validate")
 def validate_task(data_dir: str, fingerprint: str) -> dict[str, Any]:
-    """Validate the dataset version this run ingested; returns the JSON summary or raises ValidationFailed."""
-    report = validate_dataset(DataLayout(Path(data_dir)).pin(fingerprint))
+    """Validate the version this run ingested, publish it if valid; returns the summary or raises ValidationFailed."""
+    report = publish_if_valid(DataLayout(Path(data_dir)), fingerprint)
     summary = report.to_dict()
     logger = get_run_logger()
     for line in report.summary_lines():
