@@ -93,6 +93,7 @@ def remove_old_versions(layout: DataLayout) -> list[Path]:
         if old.name == current or is_locked(_pin_file(layout, name)):
             continue
         shutil.rmtree(old, ignore_errors=True)
+        _pin_file(layout, name).unlink(missing_ok=True)
         removed.append(old)
     return removed
 

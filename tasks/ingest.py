@@ -12,5 +12,5 @@ from mnist_pipeline.ingest import ingest
 
 @task(name="ingest", retries=0)
 def ingest_task(source: str, data_dir: Path) -> dict[str, Any]:
-    """Ingest `source` into `data_dir/parquet`; returns the published manifest."""
+    """Write `source` as a dataset version under `data_dir`; returns its manifest (current only after the gate)."""
     return ingest(source, data_dir).manifest
