@@ -265,7 +265,7 @@ def mnist_pipeline(
     clock = time.perf_counter()
     manifest = ingest_task(config.source, config.data_dir)
     stages["ingest"] = time.perf_counter() - clock
-    # Held until the flow's process ends: retention keeps this version while the run reads it.
+    # Retention keeps this version while the run reads it; released on return, or when a failed run's process ends.
     pin = ExitStack()
     pin.enter_context(pin_version(DataLayout(config.data_dir), manifest["fingerprint"]))
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +24,10 @@ def sync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# Temp files of atomic writes live for seconds; one this old belongs to a process that was killed.
+STALE_TEMP_SECONDS = 15 * 60
 
 
 @contextmanager
@@ -61,3 +67,20 @@ def replace_symlink(link: Path, target: str) -> None:
     tmp.symlink_to(target)
     os.replace(tmp, link)
     sync_path(link.parent)
+
+
+def remove_stale_temps(root: Path) -> list[Path]:
+    """Remove temp files of `atomic_path` (`.NAME.XXXX.tmp`) and model staging folders (`.NAME.keras.XXXX`)
+    under `root` that are older than STALE_TEMP_SECONDS: what killed processes left; younger ones may be live."""
+    if not root.is_dir():
+        return []
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    temps = [path for path in root.rglob(".*.tmp") if path.is_file()]
+    temps += [path for path in root.glob("models/*/.*.keras.*") if path.is_dir()]
+    stale = [path for path in temps if path.lstat().st_mtime < cutoff]
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return stale

@@ -34,7 +34,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     manifest = result.manifest
     splits = ", ".join(f"{name}={info['rows']}" for name, info in manifest["splits"].items())
     if not report.success:
-        print(f"rejected: {result.path.name} failed validation; {args.data_dir / 'parquet'} is unchanged")
+        print(
+            f"rejected: {result.path.name} (source {manifest['source']}) failed validation; "
+            f"{args.data_dir / 'parquet'} is unchanged"
+        )
     raise_if_failed(report)
     state = "written" if result.written else "unchanged"
     path = args.data_dir / "parquet"

@@ -12,20 +12,17 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mnist_pipeline.atomic import replace_symlink, sync_path
+from mnist_pipeline.atomic import remove_stale_temps, replace_symlink, sync_path
 from mnist_pipeline.layout import DataLayout, version_name
 from mnist_pipeline.locks import hold_lock, is_locked, open_lock
 
 MARKER = ".created-by-mnist-pipeline"
 FAILED_SUFFIX = ".failed-validation"
 KEPT_VERSIONS = 3
-# Temp files of atomic writes live for seconds; one this old belongs to a process that was killed.
-LEFTOVER_AGE_SECONDS = 15 * 60
 # Only ingest creates these, and only while it holds the ingest lock: under that lock, any found is a leftover.
 INGEST_LEFTOVERS = ("datasets/.staging-*", "raw/*/.download-*", "raw/*/.pip-*", ".parquet.*.link")
 
@@ -99,26 +96,15 @@ def remove_old_versions(layout: DataLayout) -> list[Path]:
 
 
 def clean_leftovers(layout: DataLayout) -> list[Path]:
-    """Remove what killed processes left: ingest's staging/download folders (call under the ingest lock) and
-    temp files of atomic writes older than LEFTOVER_AGE_SECONDS anywhere under the data dir."""
+    """Remove what killed processes left: ingest's staging and download folders (call under the ingest lock) and
+    stale temp files of atomic writes anywhere under the data dir."""
     found = [path for pattern in INGEST_LEFTOVERS for path in layout.root.glob(pattern)]
-    cutoff = time.time() - LEFTOVER_AGE_SECONDS
-    found += [path for path in find_temp_files(layout.root) if path.lstat().st_mtime < cutoff]
     for path in found:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
-    return found
-
-
-def find_temp_files(root: Path) -> list[Path]:
-    """Temp files of `atomic_path` (`.NAME.XXXX.tmp`) and model staging folders (`.NAME.keras.XXXX`)."""
-    if not root.is_dir():
-        return []
-    temps = [path for path in root.rglob(".*.tmp") if path.is_file()]
-    temps += [path for path in root.glob("models/*/.*.keras.*") if path.is_dir()]
-    return temps
+    return found + remove_stale_temps(layout.root)
 
 
 def _pin_file(layout: DataLayout, name: str) -> Path:

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.atomic import write_json_atomic, write_text_atomic
+from mnist_pipeline.atomic import remove_stale_temps, write_json_atomic, write_text_atomic
 from mnist_pipeline.locks import hold_lock
 from mnist_pipeline.report.mistakes import Mistake
 from mnist_pipeline.report.names import check_run_name
@@ -62,6 +62,8 @@ def write_report(reports_dir: Path, metrics: dict[str, Any], mistakes: dict[str,
     """Render and publish this run's report; returns the path of runs/<name>/report.html."""
     name = check_run_name(metrics["run"]["name"])
     with hold_lock(reports_dir / ".reports.lock"):
+        for stale in remove_stale_temps(reports_dir):
+            logger.info("removed %s, left behind by an interrupted process", stale)
         history = load_history(reports_dir, exclude=name)
         report = render_report(metrics, mistakes, history)
         index = render_index([*history, metrics])
