@@ -86,3 +86,28 @@ def test_a_limited_run_leaves_the_champions_alone(three_runs: Path, synthetic_np
     assert decision["considered"] is False and decision["promoted"] is False
     assert decision["reason"].startswith("not considered (limited run); --test-limit 100:")
     assert "not considered (limited run)" in Path(outputs["report"]).read_text()
+
+
+def test_a_run_folder_is_claimed_once(tmp_path: Path) -> None:
+    from flows.pipeline import claim_run_dir
+    from mnist_pipeline.errors import PipelineError
+
+    assert claim_run_dir(tmp_path, "run-1").is_dir()
+    with pytest.raises(PipelineError, match="expected a new run folder, found one already"):
+        claim_run_dir(tmp_path, "run-1")
+
+
+@pytest.mark.parametrize(
+    ("options", "limits"),
+    [
+        ([], None),
+        (["--train-limit", "2000", "--test-limit", "1000"], "--train-limit 2000, --test-limit 1000"),
+        (["--test-limit", "200", "--promote-limited"], None),
+    ],
+)
+def test_limited_runs_stay_out_of_promotion_unless_asked(options: list[str], limits: str | None) -> None:
+    from mnist_pipeline.cli import build_parser, config_from_args
+
+    config = config_from_args(build_parser().parse_args(["run", *options]))
+    assert config.promotion_limits() == limits
+    assert config.to_parameters()["promote_limited"] is ("--promote-limited" in options)
