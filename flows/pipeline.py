@@ -6,6 +6,7 @@ Flows only wire: every step is a task in `tasks/`, every rule lives in the Prefe
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,26 +17,46 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 
 from mnist_pipeline.atomic import copy_file_atomic, write_json_atomic
 from mnist_pipeline.cache_keys import compute_evaluation_key, compute_training_key
+from mnist_pipeline.champion import registry_lock
 from mnist_pipeline.config import RunConfig, build_config
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.hardware import count_usable_cores
 from mnist_pipeline.layout import DataLayout
+from mnist_pipeline.model_retention import prune_models
 from mnist_pipeline.provenance import collect_versions, find_git_commit
 from mnist_pipeline.report.names import check_run_name
 from mnist_pipeline.report.publish import to_json
+from mnist_pipeline.versions import pin_version
 from tasks.evaluate import evaluate_task
 from tasks.guard import guarded
-from tasks.ingest import ingest_task
-from tasks.promote import promote_task
+from tasks.ingest import ingest_task, publish_task
+from tasks.promote import decide_task, record_task, registry_path
 from tasks.report import report_task
 from tasks.train import model_path, train_task
 from tasks.validate import validate_task
 
 
 def generate_run_name() -> str:
-    """Readable, sortable run names: `retrain-...` for deployment runs, `run-...` for local ones."""
+    """Readable, sortable, unique run names: `retrain-...` for deployment runs, `run-...` for local ones.
+
+    The first 6 hex digits of the flow run id keep names apart for runs started in the same second on any
+    process or worker; `claim_run_dir` then makes sure no two runs ever share a folder.
+    """
     prefix = "retrain" if deployment.id else "run"
-    return f"{prefix}-{datetime.now(UTC):%Y-%m-%d-%H%M%S}"
+    return f"{prefix}-{datetime.now(UTC):%Y-%m-%d-%H%M%S}-{str(flow_run.id)[:6]}"
+
+
+def claim_run_dir(reports_dir: Path, name: str) -> Path:
+    """Create this run's report folder; it must not exist yet (mkdir is atomic, so exactly one run gets it)."""
+    run_dir = reports_dir / "runs" / name
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir()
+    except FileExistsError as exc:
+        raise PipelineError(
+            f"{run_dir}: expected a new run folder, found one already (two runs with one name?)"
+        ) from exc
+    return run_dir
 
 
 def tag_flow_run(config: RunConfig) -> None:
@@ -242,6 +263,7 @@ def mnist_pipeline(
     promotion_margin: float = 0.0005,
     max_recall_drop: float = 0.01,
     image_shape: str = "28x28",
+    promote_limited: bool = False,
 ) -> dict[str, str]:
     """Run the whole study; returns where the report and metrics.json were written."""
     config = build_config(
@@ -260,11 +282,9 @@ def mnist_pipeline(
         promotion_margin=promotion_margin,
         max_recall_drop=max_recall_drop,
         image_shape=image_shape,
+        promote_limited=promote_limited,
     )
     check_run_name(str(flow_run.name))
-    run_dir = config.reports_dir / "runs" / str(flow_run.name)
-    if run_dir.exists():
-        raise PipelineError(f"{run_dir}: expected a new run folder, found one already (two runs with one name?)")
     tag_flow_run(config)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     stages: dict[str, float] = {}
@@ -272,6 +292,9 @@ def mnist_pipeline(
     clock = time.perf_counter()
     manifest = ingest_task(config.source, config.data_dir, config.image_shape)
     stages["ingest"] = time.perf_counter() - clock
+    # Retention keeps this version while the run reads it; released on return, or when a failed run's process ends.
+    pin = ExitStack()
+    pin.enter_context(pin_version(DataLayout(config.data_dir), manifest["fingerprint"]))
 
     clock = time.perf_counter()
     validated = validate_task.with_options(result_storage=DataLayout(config.data_dir).prefect_results)(
@@ -280,7 +303,9 @@ def mnist_pipeline(
     validation = validated.result()
     if validated.name == "Cached":
         get_run_logger().info("validate: reused the recorded pass (same dataset files, same suite)")
+    publish_task(str(config.data_dir), manifest["fingerprint"])
     stages["validate"] = time.perf_counter() - clock
+    run_dir = claim_run_dir(config.reports_dir, str(flow_run.name))
 
     jobs = plan_training(config, manifest)
     runner = make_task_runner(config, len(jobs))
@@ -295,17 +320,28 @@ def mnist_pipeline(
     )
     stages.update(results["seconds"])
 
-    clock = time.perf_counter()
     metrics = assemble_metrics(config, manifest, validation, results, stages, started_at, provenance)
-    metrics["champion"] = promote_task(
-        metrics, str(config.data_dir), config.test_limit, config.promotion_margin, config.max_recall_drop
-    )
-    metrics["stages"]["promote"] = {"seconds": round(time.perf_counter() - clock, 3)}
+    # Promotion is one critical section, committed last: read the champion, decide (re-evaluating it if needed),
+    # write this run's report and metrics.json, and only then record the decision, all under the registry lock.
+    with registry_lock(registry_path(config.data_dir)):
+        clock = time.perf_counter()
+        metrics["champion"] = decide_task(
+            metrics,
+            str(config.data_dir),
+            config.test_limit,
+            config.promotion_margin,
+            config.max_recall_drop,
+            config.promotion_limits(),
+        )
+        metrics["stages"]["promote"] = {"seconds": round(time.perf_counter() - clock, 3)}
 
-    clock = time.perf_counter()
-    report_path = report_task(metrics, str(config.data_dir), str(config.reports_dir))
-    # The report shows the stages that finished before it; metrics.json is rewritten to add the report's own time.
-    metrics["stages"]["report"] = {"seconds": round(time.perf_counter() - clock, 3)}
-    metrics_path = run_dir / "metrics.json"
-    write_json_atomic(metrics_path, metrics, default=to_json)
+        clock = time.perf_counter()
+        report_path = report_task(metrics, str(config.data_dir), str(config.reports_dir))
+        # The report shows the stages that finished before it; metrics.json is rewritten to add the report's time.
+        metrics["stages"]["report"] = {"seconds": round(time.perf_counter() - clock, 3)}
+        metrics_path = run_dir / "metrics.json"
+        write_json_atomic(metrics_path, metrics, default=to_json)
+        record_task(metrics, str(config.data_dir))
+        prune_models(DataLayout(config.data_dir).models, registry_path(config.data_dir))
+    pin.close()
     return {"report": report_path, "metrics": str(metrics_path)}

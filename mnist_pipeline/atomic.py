@@ -1,4 +1,8 @@
-"""Atomic file output: write beside the target, then rename, so readers never see half a file."""
+"""Atomic, durable file output: write beside the target, fsync, rename, fsync the folder.
+
+Readers never see half a file, and after a crash or power loss the target holds either the old or the new
+content, never an empty or truncated one (the rename alone is not durable until the folder is synced).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,29 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 
+def sync_path(path: Path) -> None:
+    """Flush a file's or a folder's content and metadata to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# Temp files of atomic writes live for seconds; one this old belongs to a process that was killed.
+STALE_TEMP_SECONDS = 15 * 60
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path next to `target`; on success it replaces `target`, on error it is removed."""
+    """Yield a temporary path next to `target`; on success it replaces `target` durably, on error it is removed."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
@@ -22,7 +40,9 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp.chmod(0o644)
     try:
         yield tmp
+        sync_path(tmp)
         os.replace(tmp, target)
+        sync_path(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -47,8 +67,26 @@ def copy_file_atomic(source: Path, target: Path) -> None:
 
 
 def replace_symlink(link: Path, target: str) -> None:
-    """Point `link` at `target` atomically (a new link renamed over the old one)."""
+    """Point `link` at `target` atomically (a new link renamed over the old one) and durably."""
     tmp = link.parent / f".{link.name}.{os.getpid()}.link"
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(target)
     os.replace(tmp, link)
+    sync_path(link.parent)
+
+
+def remove_stale_temps(root: Path) -> list[Path]:
+    """Remove temp files of `atomic_path` (`.NAME.XXXX.tmp`) and model staging folders (`.NAME.keras.XXXX`)
+    under `root` that are older than STALE_TEMP_SECONDS: what killed processes left; younger ones may be live."""
+    if not root.is_dir():
+        return []
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    temps = [path for path in root.rglob(".*.tmp") if path.is_file()]
+    temps += [path for path in root.glob("models/*/.*.keras.*") if path.is_dir()]
+    stale = [path for path in temps if path.lstat().st_mtime < cutoff]
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return stale

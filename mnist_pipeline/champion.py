@@ -1,15 +1,17 @@
 """The champion registry: which trained model is the champion of each model name, and every decision that led there.
 
-One small JSON file (`DataLayout.models / "champions.json"`), rewritten atomically under a lock so a scheduled run
-and a manual promotion never lose each other's update. The history is append-only and is the source of truth:
-replaying its promotions (push) and rollbacks (pop) gives the champions, so a rollback can always find the
-champion before the current one. The `champions` section is that replay written out for readers, and is checked
-against it on load.
+One small JSON file (`DataLayout.models / "champions.json"`), rewritten atomically and durably under a lock so a
+scheduled run and a manual promotion never lose each other's update. A pipeline run holds that lock across its
+whole promotion (read the champion, re-evaluate, decide, write its report, record), so concurrent runs take turns
+and each one is judged against the champion that is current when it records. Every update also writes
+`champions.json.bak`, an identical copy, so a registry damaged outside the pipeline can be restored.
+The history is append-only and is the source of truth: replaying its promotions (push) and rollbacks (pop)
+gives the champions, so a rollback can always find the champion before the current one. The `champions` section
+is that replay written out for readers, and is checked against it on load.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,12 +21,13 @@ from typing import Any
 
 from mnist_pipeline.atomic import write_json_atomic
 from mnist_pipeline.errors import DataFormatError, PipelineError
+from mnist_pipeline.locks import hold_lock
 from mnist_pipeline.promotion import Candidate, Decision, PromotionError, decide_forced
 
 REGISTRY_FORMAT = "mnist-pipeline/champions"
 REGISTRY_VERSION = 1
 EVENT_KINDS = ("promoted", "kept", "forced", "rollback")
-_INSTALLING_KINDS = ("promoted", "forced")
+INSTALLING_KINDS = ("promoted", "forced")
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,15 @@ def load_registry(path: Path) -> Registry:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataFormatError(f"{path}: expected a JSON champion registry, found unreadable content ({err})") from err
+        raise DataFormatError(
+            f"{path}: expected a JSON champion registry, found unreadable content ({err}; empty or truncated?); "
+            f"to recover, copy {backup_path(path).name} (written with every update, full history) over it"
+        ) from err
     return _parse_registry(path, raw)
+
+
+def backup_path(path: Path) -> Path:
+    return path.with_name(path.name + ".bak")
 
 
 def find_champion(registry: Registry, model: str) -> Candidate | None:
@@ -73,8 +83,13 @@ def find_champion(registry: Registry, model: str) -> Candidate | None:
 
 
 def record_decision(path: Path, decision: Decision, challenger: Candidate, at: str) -> Registry:
-    """Append the decision to the history; a promotion makes `challenger` the champion of `decision.model`."""
-    return _update(path, lambda registry: _append(registry, decision, challenger, at))
+    """Append the decision to the history; a promotion makes `challenger` the champion of `decision.model`.
+
+    Call while holding `registry_lock(path)`, the same lock under which the champion was read for the decision.
+    """
+    registry = _append(load_registry(path), decision, challenger, at)
+    _write(path, registry)
+    return registry
 
 
 def force_promote(path: Path, model: str, candidate: Candidate, reason: str, at: str) -> Registry:
@@ -150,21 +165,21 @@ def _append(registry: Registry, decision: Decision, candidate: Candidate, at: st
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialise read-modify-write of the registry across processes (an advisory lock on a sibling file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with (path.parent / f".{path.name}.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def registry_lock(path: Path) -> Iterator[None]:
+    """Serialise read-decide-write of the registry across processes (an advisory lock on a sibling file)."""
+    with hold_lock(path.parent / f".{path.name}.lock"):
+        yield
+
+
+def _write(path: Path, registry: Registry) -> None:
+    write_json_atomic(backup_path(path), registry.to_dict())
+    write_json_atomic(path, registry.to_dict())
 
 
 def _update(path: Path, change: Callable[[Registry], Registry]) -> Registry:
-    with _locked(path):
+    with registry_lock(path):
         registry = change(load_registry(path))
-        write_json_atomic(path, registry.to_dict())
+        _write(path, registry)
     return registry
 
 
@@ -204,7 +219,7 @@ def _replay(path: Path, history: list[Any]) -> dict[str, list[ChampionEntry]]:
                 f"found {str(event)[:120]!r}"
             )
         lineage = lineages.setdefault(event["model"], [])
-        if event["kind"] in _INSTALLING_KINDS:
+        if event["kind"] in INSTALLING_KINDS:
             where = f"history event {number}"
             candidate = _parse_candidate(path, where, event.get("candidate"))
             at, reason = _text(path, where, event, "at"), _text(path, where, event, "reason")

@@ -29,13 +29,22 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from mnist_pipeline.ingest import ingest
+    """Ingest, then publish only through the validation gate: DATA_DIR/parquet only ever points at valid data."""
+    from mnist_pipeline.ingest import ingest_and_publish
+    from mnist_pipeline.validation import raise_if_failed
 
-    result = ingest(parse_source(args.source), args.data_dir, parse_image_shape(args.image_shape))
+    result, report = ingest_and_publish(parse_source(args.source), args.data_dir, parse_image_shape(args.image_shape))
     manifest = result.manifest
     splits = ", ".join(f"{name}={info['rows']}" for name, info in manifest["splits"].items())
+    if not report.success:
+        print(
+            f"rejected: {result.path.name} (source {manifest['source']}) failed validation; "
+            f"{args.data_dir / 'parquet'} is unchanged"
+        )
+    raise_if_failed(report)
     state = "written" if result.written else "unchanged"
-    print(f"{state}: {result.path} ({splits}; source {manifest['source']}; fingerprint {manifest['fingerprint'][:16]})")
+    path = args.data_dir / "parquet"
+    print(f"{state}: {path} ({splits}; source {manifest['source']}; fingerprint {manifest['fingerprint'][:16]})")
     return 0
 
 
@@ -65,6 +74,7 @@ RUN_OPTION_NAMES = (
     "promotion_margin",
     "max_recall_drop",
     "image_shape",
+    "promote_limited",
 )
 
 
@@ -230,6 +240,11 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         type=float,
         default=0.01,
         help="largest per-digit recall drop (fraction) a promoted model may have (default: %(default)s)",
+    )
+    run.add_argument(
+        "--promote-limited",
+        action="store_true",
+        help="let a run with --train-limit/--test-limit compete for champion (default: it leaves champions alone)",
     )
 
 

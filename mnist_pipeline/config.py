@@ -40,6 +40,13 @@ class RunConfig:
     promotion_margin: float = 0.0005
     max_recall_drop: float = 0.01
     image_shape: tuple[int, int] = DEFAULT_IMAGE_SHAPE
+    promote_limited: bool = False
+
+    def promotion_limits(self) -> str | None:
+        """The limits that keep this run away from the champions (e.g. `--train-limit 2000`), or None."""
+        limits = (("--train-limit", self.train_limit), ("--test-limit", self.test_limit))
+        shown = [f"{option} {value}" for option, value in limits if value is not None]
+        return None if self.promote_limited or not shown else ", ".join(shown)
 
     def to_parameters(self) -> dict[str, Any]:
         """JSON-friendly values, as Prefect flow parameters and metrics.json record them."""
@@ -139,4 +146,11 @@ def build_config(**values: Any) -> RunConfig:
         promotion_margin=policy.min_accuracy_gain,
         max_recall_drop=policy.max_recall_drop,
         image_shape=parse_image_shape(values.get("image_shape")),
+        promote_limited=_flag("promote_limited", values.get("promote_limited", False)),
     )
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise PipelineError(f"{name}: expected true or false, found {value!r}")
+    return value

@@ -42,6 +42,6 @@ def find_recorded_dataset(layout: DataLayout, input_key: str) -> dict[str, Any] 
 
 
 def record_dataset(layout: DataLayout, input_key: str, fingerprint: str) -> None:
-    """Remember that `input_key` gave the dataset version now current."""
-    files = _hash_version_files(layout.parquet.resolve())
+    """Remember that `input_key` gave the dataset version `fingerprint` (reused once the gate made it current)."""
+    files = _hash_version_files(layout.pin(fingerprint).parquet)
     write_json_atomic(layout.ingest_records / f"{input_key}.json", {"fingerprint": fingerprint, "files": files})

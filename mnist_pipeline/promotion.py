@@ -97,6 +97,9 @@ class Decision:
     worst_recall_drop: float | None
     worst_recall_class: int | None
     forced: bool = False
+    champion_run: str | None = None
+    champion_model_path: str | None = None
+    considered: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,6 +139,23 @@ def decide_promotion(
         accuracy_gain=gain,
         worst_recall_drop=drop,
         worst_recall_class=digit,
+        champion_run=champion.run_name,
+        champion_model_path=champion.model_path,
+    )
+
+
+def decide_not_considered(model: str, challenger: Candidate, why: str, detail: str) -> Decision:
+    """A run the rule must not judge (a smoke run on a subset): reported as such, the registry is left alone."""
+    return Decision(
+        model=model,
+        promoted=False,
+        reason=f"not considered ({why}); {detail}",
+        challenger_accuracy=challenger.test_accuracy,
+        champion_accuracy=None,
+        accuracy_gain=None,
+        worst_recall_drop=None,
+        worst_recall_class=None,
+        considered=False,
     )
 
 
@@ -160,6 +180,8 @@ def decide_forced(model: str, candidate: Candidate, champion: Candidate | None, 
         worst_recall_drop=drop,
         worst_recall_class=digit,
         forced=True,
+        champion_run=champion.run_name if champion is not None else None,
+        champion_model_path=champion.model_path if champion is not None else None,
     )
 
 
@@ -202,7 +224,7 @@ def _explain(
     within: bool,
 ) -> str:
     scores = f"challenger {_percent(challenger.test_accuracy)}"
-    versus = f"champion {_percent(champion.test_accuracy)}"
+    versus = f"champion {_percent(champion.test_accuracy)} (run {champion.run_name})"
     margin = f"margin {_points(policy.min_accuracy_gain)}"
     if not beats:
         return f"{scores} does not beat {versus} by more than the {margin} (change {_signed_points(gain)} points)"

@@ -21,11 +21,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mnist_pipeline import __version__
-from mnist_pipeline.atomic import replace_symlink, write_json_atomic
+from mnist_pipeline.atomic import sync_path, write_json_atomic
 from mnist_pipeline.checksums import fingerprint_dataset, hash_split
 from mnist_pipeline.dataset import SPLITS, RawDataset, Split
 from mnist_pipeline.errors import DataFormatError
-from mnist_pipeline.layout import DataLayout, version_name
+from mnist_pipeline.layout import DataLayout
+from mnist_pipeline.versions import MARKER, ingest_lock, make_current
 
 COLUMNS = ("row_id", "label", "height", "width", "image")
 MANIFEST_VERSION = 1
@@ -113,19 +114,22 @@ def read_split(path: Path) -> Split:
 
 
 def read_manifest(layout: DataLayout) -> dict[str, Any]:
-    """The published dataset's manifest; a clear error when nothing was ingested yet."""
+    """The published dataset's manifest; a clear error when nothing was ingested yet or the file is damaged."""
     try:
         return json.loads(layout.manifest.read_text())
     except FileNotFoundError as exc:
         raise DataFormatError(
             f"{layout.manifest}: expected a dataset manifest, found none (run `mnist-pipeline ingest` first)"
         ) from exc
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(f"{layout.manifest}: expected JSON, found invalid content ({exc})") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataFormatError(
+            f"{layout.manifest}: expected JSON, found invalid or truncated content ({exc}); to recover, run "
+            "`mnist-pipeline ingest --source SOURCE` again: it rewrites the version from the source"
+        ) from exc
 
 
-def _current_fingerprint(layout: DataLayout) -> str | None:
-    """The published fingerprint, if the files still hold exactly that content (an edited file forces a rewrite)."""
+def _stored_fingerprint(layout: DataLayout) -> str | None:
+    """The layout's fingerprint, if its files still hold exactly that content (an edited file forces a rewrite)."""
     try:
         manifest = read_manifest(layout)
         for split in SPLITS:
@@ -170,44 +174,49 @@ def build_manifest(dataset: RawDataset, split_hashes: dict[str, str], fingerprin
     }
 
 
-def publish_dataset(dataset: RawDataset, layout: DataLayout) -> IngestResult:
-    """Write the dataset as a new version and switch `parquet/` to it in one atomic step.
+def write_version(dataset: RawDataset, layout: DataLayout) -> IngestResult:
+    """Write the dataset as the immutable folder `datasets/<version>`; it does not become current here.
 
-    Identical content (same fingerprint) rewrites nothing. Any failure before the switch leaves the
-    previously published dataset exactly as it was.
+    Call under `versions.ingest_lock`. A version folder that already holds this exact content is reused as is;
+    any failure leaves every existing folder untouched (the new one is built in a staging folder and renamed in).
     """
     split_hashes = {name: hash_split(dataset.split(name).images, dataset.split(name).labels) for name in SPLITS}
     fingerprint = fingerprint_dataset(split_hashes)
-    if _current_fingerprint(layout) == fingerprint:
-        return IngestResult(read_manifest(layout), written=False, path=layout.parquet)
-    if layout.parquet.exists() and not layout.parquet.is_symlink():
-        raise DataFormatError(f"{layout.parquet}: expected a symlink managed by mnist-pipeline, found a real directory")
+    pinned = layout.pin(fingerprint)
+    if _stored_fingerprint(pinned) == fingerprint:
+        return IngestResult(read_manifest(pinned), written=False, path=pinned.parquet)
+    if layout.root.joinpath("parquet").exists() and not layout.root.joinpath("parquet").is_symlink():
+        raise DataFormatError(
+            f"{layout.root / 'parquet'}: expected a symlink managed by mnist-pipeline, found a real directory"
+        )
     layout.versions.mkdir(parents=True, exist_ok=True)
     manifest = build_manifest(dataset, split_hashes, fingerprint)
     staging = Path(tempfile.mkdtemp(dir=layout.versions, prefix=".staging-"))
     staging.chmod(0o755)
+    final = pinned.parquet
     try:
         for name in SPLITS:
             write_split(staging / f"{name}.parquet", dataset.split(name))
+            sync_path(staging / f"{name}.parquet")
         write_json_atomic(staging / "manifest.json", manifest)
-        final = layout.versions / version_name(fingerprint)
+        (staging / MARKER).write_text("written by mnist-pipeline ingest; retention may delete this folder\n")
         if final.exists():
-            shutil.rmtree(final)
+            final.rename(staging.with_name(f"{staging.name}-old"))
         staging.rename(final)
+        sync_path(layout.versions)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    replace_symlink(layout.parquet, str(final.relative_to(layout.root)))
-    _remove_old_versions(layout, keep=final)
-    return IngestResult(manifest, written=True, path=layout.parquet)
+        for leftover in (staging, staging.with_name(f"{staging.name}-old")):
+            if leftover.exists():
+                shutil.rmtree(leftover)
+    return IngestResult(manifest, written=True, path=final)
 
 
-KEPT_VERSIONS = 3
+def publish_dataset(dataset: RawDataset, layout: DataLayout) -> IngestResult:
+    """Write the dataset as a version and make it current at once, without validation (tests and benchmarks).
 
-
-def _remove_old_versions(layout: DataLayout, keep: Path) -> None:
-    """Keep the newest few versions: a run that pinned an older one can still finish reading it."""
-    versions = [path for path in layout.versions.iterdir() if path.is_dir() and not path.name.startswith(".")]
-    versions.sort(key=lambda path: path.stat().st_mtime, reverse=True)
-    for old in [path for path in versions if path != keep][KEPT_VERSIONS - 1 :]:
-        shutil.rmtree(old, ignore_errors=True)
+    Pipeline runs and `mnist-pipeline ingest` use `write_version` and publish only after the validation gate.
+    """
+    with ingest_lock(layout):
+        result = write_version(dataset, layout)
+        make_current(layout, result.manifest["fingerprint"])
+    return IngestResult(result.manifest, written=result.written, path=layout.root / "parquet")

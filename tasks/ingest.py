@@ -1,4 +1,4 @@
-"""Prefect task wrapping ingestion: returns the manifest, data stays on disk."""
+"""Prefect tasks wrapping ingestion: write a dataset version, and publish it once the gate has passed it."""
 
 from __future__ import annotations
 
@@ -7,12 +7,21 @@ from typing import Any
 
 from prefect import task
 
-from mnist_pipeline.ingest import ingest
+from mnist_pipeline.ingest import ingest, publish_version
+from mnist_pipeline.layout import DataLayout
 from tasks.guard import guarded
 
 
 @task(name="ingest", retries=0)
 @guarded
 def ingest_task(source: str, data_dir: Path, image_shape: tuple[int, int]) -> dict[str, Any]:
-    """Ingest `source` into `data_dir/parquet`, refusing images not of `image_shape`; returns the manifest."""
+    """Write `source` as a dataset version under `data_dir`, refusing images not of `image_shape`; returns its
+    manifest (the version becomes current only after the gate)."""
     return ingest(source, data_dir, image_shape).manifest
+
+
+@task(name="publish")
+@guarded
+def publish_task(data_dir: str, fingerprint: str) -> None:
+    """Make the version that passed the gate current; a separate step so a cached validation still publishes."""
+    publish_version(DataLayout(Path(data_dir)), fingerprint)

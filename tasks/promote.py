@@ -14,8 +14,10 @@ from mnist_pipeline.champion import find_champion, load_registry, record_decisio
 from mnist_pipeline.layout import DataLayout
 from mnist_pipeline.promotion import (
     Candidate,
+    Decision,
     PromotionPolicy,
     candidate_from_metrics,
+    decide_not_considered,
     decide_promotion,
     same_test_split,
 )
@@ -46,41 +48,93 @@ def reevaluate(champion: Candidate, data_dir: Path, test_limit: int | None, fing
 
 
 def render_promotion_markdown(run_name: str, decisions: dict[str, dict[str, Any]]) -> str:
-    lines = [f"# Champion/challenger, run {run_name}", "", "| model | promoted | why |", "|---|---|---|"]
+    lines = [
+        f"# Champion/challenger, run {run_name}",
+        "",
+        "| model | promoted | compared with | why |",
+        "|---|---|---|---|",
+    ]
     for name, decision in decisions.items():
         reason = str(decision["reason"]).replace("|", "\\|")
-        lines.append(f"| {name} | {'**yes**' if decision['promoted'] else 'no'} | {reason} |")
+        if not decision.get("considered", True):
+            outcome, versus = "not considered (limited run)", "-"
+        else:
+            outcome = "**yes**" if decision["promoted"] else "no"
+            versus = f"run {decision['champion_run']}" if decision.get("champion_run") else "no champion"
+        lines.append(f"| {name} | {outcome} | {versus} | {reason} |")
     return "\n".join(lines)
 
 
 @task(name="promote")
 @guarded
-def promote_task(
-    metrics: dict[str, Any], data_dir: str, test_limit: int | None, min_gain: float, max_recall_drop: float
+def decide_task(
+    metrics: dict[str, Any],
+    data_dir: str,
+    test_limit: int | None,
+    min_gain: float,
+    max_recall_drop: float,
+    limited: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Decide, record and announce promotion per model; returns each decision for metrics.json."""
+    """Decide promotion per model against the registry's champion; records nothing (see `record_task`).
+
+    Call under `registry_lock`: the champion read here must still be the champion when the decision is recorded.
+    `limited` (which limits, when a limited run may not promote) skips the rule and leaves the registry alone.
+    """
     logger = get_run_logger()
     policy = PromotionPolicy(min_accuracy_gain=min_gain, max_recall_drop=max_recall_drop)
-    path = registry_path(Path(data_dir))
-    fingerprint, run_name = metrics["data"]["fingerprint"], metrics["run"]["name"]
+    registry = load_registry(registry_path(Path(data_dir)))
+    fingerprint = metrics["data"]["fingerprint"]
     decisions = {}
     for name in metrics["models"]:
         challenger = candidate_from_metrics(metrics, name)
-        champion = find_champion(load_registry(path), name)
-        note = ""
-        if champion is not None and not same_test_split(champion, challenger):
-            if Path(champion.model_path).is_file():
-                logger.info("%s: re-evaluating champion %s on the current test split", name, champion.run_name)
-                champion = reevaluate(champion, Path(data_dir), test_limit, fingerprint)
-            else:
-                note = f"champion model {champion.model_path} is missing, so it cannot defend its title; "
-                champion = None
-        decision = decide_promotion(name, challenger, champion, policy)
-        decision = dataclasses.replace(decision, reason=note + decision.reason)
-        record_decision(path, decision, challenger, at=datetime.now(UTC).isoformat(timespec="seconds"))
-        logger.info("%s: %s (%s)", name, "promoted" if decision.promoted else "kept champion", decision.reason)
+        if limited:
+            detail = f"{limited}: the champions are unchanged (pass --promote-limited to compare it with them)"
+            decision = decide_not_considered(name, challenger, "limited run", detail)
+        else:
+            decision = decide_against_champion(
+                name, challenger, find_champion(registry, name), Path(data_dir), test_limit, fingerprint, policy
+            )
+        logger.info("%s: %s (%s)", name, "promoted" if decision.promoted else "not promoted", decision.reason)
         decisions[name] = decision.to_dict()
-    create_markdown_artifact(
-        render_promotion_markdown(run_name, decisions), key=PROMOTION_ARTIFACT_KEY, description="Promotion decisions"
-    )
     return decisions
+
+
+def decide_against_champion(
+    name: str,
+    challenger: Candidate,
+    champion: Candidate | None,
+    data_dir: Path,
+    test_limit: int | None,
+    fingerprint: str,
+    policy: PromotionPolicy,
+) -> Decision:
+    """Apply the rule, first re-scoring a champion that was measured on other test data."""
+    note = ""
+    if champion is not None and not same_test_split(champion, challenger):
+        if Path(champion.model_path).is_file():
+            get_run_logger().info("%s: re-evaluating champion %s on the current test split", name, champion.run_name)
+            champion = reevaluate(champion, data_dir, test_limit, fingerprint)
+        else:
+            note = f"champion model {champion.model_path} is missing, so it cannot defend its title; "
+            champion = None
+    decision = decide_promotion(name, challenger, champion, policy)
+    return dataclasses.replace(decision, reason=note + decision.reason)
+
+
+@task(name="record-promotion")
+@guarded
+def record_task(metrics: dict[str, Any], data_dir: str) -> None:
+    """Record every considered decision in the registry and post the `mnist-promotion` artifact.
+
+    The last step of a run, under the same `registry_lock` as `decide_task`, after metrics.json and the report.
+    """
+    path = registry_path(Path(data_dir))
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    for name, decision in metrics["champion"].items():
+        if decision.get("considered", True):
+            record_decision(path, Decision(**decision), candidate_from_metrics(metrics, name), at=at)
+    create_markdown_artifact(
+        render_promotion_markdown(metrics["run"]["name"], metrics["champion"]),
+        key=PROMOTION_ARTIFACT_KEY,
+        description="Promotion decisions",
+    )

@@ -1,7 +1,9 @@
 """Prefect task: the validation gate. A failed expectation fails the task, so no training starts.
 
-A passed validation is cached on the dataset version's file bytes and the suite's code: unchanged data is not
-checked again, while an edited Parquet file or a changed suite is. Failures are never cached.
+A failing version is set aside as `datasets/<version>.failed-validation` and the previous current dataset stays
+current; a passing one is made current by `tasks.ingest.publish_task`. A passed validation is cached on the
+dataset version's file bytes, the declared image size and the suite's code: unchanged data is not checked again,
+while an edited Parquet file or a changed suite is. Failures are never cached.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from prefect.context import TaskRunContext
 
 from mnist_pipeline.artifact_content import render_validation_markdown
 from mnist_pipeline.cache_keys import compute_validation_key
+from mnist_pipeline.ingest import validate_version
 from mnist_pipeline.layout import DataLayout
-from mnist_pipeline.validation import raise_if_failed, validate_dataset
+from mnist_pipeline.validation import raise_if_failed
 from tasks.guard import guarded
 
 VALIDATION_ARTIFACT_KEY = "mnist-validation"
@@ -31,8 +34,8 @@ def key_from_dataset(_: TaskRunContext, parameters: dict[str, Any]) -> str:
 @task(name="validate", cache_key_fn=key_from_dataset, persist_result=True, result_serializer="json")
 @guarded
 def validate_task(data_dir: str, fingerprint: str, image_shape: tuple[int, int]) -> dict[str, Any]:
-    """Validate the dataset version this run ingested; returns the JSON summary or raises ValidationFailed."""
-    report = validate_dataset(DataLayout(Path(data_dir)).pin(fingerprint), image_shape)
+    """Validate the version this run ingested; returns the JSON summary or raises ValidationFailed."""
+    report = validate_version(DataLayout(Path(data_dir)), fingerprint, image_shape)
     summary = report.to_dict()
     logger = get_run_logger()
     for line in report.summary_lines():

@@ -9,7 +9,7 @@ import pytest
 
 from mnist_pipeline.config import build_config
 from mnist_pipeline.evaluation import evaluate_model
-from mnist_pipeline.ingest import ingest
+from mnist_pipeline.ingest import ingest_and_publish
 from mnist_pipeline.layout import DataLayout
 from mnist_pipeline.models import build_model
 from mnist_pipeline.profiles import resolve_config
@@ -51,7 +51,8 @@ def test_best_on_another_ten_class_idx_dataset_is_at_least_as_good_as_default(tm
     x_train, y_train = make_faint_digits(600, seed=11)
     x_test, y_test = make_faint_digits(400, seed=12)
     arrays = {"train_images": x_train, "train_labels": y_train, "test_images": x_test, "test_labels": y_test}
-    ingest(f"idx:{write_idx_dir(tmp_path / 'idx', arrays)}", tmp_path / "data")
+    _, report = ingest_and_publish(f"idx:{write_idx_dir(tmp_path / 'idx', arrays)}", tmp_path / "data")
+    assert report.success
     layout = DataLayout(tmp_path / "data")
     train, test = read_split(layout.split_file("train")), read_split(layout.split_file("test"))
     configure_tensorflow(None, deterministic=True)

@@ -302,4 +302,5 @@ def test_failed_write_leaves_the_old_registry_intact(registry_path: Path, monkey
 
     assert registry_path.read_bytes() == before
     assert find_champion(load_registry(registry_path), "cnn").run_name == "r1"
-    assert sorted(path.name for path in registry_path.parent.iterdir()) == [".champions.json.lock", "champions.json"]
+    names = sorted(path.name for path in registry_path.parent.iterdir())
+    assert names == ["champions.json", "champions.json.bak"]  # no temp file left behind

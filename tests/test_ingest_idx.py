@@ -96,7 +96,9 @@ def test_gzip_is_detected_by_content_not_name(tmp_path: Path) -> None:
 
 
 def test_idx_dir_ingests_through_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_idx_dir(tmp_path / "idx", synthetic_arrays(), gz=True)
+    arrays = synthetic_arrays()  # every class present: `ingest` publishes only data that passes validation
+    arrays.update(train_labels=np.arange(N_TRAIN) % 10, test_labels=np.arange(N_TEST) % 10)
+    write_idx_dir(tmp_path / "idx", arrays, gz=True)
     directory, data_dir = tmp_path / "idx", tmp_path / "data"
     code = main(
         ["ingest", "--source", f"idx:{directory}", "--image-shape", f"{HEIGHT}x{WIDTH}", "--data-dir", str(data_dir)]

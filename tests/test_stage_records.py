@@ -11,9 +11,10 @@ import pytest
 
 import mnist_pipeline.ingest as ingest_module
 from mnist_pipeline.cache_keys import compute_evaluation_key, compute_validation_key
-from mnist_pipeline.ingest import ingest
+from mnist_pipeline.ingest import ingest_and_publish
 from mnist_pipeline.layout import DataLayout
 from mnist_pipeline.sources import list_source_inputs, parse_source
+from mnist_pipeline.store import IngestResult
 from tests.support import make_synthetic_digits
 
 
@@ -22,6 +23,13 @@ def write_npz(path: Path, seed: int) -> Path:
     x_test, y_test = make_synthetic_digits(40, seed=seed + 100)
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     return path
+
+
+def ingest(source: str, data_dir: Path) -> IngestResult:
+    """Ingest as `mnist-pipeline ingest` does: a version is reused only once the gate has made it current."""
+    result, report = ingest_and_publish(source, data_dir)
+    assert report.success
+    return result
 
 
 def test_an_unchanged_input_is_not_decoded_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,8 @@
 """Write a run's report into reports/: runs/<name>/{report.html,metrics.json}, latest.html and index.html.
 
 Everything is rendered before anything is written, and every file is replaced atomically, so a failure leaves
-the previous reports exactly as they were.
+the previous reports exactly as they were. Concurrent runs take turns under a lock on the reports folder, so the
+index each one writes lists every run finished before it, and `latest.html` is the last finished run's report.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.atomic import write_json_atomic, write_text_atomic
+from mnist_pipeline.atomic import remove_stale_temps, write_json_atomic, write_text_atomic
+from mnist_pipeline.locks import hold_lock
 from mnist_pipeline.report.mistakes import Mistake
 from mnist_pipeline.report.names import check_run_name
 from mnist_pipeline.report.render import render_index, render_report, sort_newest_first
@@ -59,13 +61,16 @@ def to_json(value: Any) -> Any:
 def write_report(reports_dir: Path, metrics: dict[str, Any], mistakes: dict[str, list[Mistake]]) -> Path:
     """Render and publish this run's report; returns the path of runs/<name>/report.html."""
     name = check_run_name(metrics["run"]["name"])
-    history = load_history(reports_dir, exclude=name)
-    report = render_report(metrics, mistakes, history)
-    index = render_index([*history, metrics])
-    run_dir = reports_dir / "runs" / name
-    report_path = run_dir / "report.html"
-    write_json_atomic(run_dir / "metrics.json", metrics, default=to_json)
-    write_text_atomic(report_path, report)
-    write_text_atomic(reports_dir / "latest.html", report)
-    write_text_atomic(reports_dir / "index.html", index)
+    with hold_lock(reports_dir / ".reports.lock"):
+        for stale in remove_stale_temps(reports_dir):
+            logger.info("removed %s, left behind by an interrupted process", stale)
+        history = load_history(reports_dir, exclude=name)
+        report = render_report(metrics, mistakes, history)
+        index = render_index([*history, metrics])
+        run_dir = reports_dir / "runs" / name
+        report_path = run_dir / "report.html"
+        write_json_atomic(run_dir / "metrics.json", metrics, default=to_json)
+        write_text_atomic(report_path, report)
+        write_text_atomic(reports_dir / "latest.html", report)
+        write_text_atomic(reports_dir / "index.html", index)
     return report_path

@@ -180,6 +180,7 @@ def build_champion(champion: dict[str, Any] | None) -> list[dict[str, Any]]:
         {
             "name": name,
             "promoted": bool(decision.get("promoted")),
+            "considered": decision.get("considered", True) is not False,
             "forced": bool(decision.get("forced")),
             "challenger": decision.get("challenger_accuracy"),
             "champion": decision.get("champion_accuracy"),

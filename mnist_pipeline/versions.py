@@ -1,0 +1,111 @@
+"""Dataset versions under `datasets/`: which one is current, which are in use, which may go.
+
+Every change to `datasets/` and to the `parquet` symlink happens under one lock on the data dir
+(`.locks/ingest.lock`), so concurrent ingests wait for each other instead of deleting each other's folders.
+A running flow pins the version it ingested with a shared lock on `.locks/pin-<version>`; the kernel drops it
+when the flow's process ends, so a killed run never pins a version forever. Ingest marks each version folder
+it creates, and retention only ever deletes marked folders: a folder copied in by hand is never touched.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mnist_pipeline.atomic import remove_stale_temps, replace_symlink, sync_path
+from mnist_pipeline.layout import DataLayout, version_name
+from mnist_pipeline.locks import hold_lock, is_locked, open_lock
+
+MARKER = ".created-by-mnist-pipeline"
+FAILED_SUFFIX = ".failed-validation"
+KEPT_VERSIONS = 3
+# Only ingest creates these, and only while it holds the ingest lock: under that lock, any found is a leftover.
+INGEST_LEFTOVERS = ("datasets/.staging-*", "raw/*/.download-*", "raw/*/.pip-*", ".parquet.*.link")
+
+
+def locks_dir(layout: DataLayout) -> Path:
+    return layout.root / ".locks"
+
+
+@contextmanager
+def ingest_lock(layout: DataLayout) -> Iterator[None]:
+    """Serialise every change to dataset versions and the `parquet` symlink of one data dir."""
+    with hold_lock(locks_dir(layout) / "ingest.lock"):
+        yield
+
+
+@contextmanager
+def pin_version(layout: DataLayout, fingerprint: str) -> Iterator[None]:
+    """Keep retention away from this version while the block runs (a shared lock: many runs may pin one version)."""
+    handle = open_lock(_pin_file(layout, version_name(fingerprint)))
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        yield
+    finally:
+        handle.close()
+
+
+def current_version(layout: DataLayout) -> str | None:
+    """Name of the version `parquet` points at, or None before the first publish."""
+    link = layout.root / "parquet"
+    return link.readlink().name if link.is_symlink() else None
+
+
+def make_current(layout: DataLayout, fingerprint: str) -> None:
+    """Point `parquet` at a validated version, then drop versions nobody needs; call under the ingest lock."""
+    name = version_name(fingerprint)
+    if current_version(layout) != name:
+        replace_symlink(layout.root / "parquet", f"{layout.versions.name}/{name}")
+        os.utime(layout.versions / name)  # newest for retention, whenever it was first written
+    remove_old_versions(layout)
+
+
+def set_aside(layout: DataLayout, fingerprint: str) -> Path | None:
+    """Rename a version that failed validation to `<version>.failed-validation`; the current one is never moved."""
+    name = version_name(fingerprint)
+    folder = layout.versions / name
+    if current_version(layout) == name or not folder.is_dir():
+        return None
+    failed = folder.with_name(name + FAILED_SUFFIX)
+    if failed.exists():
+        shutil.rmtree(failed)
+    folder.rename(failed)
+    sync_path(layout.versions)
+    remove_old_versions(layout)
+    return failed
+
+
+def remove_old_versions(layout: DataLayout) -> list[Path]:
+    """Keep the newest few versions ingest created, the current one, and every pinned one; returns what went."""
+    current = current_version(layout)
+    created = [path for path in layout.versions.iterdir() if (path / MARKER).is_file()]
+    created.sort(key=lambda path: path.stat().st_mtime, reverse=True)
+    removed = []
+    for old in created[KEPT_VERSIONS:]:
+        name = old.name.removesuffix(FAILED_SUFFIX)
+        if old.name == current or is_locked(_pin_file(layout, name)):
+            continue
+        shutil.rmtree(old, ignore_errors=True)
+        _pin_file(layout, name).unlink(missing_ok=True)
+        removed.append(old)
+    return removed
+
+
+def clean_leftovers(layout: DataLayout) -> list[Path]:
+    """Remove what killed processes left: ingest's staging and download folders (call under the ingest lock) and
+    stale temp files of atomic writes anywhere under the data dir."""
+    found = [path for pattern in INGEST_LEFTOVERS for path in layout.root.glob(pattern)]
+    for path in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return found + remove_stale_temps(layout.root)
+
+
+def _pin_file(layout: DataLayout, name: str) -> Path:
+    return locks_dir(layout) / f"pin-{name}"

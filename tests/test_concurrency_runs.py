@@ -1,0 +1,113 @@
+"""Whole runs side by side on one data dir: own report folders, one first champion, limited runs left out.
+
+Real `mnist-pipeline run` processes against the test Prefect server, on small synthetic digits.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mnist_pipeline.champion import load_registry
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+CLI = str(Path(sys.executable).with_name("mnist-pipeline"))
+
+
+def start_run(npz: Path, tmp: Path, seed: int) -> subprocess.Popen[str]:
+    command = [CLI, "run", "--source", f"npz:{npz}", "--models", "ann_no_hidden", "--epochs", "ann_no_hidden=1"]
+    command += ["--seed", str(seed), "--data-dir", str(tmp / "data"), "--reports-dir", str(tmp / "reports")]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def three_runs(tmp_path_factory: pytest.TempPathFactory, synthetic_npz: Path) -> Path:
+    """Three runs started at the same moment on one data dir and one reports dir."""
+    tmp = tmp_path_factory.mktemp("concurrent")
+    processes = [start_run(synthetic_npz, tmp, seed) for seed in (1, 2, 3)]
+    for process in processes:
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-3000:]
+    return tmp
+
+
+def test_each_concurrent_run_has_its_own_complete_report_folder(three_runs: Path) -> None:
+    folders = sorted((three_runs / "reports" / "runs").iterdir())
+    assert len(folders) == 3
+    for folder in folders:
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["run"]["name"] == folder.name
+        assert metrics["run"]["flow_run_id"].startswith(folder.name.rsplit("-", 1)[1])
+        assert (folder / "report.html").is_file() and (folder / "predictions" / "ann_no_hidden.parquet").is_file()
+    seeds = {json.loads((folder / "metrics.json").read_text())["run"]["seed"] for folder in folders}
+    assert seeds == {1, 2, 3}
+    index = (three_runs / "reports" / "index.html").read_text()
+    assert all(folder.name in index for folder in folders)
+
+
+def test_exactly_one_first_champion_and_every_decision_names_its_champion(three_runs: Path) -> None:
+    registry = load_registry(three_runs / "data" / "models" / "champions.json")
+    decisions = [event["decision"] for event in registry.history]
+    assert len(decisions) == 3
+    assert [decision["champion_run"] is None for decision in decisions] == [True, False, False]
+    assert decisions[0]["reason"].startswith("no champion yet")
+    champion = registry.history[0]["run_name"]
+    for event in registry.history[1:]:
+        assert event["decision"]["champion_run"] == champion  # compared with the champion current at the time
+        if event["kind"] == "promoted":
+            champion = event["run_name"]
+    assert registry.champions["ann_no_hidden"].candidate.run_name == champion
+    # The registry is written last: the run that recorded last also wrote latest.html.
+    last = registry.history[-1]["run_name"]
+    latest = (three_runs / "reports" / "latest.html").read_text()
+    assert latest == (three_runs / "reports" / "runs" / last / "report.html").read_text()
+
+
+def test_a_limited_run_leaves_the_champions_alone(three_runs: Path, synthetic_npz: Path) -> None:
+    from flows.pipeline import mnist_pipeline
+
+    registry = three_runs / "data" / "models" / "champions.json"
+    before = registry.read_bytes()
+    outputs = mnist_pipeline(
+        source=f"npz:{synthetic_npz}",
+        models=["ann_no_hidden"],
+        epochs={"ann_no_hidden": 1},
+        test_limit=100,
+        data_dir=str(three_runs / "data"),
+        reports_dir=str(three_runs / "reports"),
+    )
+    assert registry.read_bytes() == before
+    decision = json.loads(Path(outputs["metrics"]).read_text())["champion"]["ann_no_hidden"]
+    assert decision["considered"] is False and decision["promoted"] is False
+    assert decision["reason"].startswith("not considered (limited run); --test-limit 100:")
+    assert "not considered (limited run)" in Path(outputs["report"]).read_text()
+
+
+def test_a_run_folder_is_claimed_once(tmp_path: Path) -> None:
+    from flows.pipeline import claim_run_dir
+    from mnist_pipeline.errors import PipelineError
+
+    assert claim_run_dir(tmp_path, "run-1").is_dir()
+    with pytest.raises(PipelineError, match="expected a new run folder, found one already"):
+        claim_run_dir(tmp_path, "run-1")
+
+
+@pytest.mark.parametrize(
+    ("options", "limits"),
+    [
+        ([], None),
+        (["--train-limit", "2000", "--test-limit", "1000"], "--train-limit 2000, --test-limit 1000"),
+        (["--test-limit", "200", "--promote-limited"], None),
+    ],
+)
+def test_limited_runs_stay_out_of_promotion_unless_asked(options: list[str], limits: str | None) -> None:
+    from mnist_pipeline.cli import build_parser, config_from_args
+
+    config = config_from_args(build_parser().parse_args(["run", *options]))
+    assert config.promotion_limits() == limits
+    assert config.to_parameters()["promote_limited"] is ("--promote-limited" in options)
