@@ -22,7 +22,6 @@ class TrendRow:
     """One run: each model's accuracy (None where the run did not train it) and whether it was promoted."""
 
     name: str
-    started_at: str
     test_rows: int | None
     accuracies: dict[str, float | None]
     promoted: dict[str, bool]
@@ -34,6 +33,13 @@ def read_accuracy(model: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def read_promoted(run: dict[str, Any], name: str) -> bool:
+    """Whether the run's `name` model became the champion, from its metrics.json `champion` decisions."""
+    decisions = run.get("champion")
+    decision = decisions.get(name) if isinstance(decisions, dict) else None
+    return isinstance(decision, dict) and decision.get("promoted") is True
+
+
 def build_trend(history: Sequence[dict[str, Any]], metrics: dict[str, Any], limit: int = TREND_RUNS) -> list[TrendRow]:
     """The last `limit` runs, oldest first, ending with this one; `history` is oldest first without this run."""
     runs = [*history, metrics][-limit:]
@@ -42,14 +48,13 @@ def build_trend(history: Sequence[dict[str, Any]], metrics: dict[str, Any], limi
         names += [name for name in run.get("models", {}) if name not in names]
     rows = []
     for run in runs:
-        models, decisions = run.get("models", {}), run.get("champion") or {}
+        models = run.get("models", {})
         rows.append(
             TrendRow(
                 name=str(run["run"]["name"]),
-                started_at=str(run["run"].get("started_at") or ""),
                 test_rows=(run.get("data") or {}).get("test_rows"),
                 accuracies={name: read_accuracy(models.get(name)) for name in names},
-                promoted={name: bool((decisions.get(name) or {}).get("promoted")) for name in names},
+                promoted={name: read_promoted(run, name) for name in names},
             )
         )
     return rows
@@ -63,7 +68,7 @@ def escape_cell(text: str) -> str:
 def format_cell(accuracy: float | None, promoted: bool) -> str:
     if accuracy is None:
         return "-"
-    return f"{100 * accuracy:.2f} %" + (" **★ champion**" if promoted else "")
+    return f"{100 * accuracy:.2f} %" + (" **★**" if promoted else "")
 
 
 def render_trend_markdown(rows: Sequence[TrendRow]) -> str:
@@ -79,19 +84,16 @@ def render_trend_markdown(rows: Sequence[TrendRow]) -> str:
     lines = [
         f"# Test accuracy over the last {len(rows)} runs",
         "",
-        "Ringed points and ★: the run's model became the champion. Compare runs on the same test images only.",
+        "Ringed points and ★: the run's model became the champion. Newest run first in the table; compare runs on "
+        "the same test images only.",
         "",
         markdown_image("accuracy trend", chart),
         "",
-        "| run | started (UTC) | test images | " + " | ".join(escape_cell(name) for name in names) + " |",
-        "|---|---|---:|" + "---:|" * len(names),
+        "| run | test images | " + " | ".join(escape_cell(name) for name in names) + " |",
+        "|---|---:|" + "---:|" * len(names),
     ]
     for row in reversed(rows):
         cells = [format_cell(row.accuracies[name], row.promoted[name]) for name in names]
         test_rows = "-" if row.test_rows is None else escape_cell(str(row.test_rows))
-        lines.append(
-            f"| {escape_cell(row.name)} | {escape_cell(row.started_at[:19])} | {test_rows} | "
-            + " | ".join(cells)
-            + " |"
-        )
+        lines.append(f"| {escape_cell(row.name)} | {test_rows} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
