@@ -11,6 +11,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import sys
 import time
 import urllib.request
@@ -48,23 +49,16 @@ def wait_for_port(port: int, timeout: float, process: Any) -> None:
 
 @pytest.fixture(scope="module")
 def report_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    """The report server on a free loopback port, serving a fresh reports dir; runs find it via MNIST_REPORT_URL."""
+    """The report server on a free loopback port, serving a fresh reports dir (runs find it via MNIST_REPORT_URL)."""
     reports = tmp_path_factory.mktemp("ui-reports")
     port = find_free_port()
     log = (reports.parent / "report-server.log").open("w")
     command = [sys.executable, "-m", "mnist_pipeline.report_server", "--reports-dir", str(reports), "--port", str(port)]
     process = start_process(command, env=dict(os.environ), stdout=log)
-    base = f"http://127.0.0.1:{port}"
-    previous = os.environ.get("MNIST_REPORT_URL")
-    os.environ["MNIST_REPORT_URL"] = base
     try:
         wait_for_port(port, 60, process)
-        yield reports, base
+        yield reports, f"http://127.0.0.1:{port}"
     finally:
-        if previous is None:
-            os.environ.pop("MNIST_REPORT_URL", None)
-        else:
-            os.environ["MNIST_REPORT_URL"] = previous
         stop_process(process)
         log.close()
 
@@ -76,30 +70,38 @@ def ui_run(
     synthetic_npz: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, Any]:
-    """A two-model run (1 epoch, 600 images) reporting into the served dir; its artifacts read back by key."""
+    """`mnist-pipeline run` with two models (1 epoch, 600 images) reporting into the served dir, as a user runs it."""
     from prefect import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    from flows.pipeline import mnist_pipeline
-
-    reports, _ = report_server
-    state = mnist_pipeline(
-        source=f"npz:{synthetic_npz}",
-        models=MODELS,
-        epochs=dict.fromkeys(MODELS, 1),
-        train_limit=600,
-        data_dir=str(tmp_path_factory.mktemp("ui-data")),
-        reports_dir=str(reports),
-        return_state=True,
-    )
-    assert state.is_completed(), state.message
-    metrics = json.loads(Path(state.result()["metrics"]).read_text())
-    flow_run_id = str(state.state_details.flow_run_id)
+    reports, base = report_server
+    command = [
+        str(Path(sys.executable).with_name("mnist-pipeline")),
+        "run",
+        "--source",
+        f"npz:{synthetic_npz}",
+        "--models",
+        ",".join(MODELS),
+        "--epochs",
+        *[f"{name}=1" for name in MODELS],
+        "--train-limit",
+        "600",
+        "--data-dir",
+        str(tmp_path_factory.mktemp("ui-data")),
+        "--reports-dir",
+        str(reports),
+    ]
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "MNIST_REPORT_URL": base}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
+    metrics = json.loads(Path(printed["metrics"]).read_text())
+    flow_run_id = metrics["run"]["flow_run_id"]
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
-    return {"metrics": metrics, "artifacts": {artifact.key: artifact for artifact in artifacts}}
+    return {"metrics": metrics, "printed": printed, "artifacts": {artifact.key: artifact for artifact in artifacts}}
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +117,11 @@ def count_inline_images(markdown: str) -> int:
 
 def artifact_url(prefect_api: str, artifact_id: Any) -> str:
     return f"{prefect_api.removesuffix('/api')}/artifacts/artifact/{artifact_id}"
+
+
+def test_cli_prints_the_flow_run_page_of_the_ui(ui_run: dict[str, Any], prefect_server: str) -> None:
+    flow_run_id = ui_run["metrics"]["run"]["flow_run_id"]
+    assert ui_run["printed"]["flow run"] == f"{prefect_server.removesuffix('/api')}/flow-runs/flow-run/{flow_run_id}"
 
 
 def test_run_publishes_pictures_under_stable_keys_within_budget(ui_run: dict[str, Any]) -> None:
