@@ -78,7 +78,10 @@ class Page:
         deadline = time.monotonic() + timeout
         value = None
         while time.monotonic() < deadline:
-            value = self.evaluate(expression)
+            try:
+                value = self.evaluate(expression)
+            except RuntimeError:  # the page navigated while evaluating (its context was destroyed): ask again
+                value = None
             if value:
                 return value
             time.sleep(0.5)
