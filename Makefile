@@ -12,6 +12,8 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 PREFECT_PORT ?= 4200
 LOCAL_API := http://127.0.0.1:$(PREFECT_PORT)/api
+# `make server` also serves reports/ here (loopback only); runs link their report artifact to it when it answers.
+export MNIST_REPORT_PORT ?= 4201
 # Use the local server when one answers, so `make run` shows up in its UI live; else Prefect starts a temporary one.
 API_ENV = $(shell [ -n "$$PREFECT_API_URL" ] || ! $(BIN)/python -c "import urllib.request; urllib.request.urlopen('$(LOCAL_API)/health', timeout=1)" 2>/dev/null || echo PREFECT_API_URL=$(LOCAL_API))
 
@@ -45,7 +47,9 @@ bench: install
 
 server: install
 	@if [ -n "$$PREFECT_API_URL" ]; then echo "PREFECT_API_URL is set ($$PREFECT_API_URL): use that server; not starting one"; exit 1; fi
-	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+	@$(BIN)/python -m mnist_pipeline.report_server --reports-dir reports --port $(MNIST_REPORT_PORT) & reports=$$!; \
+	trap 'kill $$reports 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
+	PREFECT_UI_API_URL=$${PREFECT_UI_API_URL:-$(LOCAL_API)} $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 serve: install
 	PREFECT_API_URL=$${PREFECT_API_URL:-$(LOCAL_API)} $(BIN)/mnist-pipeline serve $(SERVE_ARGS)

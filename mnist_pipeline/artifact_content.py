@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 # The seed study's test accuracies (DESIGN.md §1), the bar every run is compared with.
@@ -48,7 +49,7 @@ def build_metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def render_summary_markdown(metrics: dict[str, Any], report_path: str) -> str:
-    """The run at a glance: accuracy vs the seed study, validation, where the report is."""
+    """The run at a glance: accuracy vs the seed study, validation, where the report is (a link when served)."""
     run, data = metrics["run"], metrics["data"]
     validation = "passed" if metrics["validation"]["success"] else "FAILED"
     lines = [
@@ -68,5 +69,20 @@ def render_summary_markdown(metrics: dict[str, Any], report_path: str) -> str:
             f"| {_cell(row['model'])} | {row['test_accuracy_pct']:.2f} % | {seed_text} | {delta} | "
             f"{row['train_seconds']:.1f} | {'yes' if row['cached'] else 'no'} |"
         )
-    lines += ["", f"Report: `{_cell(report_path)}`"]
+    served = report_path.startswith(("http://", "https://"))
+    lines += ["", f"Report: [{_cell(report_path)}]({report_path})" if served else f"Report: `{_cell(report_path)}`"]
     return "\n".join(lines)
+
+
+def render_report_location(path: Path, server_url: str) -> str:
+    """Where the report file is, in text: a `file://` link would not open from the UI's http page."""
+    return "\n".join(
+        [
+            "# Report",
+            "",
+            f"The report is the file `{_cell(path)}`: open it in a browser on this machine.",
+            "",
+            f"No report server answered at {_cell(server_url)} with this report, so there is no link. Start the "
+            "Prefect server with `make server` (it serves the reports too) and later runs link to the report here.",
+        ]
+    )

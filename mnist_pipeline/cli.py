@@ -102,6 +102,15 @@ def check_prefect_api() -> None:
         ) from exc
 
 
+def print_flow_run_url(metrics_path: Path) -> None:
+    """The run's page in the Prefect UI, when a server was up (a temporary server has no UI URL)."""
+    import json
+
+    url = json.loads(metrics_path.read_text())["run"].get("flow_run_url") or ""
+    if url.startswith(("http://", "https://")):
+        print(f"flow run: {url}")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     check_prefect_api()
@@ -112,6 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     outputs = mnist_pipeline(**config.to_parameters())
     print(f"report: {outputs['report']}")
     print(f"metrics: {outputs['metrics']}")
+    print_flow_run_url(Path(outputs["metrics"]))
     return 0
 
 

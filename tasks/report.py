@@ -9,13 +9,43 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
-from mnist_pipeline.artifact_content import build_metrics_rows, render_summary_markdown
+from mnist_pipeline.artifact_content import build_metrics_rows, render_report_location, render_summary_markdown
 from mnist_pipeline.layout import DataLayout
+from mnist_pipeline.report_server import find_report_url, resolve_base_url
 from mnist_pipeline.store import read_split
 from tasks.guard import guarded
 
 GALLERY_SIZE = 24
 SUMMARY_KEY, TABLE_KEY, REPORT_KEY = "mnist-summary", "mnist-model-metrics", "mnist-report"
+ACCURACY_KEY, TREND_KEY, MODEL_KEY_PREFIX = "mnist-accuracy", "mnist-accuracy-trend", "mnist-model-"
+
+
+def model_artifact_key(name: str) -> str:
+    """Artifact keys allow lowercase letters, digits and dashes only."""
+    return MODEL_KEY_PREFIX + name.lower().replace("_", "-")
+
+
+def publish_pictures(metrics: dict[str, Any], mistakes: dict[str, list[Any]], reports_dir: Path) -> None:
+    """Accuracy chart, one page of pictures per model, and the accuracy trend, as markdown artifacts."""
+    from mnist_pipeline.accuracy_trend import build_trend, render_trend_markdown
+    from mnist_pipeline.artifact_pictures import render_accuracy_markdown, render_model_markdown
+    from mnist_pipeline.report.publish import load_history
+    from mnist_pipeline.report.view import assign_colors
+
+    colors = assign_colors(list(metrics["models"]))
+    create_markdown_artifact(
+        render_accuracy_markdown(metrics, colors), key=ACCURACY_KEY, description="Accuracy vs seed study and champion"
+    )
+    for name, model in metrics["models"].items():
+        create_markdown_artifact(
+            render_model_markdown(name, model, colors[name], mistakes.get(name, [])),
+            key=model_artifact_key(name),
+            description=f"{name}: confusion matrices, training curves, confident mistakes",
+        )
+    history = load_history(reports_dir, exclude=metrics["run"]["name"])
+    create_markdown_artifact(
+        render_trend_markdown(build_trend(history, metrics)), key=TREND_KEY, description="Accuracy over recent runs"
+    )
 
 
 @task(name="report")
@@ -30,8 +60,17 @@ def report_task(metrics: dict[str, Any], data_dir: str, reports_dir: str) -> str
         for name, model in metrics["models"].items()
     }
     path = write_report(Path(reports_dir), metrics, mistakes).resolve()
-    create_markdown_artifact(render_summary_markdown(metrics, str(path)), key=SUMMARY_KEY, description="Run summary")
+    url = find_report_url(Path(reports_dir), path)
+    create_markdown_artifact(
+        render_summary_markdown(metrics, url or str(path)), key=SUMMARY_KEY, description="Run summary"
+    )
     create_table_artifact(build_metrics_rows(metrics), key=TABLE_KEY, description="Per-model test metrics")
-    create_link_artifact(path.as_uri(), link_text=f"report {metrics['run']['name']}", key=REPORT_KEY)
-    get_run_logger().info("report written to %s", path)
+    if url:
+        create_link_artifact(url, link_text=f"report {metrics['run']['name']}", key=REPORT_KEY)
+    else:
+        create_markdown_artifact(
+            render_report_location(path, resolve_base_url()), key=REPORT_KEY, description="Where the report is"
+        )
+    publish_pictures(metrics, mistakes, Path(reports_dir))
+    get_run_logger().info("report written to %s%s", path, f" (served at {url})" if url else "")
     return str(path)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.browser import require_chromium
 from tests.support import find_free_port, make_synthetic_digits, start_process, stop_process, wait_for_http
 
 _PREFECT_HOME = tempfile.mkdtemp(prefix="mnist-pipeline-test-prefect-")
@@ -29,7 +30,8 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prefect server on a free loopback port with its own PREFECT_HOME; yields its API URL."""
     home = tmp_path_factory.mktemp("prefect-server-home")
     env = {**os.environ, "PREFECT_HOME": str(home)}
-    env.pop("PREFECT_API_URL")
+    # The UI (a JavaScript app) asks this URL for its data; its default assumes port 4200.
+    env["PREFECT_UI_API_URL"] = env.pop("PREFECT_API_URL")
     log = (home / "server.log").open("w")
     process = start_process(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(_SERVER_PORT)],
@@ -57,3 +59,9 @@ def synthetic_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     x_test, y_test = make_synthetic_digits(300, seed=2)
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     return path
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Headless Chromium's binary: skipped where none is installed, except in CI (`CI=true`), where that fails."""
+    return require_chromium()

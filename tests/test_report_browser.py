@@ -1,12 +1,12 @@
 """The report in a real browser: headless Chromium renders it, logs nothing to the console, loads nothing remote.
 
-Skipped, with the reason shown, where no Chromium is installed (CI installs Debian's `chromium`).
+Skipped, with the reason shown, where no Chromium is installed; with `CI=true` that fails instead (`.ci/run`
+installs Debian's `chromium`).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,35 +14,15 @@ import numpy as np
 import pytest
 
 from mnist_pipeline.report import write_report
+from tests.browser import HEADLESS_FLAGS
 from tests.report_samples import make_metrics, make_mistakes, with_champion
 
 WIDTH, HEIGHT = 1280, 4000
 CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--disable-dev-shm-usage",
-    "--hide-scrollbars",
+    *HEADLESS_FLAGS,
     # Nothing may reach the network even if something tried: every host name fails to resolve.
     "--host-resolver-rules=MAP * ~NOTFOUND",
 )
-
-
-def find_chromium() -> str | None:
-    return shutil.which("chromium") or (("/usr/bin/chromium") if Path("/usr/bin/chromium").exists() else None)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    binary = find_chromium()
-    if binary is None:
-        pytest.skip("no Chromium found (looked for `chromium` on PATH and /usr/bin/chromium): apt-get install chromium")
-    return binary
 
 
 @pytest.fixture(scope="module")

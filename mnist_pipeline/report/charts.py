@@ -35,6 +35,7 @@ STYLE = {
     "svg.fonttype": "none",
 }
 SEED_COLOR = "#c3c9d0"
+CHAMPION_COLOR = "#7d8894"
 DIAGONAL_COLOR = "#eef1f4"
 
 
@@ -63,31 +64,41 @@ def to_data_uri(figure: Figure) -> str:
 
 
 def plot_accuracy(
-    names: Sequence[str], accuracies: Sequence[float], references: Sequence[float | None], colors: Sequence[str]
+    names: Sequence[str],
+    accuracies: Sequence[float],
+    references: Sequence[float | None],
+    colors: Sequence[str],
+    champions: Sequence[float | None] | None = None,
 ) -> str:
-    """Horizontal bars of this run beside the seed study; the axis starts near the lowest score so gaps show."""
-    values = [100 * a for a in accuracies] + [100 * r for r in references if r is not None]
+    """Horizontal bars of this run beside the seed study (and the champion it faced, when given).
+
+    The axis starts near the lowest score so gaps show.
+    """
+    series = [("this run", accuracies, colors, "#000000"), ("seed study", references, SEED_COLOR, "#5b6570")]
+    if champions is not None:
+        series.append(("champion before this run", champions, CHAMPION_COLOR, "#5b6570"))
+    values = [100 * v for _, group, _, _ in series for v in group if v is not None]
     low = max(0.0, math.floor(min(values) - 2)) if values else 0.0
     rows = np.arange(len(names))
-    with new_figure(7.2, 0.75 + 0.62 * len(names)) as figure:
+    height = 0.72 / len(series)
+    with new_figure(7.2, 0.75 + 0.31 * len(series) * len(names)) as figure:
         ax = figure.add_subplot()
-        ax.barh(rows - 0.19, [100 * a for a in accuracies], height=0.36, color=colors, label="this run")
-        seed = [100 * r if r is not None else np.nan for r in references]
-        ax.barh(rows + 0.19, seed, height=0.36, color=SEED_COLOR, label="seed study")
-        for row, value in zip(rows, accuracies, strict=True):
-            ax.text(100 * value + 0.05, row - 0.19, f"{100 * value:.2f} %", va="center", fontsize=8)
-        for row, value in zip(rows, references, strict=True):
-            if value is not None:
-                ax.text(
-                    100 * value + 0.05, row + 0.19, f"{100 * value:.2f} %", va="center", fontsize=8, color="#5b6570"
-                )
+        for index, (label, group, color, text_color) in enumerate(series):
+            offsets = rows + (index - (len(series) - 1) / 2) * height
+            bars = [100 * v if v is not None else np.nan for v in group]
+            ax.barh(offsets, bars, height=height * 0.95, color=color, label=label)
+            for offset, value in zip(offsets, group, strict=True):
+                if value is not None:
+                    ax.text(
+                        100 * value + 0.05, offset, f"{100 * value:.2f} %", va="center", fontsize=8, color=text_color
+                    )
         ax.set_yticks(rows, [plain(name) for name in names])
         ax.invert_yaxis()
         ax.set_xlim(low, 100.8)
         ax.set_xlabel(f"test accuracy (%), axis starts at {low:.0f} %")
         ax.xaxis.grid(True)
         ax.set_axisbelow(True)
-        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, fontsize=8)
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=len(series), fontsize=8)
         return to_data_uri(figure)
 
 
@@ -162,14 +173,27 @@ def plot_training(history: dict[str, Sequence[float]], color: str) -> str | None
         return to_data_uri(figure)
 
 
-def plot_history(labels: Sequence[str], series: dict[str, Sequence[float | None]], colors: dict[str, str]) -> str:
-    """Each model's accuracy run after run (gaps where a run did not train that model)."""
+def plot_history(
+    labels: Sequence[str],
+    series: dict[str, Sequence[float | None]],
+    colors: dict[str, str],
+    marks: dict[str, Sequence[bool]] | None = None,
+) -> str:
+    """Each model's accuracy run after run (gaps where a run did not train that model).
+
+    `marks` flags, per model and run, the points to ring: the runs whose model became the champion.
+    """
     x = np.arange(len(labels))
     with new_figure(7.2, 2.8) as figure:
         ax = figure.add_subplot()
         for name, values in series.items():
             y = np.array([100 * v if v is not None else np.nan for v in values], dtype=float)
             ax.plot(x, y, "-o", ms=4, color=colors[name], label=plain(name))
+            flags = np.asarray((marks or {}).get(name) or [False] * len(values), dtype=bool)
+            if flags.any():
+                ax.plot(x[flags], y[flags], "o", ms=10, mfc="none", mec=colors[name], mew=1.6)
+        if marks and any(any(flags) for flags in marks.values()):
+            ax.plot([], [], "o", ms=10, mfc="none", mec="#39424e", mew=1.6, label="new champion")
         crowded = len(labels) > 4
         ax.set_xticks(
             x,
@@ -180,7 +204,7 @@ def plot_history(labels: Sequence[str], series: dict[str, Sequence[float | None]
         )
         ax.set_ylabel("test accuracy (%)")
         ax.yaxis.grid(True)
-        ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=min(len(series), 4))
+        ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=min(len(series) + 1, 4))
         return to_data_uri(figure)
 
 

@@ -1,0 +1,115 @@
+"""The picture artifacts and the accuracy trend, rendered from sample metrics (no Prefect): content, size, escaping."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnist_pipeline.accuracy_trend import build_trend, render_trend_markdown
+from mnist_pipeline.artifact_content import render_report_location, render_summary_markdown
+from mnist_pipeline.artifact_pictures import MAX_WIDTH, compact_png, render_accuracy_markdown, render_model_markdown
+from mnist_pipeline.report import charts
+from mnist_pipeline.report.view import assign_colors
+from tests.report_samples import make_metrics, make_mistakes, with_champion
+
+IMAGE = re.compile(r"!\[([^\]]*)\]\((data:image/png;base64,[A-Za-z0-9+/=]+)\)")
+
+
+def decode(data_uri: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(data_uri.split(",", 1)[1])))
+
+
+@pytest.fixture(scope="module")
+def run() -> dict:
+    return with_champion(make_metrics())
+
+
+def test_accuracy_picture_shows_run_seed_and_champion(run: dict) -> None:
+    markdown = render_accuracy_markdown(run, assign_colors(list(run["models"])))
+    images = IMAGE.findall(markdown)
+    assert len(images) == 1
+    pixels = np.asarray(decode(images[0][1]).convert("RGB"))
+    # The champion bar's grey (charts.CHAMPION_COLOR) is drawn: with_champion gives cnn a champion.
+    champion = tuple(int(charts.CHAMPION_COLOR[i : i + 2], 16) for i in (1, 3, 5))
+    assert (np.abs(pixels.astype(int) - champion).sum(axis=2) < 12).sum() > 200
+
+
+def test_model_page_has_both_confusion_matrices_curves_and_mistakes(run: dict) -> None:
+    mistakes = make_mistakes(run, limit=12)
+    markdown = render_model_markdown("cnn", run["models"]["cnn"], "#2ca02c", mistakes["cnn"])
+    alts = [alt for alt, _ in IMAGE.findall(markdown)]
+    assert alts == [
+        "cnn confusion matrix, counts",
+        "cnn confusion matrix, row-normalised",
+        "cnn training curves",
+        "cnn most confident mistakes",
+    ]
+    errors = 10000 - int(np.trace(np.asarray(run["models"]["cnn"]["confusion_matrix"])))
+    assert f"{errors} of 10000 wrong" in markdown
+
+
+def test_model_page_without_mistakes_or_history_has_only_the_matrices(run: dict) -> None:
+    model = {**run["models"]["ann_no_hidden"], "history": {}}
+    assert len(IMAGE.findall(render_model_markdown("ann_no_hidden", model, "#1f77b4", []))) == 2
+
+
+def test_pictures_fit_the_ui_width_and_a_small_budget(run: dict) -> None:
+    colors = assign_colors(list(run["models"]))
+    mistakes = make_mistakes(run, limit=12)
+    pages = [render_accuracy_markdown(run, colors)]
+    pages += [render_model_markdown(name, run["models"][name], colors[name], mistakes[name]) for name in run["models"]]
+    for _, uri in (image for page in pages for image in IMAGE.findall(page)):
+        image = decode(uri)
+        assert image.width <= MAX_WIDTH and image.mode == "P"
+    # Three models' pages plus the accuracy chart: well below the 1 MB a run may add to the Prefect database.
+    assert sum(len(page) for page in pages) < 300_000
+
+
+def test_compact_png_keeps_small_pictures_at_their_size() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (200, 100), "#ff7f0e").save(buffer, format="PNG")
+    small = compact_png("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode())
+    image = decode(small)
+    assert image.size == (200, 100)
+    assert image.convert("RGB").getpixel((10, 10)) == (0xFF, 0x7F, 0x0E)
+
+
+def test_trend_marks_promotions_and_lists_newest_first(run: dict) -> None:
+    older = [
+        make_metrics(f"run-2025-05-{day:02d}-120000", f"2025-05-{day:02d}T12:00:00+00:00", shift=-0.001 * day)
+        for day in (3, 2, 1)
+    ]
+    rows = build_trend(older, run, limit=3)
+    assert [row.name for row in rows] == ["run-2025-05-02-120000", "run-2025-05-01-120000", run["run"]["name"]]
+    assert rows[-1].promoted == {"ann_no_hidden": False, "ann_hidden_100": False, "cnn": True}
+    markdown = render_trend_markdown(rows)
+    assert len(IMAGE.findall(markdown)) == 1
+    table = [line for line in markdown.splitlines() if line.startswith("| run-")]
+    assert table[0].startswith(f"| {run['run']['name']} |") and table[0].endswith("**★** |")
+    assert "★" not in "".join(table[1:])
+
+
+def test_trend_escapes_names_and_tolerates_odd_history(run: dict) -> None:
+    odd = {"run": {"name": "x|<b>y</b>"}, "models": {"cnn": {"test_accuracy": "high"}}, "champion": []}
+    rows = build_trend([odd], run)
+    assert rows[0].accuracies["cnn"] is None and rows[0].promoted["cnn"] is False
+    markdown = render_trend_markdown(rows)
+    assert "| x\\|&lt;b&gt;y&lt;/b&gt; | - |" in markdown
+
+
+def test_report_location_names_the_file_and_how_to_get_a_link(run: dict) -> None:
+    path = Path("/srv/reports/runs/run-1/report.html")
+    text = render_report_location(path, "http://127.0.0.1:4201")
+    assert f"`{path}`" in text and "make server" in text and "file://" not in text
+
+
+def test_summary_links_the_served_report(run: dict) -> None:
+    url = "http://127.0.0.1:4201/runs/run-1/report.html"
+    assert render_summary_markdown(run, url).endswith(f"Report: [{url}]({url})")
+    assert render_summary_markdown(run, "/tmp/r/report.html").endswith("Report: `/tmp/r/report.html`")
