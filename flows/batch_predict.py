@@ -10,6 +10,7 @@ from prefect.runtime import flow_run
 from mnist_pipeline.predict.batch import build_batch_config
 from mnist_pipeline.predict.model_choice import choose_model
 from mnist_pipeline.report.names import check_run_name
+from tasks.guard import guarded
 from tasks.predict import score_task
 
 
@@ -19,6 +20,7 @@ def generate_batch_run_name() -> str:
 
 
 @flow(name="batch-predict", flow_run_name=generate_batch_run_name)
+@guarded
 def batch_predict(
     input: str,
     model: str = "cnn",

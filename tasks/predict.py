@@ -10,11 +10,13 @@ from prefect.artifacts import create_markdown_artifact
 
 from mnist_pipeline.predict.batch import BatchConfig, score_batch
 from mnist_pipeline.predict.model_choice import ModelChoice
+from tasks.guard import guarded
 
 PREDICTIONS_ARTIFACT_KEY = "batch-predictions"
 
 
 @task(name="score")
+@guarded
 def score_task(choice: ModelChoice, config: BatchConfig, output: str, title: str) -> dict[str, Any]:
     """Predict every input; failed inputs are logged and listed in the artifact, the others are scored."""
     logger = get_run_logger()
