@@ -63,8 +63,7 @@ def run_one(name: str, args: argparse.Namespace, train: Split, test: Split) -> d
     if args.no_early_stopping:
         changes["early_stopping_patience"] = None
     config = replace(config, **changes)
-    epoch_seconds: list[float] = []
-    result = train_model(name, config, train, seed=args.seed, on_epoch=lambda r: epoch_seconds.append(r.seconds))
+    result = train_model(name, config, train, seed=args.seed)
     scores: dict[str, Any] = {}
     if not args.validation_only:
         started = time.perf_counter()
@@ -83,7 +82,7 @@ def run_one(name: str, args: argparse.Namespace, train: Split, test: Split) -> d
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "train_seconds": round(result.seconds, 2),
-        "epoch_seconds": [round(s, 2) for s in epoch_seconds],
+        "epoch_seconds": result.epoch_seconds,
         "val_accuracy": [round(v, 4) for v in result.history.get("val_accuracy", [])],
     }
 

@@ -27,11 +27,19 @@ WEIGHT_LIBRARIES = ("tensorflow", "keras")
 
 # Modules whose source decides what a trained model is; editing any of them invalidates every cached model.
 TRAINING_CODE_MODULES = ("mnist_pipeline.augmentation", "mnist_pipeline.models", "mnist_pipeline.training")
-# Modules whose source decides a validation outcome (the suite, the profile it checks, the integrity checks).
+# Modules whose source decides a validation outcome: the whole validation package, the profile it checks, the
+# expected shape, the integrity hashes and which sources count as canonical MNIST (exact counts, 28x28).
 VALIDATION_CODE_MODULES = (
+    "mnist_pipeline.checksums",
     "mnist_pipeline.image_profile",
+    "mnist_pipeline.image_shape",
+    "mnist_pipeline.sources",
+    "mnist_pipeline.validation",
     "mnist_pipeline.validation.duplicates",
+    "mnist_pipeline.validation.gx_runner",
     "mnist_pipeline.validation.integrity",
+    "mnist_pipeline.validation.messages",
+    "mnist_pipeline.validation.results",
     "mnist_pipeline.validation.suite",
     "mnist_pipeline.validation.validate",
 )
@@ -93,8 +101,9 @@ def compute_validation_key(version_dir: Path, image_shape: tuple[int, int]) -> s
     """Validation's identity: the bytes of every file in the dataset version (so an edited file is re-checked,
     which a content fingerprint read from the manifest would miss), the declared image size and the suite's code."""
     files = {path.name: sha256_file(path) for path in sorted(version_dir.iterdir()) if path.is_file()}
-    code = hash_module_sources((*VALIDATION_CODE_MODULES, "mnist_pipeline.image_shape"))
-    return _short_hash({"files": files, "image_shape": list(image_shape), "code": code})
+    code = hash_module_sources(VALIDATION_CODE_MODULES)
+    payload = {"files": files, "image_shape": list(image_shape), "code": code, "gx": version("great_expectations")}
+    return _short_hash(payload)
 
 
 def compute_evaluation_key(model_key: str, test_sha256: str, test_limit: int | None) -> str:

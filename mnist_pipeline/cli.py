@@ -154,7 +154,8 @@ def cmd_champion(args: argparse.Namespace) -> int:
     from mnist_pipeline.promotion import candidate_from_metrics
     from mnist_pipeline.report.names import check_run_name
 
-    path = DataLayout(args.data_dir).models / "champions.json"
+    layout = DataLayout(args.data_dir)
+    path = layout.registry
     now = datetime.now(UTC).isoformat(timespec="seconds")
     reason = args.reason or "manual"
     if args.run and not args.force_promote:
@@ -172,16 +173,18 @@ def cmd_champion(args: argparse.Namespace) -> int:
             candidate = candidate_from_metrics(metrics, args.force_promote)
         except (KeyError, TypeError) as exc:
             raise DataFormatError(f"{metrics_path}: expected a metrics.json of this pipeline, found no {exc}") from exc
-        if not Path(candidate.model_path).is_file():
-            raise DataFormatError(f"{candidate.model_path}: expected the run's saved model, found no such file")
+        model_file = layout.model_file(args.force_promote, candidate.key)
+        if not model_file.is_file():
+            raise DataFormatError(f"{model_file}: expected the run's saved model, found no such file")
         force_promote(path, args.force_promote, candidate, reason, now)
         print(f"{args.force_promote}: forced promotion of run {args.run} recorded")
     elif args.rollback:
         registry = rollback(path, args.rollback, reason, now)
         restored = registry.champions[args.rollback].candidate
-        print(f"{args.rollback}: rolled back to run {restored.run_name} ({restored.model_path})")
-        if not Path(restored.model_path).is_file():
-            print(f"warning: {restored.model_path} no longer exists", file=sys.stderr)
+        model_file = layout.model_file(args.rollback, restored.key)
+        print(f"{args.rollback}: rolled back to run {restored.run_name} ({model_file})")
+        if not model_file.is_file():
+            print(f"warning: {model_file} no longer exists", file=sys.stderr)
     rows = list_champions(load_registry(path))
     if not rows:
         print(f"no champions yet ({path})")

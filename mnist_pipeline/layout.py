@@ -54,6 +54,16 @@ class DataLayout:
         """Prefect's persisted task results and cache records (train task outputs, as JSON)."""
         return self.root / "prefect-results"
 
+    def model_file(self, model: str, key: str) -> Path:
+        """A trained model's file, found from its name and key: paths recorded elsewhere go stale when the data
+        dir moves, the key does not."""
+        return self.models / model / f"{key}.keras"
+
+    @property
+    def registry(self) -> Path:
+        """The champion registry."""
+        return self.models / "champions.json"
+
     def evaluation_file(self, model: str, key: str) -> Path:
         return self.evaluations / model / f"{key}.parquet"
 

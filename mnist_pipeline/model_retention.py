@@ -31,8 +31,11 @@ def prune_models(models_dir: Path, registry: Path) -> list[Path]:
     """Delete old non-champion models; call under the registry lock so the champion set cannot change meanwhile."""
     keep = models_to_keep_per_name()
     history = load_registry(registry).history
+    # Found by name and key, not by the recorded path, which goes stale when the data dir moves.
     champions = {
-        Path(event["candidate"]["model_path"]).resolve() for event in history if event["kind"] in INSTALLING_KINDS
+        (models_dir / event["model"] / f"{event['candidate']['key']}.keras").resolve()
+        for event in history
+        if event["kind"] in INSTALLING_KINDS
     }
     removed = []
     for folder in sorted(path for path in models_dir.iterdir() if path.is_dir()) if models_dir.is_dir() else []:

@@ -28,16 +28,16 @@ PROMOTION_ARTIFACT_KEY = "mnist-promotion"
 
 
 def registry_path(data_dir: Path) -> Path:
-    return DataLayout(data_dir).models / "champions.json"
+    return DataLayout(data_dir).registry
 
 
-def reevaluate(champion: Candidate, data_dir: Path, test_limit: int | None, fingerprint: str) -> Candidate:
+def reevaluate(name: str, champion: Candidate, data_dir: Path, test_limit: int | None, fingerprint: str) -> Candidate:
     """Score the champion's saved model on the current test split, so both sides face the same test."""
     from mnist_pipeline.evaluation import evaluate_model
     from mnist_pipeline.model_files import load_model
 
     test = read_split(DataLayout(data_dir).pin(fingerprint).split_file("test")).head(test_limit)
-    evaluation = evaluate_model(load_model(Path(champion.model_path)), test)
+    evaluation = evaluate_model(load_model(DataLayout(data_dir).model_file(name, champion.key)), test)
     return dataclasses.replace(
         champion,
         data_fingerprint=fingerprint,
@@ -111,9 +111,9 @@ def decide_against_champion(
     """Apply the rule, first re-scoring a champion that was measured on other test data."""
     note = ""
     if champion is not None and not same_test_split(champion, challenger):
-        if Path(champion.model_path).is_file():
+        if DataLayout(data_dir).model_file(name, champion.key).is_file():
             get_run_logger().info("%s: re-evaluating champion %s on the current test split", name, champion.run_name)
-            champion = reevaluate(champion, data_dir, test_limit, fingerprint)
+            champion = reevaluate(name, champion, data_dir, test_limit, fingerprint)
         else:
             note = f"champion model {champion.model_path} is missing, so it cannot defend its title; "
             champion = None

@@ -21,7 +21,7 @@ def key_from_parameters(_: TaskRunContext, parameters: dict[str, Any]) -> str:
 
 
 def model_path(data_dir: Path, model: str, key: str) -> Path:
-    return DataLayout(Path(data_dir)).models / model / f"{key}.keras"
+    return DataLayout(Path(data_dir)).model_file(model, key)
 
 
 def resume_path(data_dir: Path, model: str, key: str) -> Path:

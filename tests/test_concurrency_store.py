@@ -151,7 +151,7 @@ def test_retention_spares_the_current_version_a_pinned_one_and_foreign_folders(t
 
 
 def make_candidate(run: str, path: Path) -> Candidate:
-    return Candidate("k", str(path), run, "f" * 64, 100, 0.9, (0.9,) * 10)
+    return Candidate(path.stem, str(path), run, "f" * 64, 100, 0.9, (0.9,) * 10)  # model files are named by key
 
 
 def test_a_truncated_registry_or_manifest_is_one_line_that_says_how_to_recover(tmp_path: Path) -> None:

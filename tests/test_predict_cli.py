@@ -113,13 +113,17 @@ def test_without_a_champion_it_says_how_to_get_one(tmp_path: Path, mixed_folder:
 def test_run_option_answers_with_that_runs_model(
     data_dir: Path, tmp_path: Path, mixed_folder: tuple[Path, np.ndarray]
 ) -> None:
-    model_path = data_dir / "models" / "cnn" / "drawn-digits.keras"
-    metrics = {"models": {"cnn": {"key": "run-key", "model_path": str(model_path)}}}
+    model_path = data_dir / "models" / "cnn" / "drawn-digits.keras"  # a run's model is found by name and key
+    metrics = {"models": {"cnn": {"key": "drawn-digits", "model_path": "/moved/elsewhere/drawn-digits.keras"}}}
     write_json_atomic(tmp_path / "reports" / "runs" / "run-x" / "metrics.json", metrics)
     one = next((mixed_folder[0] / "plain").iterdir())
-    done = predict("--run", "run-x", "--reports-dir", str(tmp_path / "reports"), "--format", "json", str(one))
+    reports = str(tmp_path / "reports")
+    done = predict(
+        "--run", "run-x", "--reports-dir", reports, "--data-dir", str(data_dir), "--format", "json", str(one)
+    )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)[0]["model_key"] == "run-key"
+    answer = json.loads(done.stdout)[0]
+    assert (answer["model_key"], answer["model_path"]) == ("drawn-digits", str(model_path))
     missing = predict("--run", "run-y", "--reports-dir", str(tmp_path / "reports"), str(one))
     assert missing.returncode == 2
     assert "run-y/metrics.json: expected the metrics.json of run run-y, found no such file" in missing.stderr

@@ -29,28 +29,29 @@ class ModelChoice:
 def choose_model(model: str, data_dir: Path, run: str | None = None, reports_dir: Path | None = None) -> ModelChoice:
     """The champion of `model`, or with `run` that run's `model` (read from its metrics.json)."""
     if run is not None:
-        return _run_model(model, run, reports_dir or Path("reports"))
-    registry_path = DataLayout(data_dir).models / "champions.json"
+        return _run_model(model, run, reports_dir or Path("reports"), DataLayout(data_dir))
+    registry_path = DataLayout(data_dir).registry
     champion = find_champion(load_registry(registry_path), model)
     if champion is None:
         raise PipelineError(
             f"{registry_path}: expected a champion for model {model!r}, found none; "
             f"train one with `mnist-pipeline run --models {model} --data-dir {data_dir}`"
         )
-    return ModelChoice(model, champion.key, Path(champion.model_path), champion.run_name, "champion")
+    return ModelChoice(
+        model, champion.key, DataLayout(data_dir).model_file(model, champion.key), champion.run_name, "champion"
+    )
 
 
-def _run_model(model: str, run: str, reports_dir: Path) -> ModelChoice:
+def _run_model(model: str, run: str, reports_dir: Path, layout: DataLayout) -> ModelChoice:
     check_run_name(run)
     metrics_path = reports_dir / "runs" / run / "metrics.json"
     try:
         entry = json.loads(metrics_path.read_text())["models"][model]
-        return ModelChoice(model, str(entry["key"]), Path(entry["model_path"]), run, "run")
+        key = str(entry["key"])
+        return ModelChoice(model, key, layout.model_file(model, key), run, "run")
     except FileNotFoundError as exc:
         raise DataFormatError(f"{metrics_path}: expected the metrics.json of run {run}, found no such file") from exc
     except (OSError, ValueError) as exc:
         raise DataFormatError(f"{metrics_path}: expected the run's metrics.json, found: {exc}") from exc
     except (KeyError, TypeError) as exc:
-        raise DataFormatError(
-            f"{metrics_path}: expected model {model!r} with a key and model_path, found none"
-        ) from exc
+        raise DataFormatError(f"{metrics_path}: expected model {model!r} with a key, found none") from exc

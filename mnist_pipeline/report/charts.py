@@ -7,7 +7,9 @@ as `Figure` objects rendered by the Agg canvas, never through pyplot's global st
 from __future__ import annotations
 
 import base64
+import functools
 import io
+import json
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -104,10 +106,16 @@ def plot_accuracy(
 
 def plot_confusion(matrix: np.ndarray, normalise: bool) -> str:
     """Counts (annotated), or row percentages with the diagonal greyed out so the colour scale shows only errors."""
+    counts = np.ascontiguousarray(matrix, dtype=np.int64)
+    return _draw_confusion(counts.tobytes(), counts.shape[0], normalise)
+
+
+# The report and the UI artifacts show the same charts: each is drawn once per process (heatmaps cost ~0.3 s each).
+@functools.lru_cache(maxsize=32)
+def _draw_confusion(counts_bytes: bytes, n: int, normalise: bool) -> str:
     import seaborn as sns
 
-    counts = np.asarray(matrix, dtype=np.int64)
-    n = counts.shape[0]
+    counts = np.frombuffer(counts_bytes, dtype=np.int64).reshape(n, n)
     annotate = n <= 20
     with new_figure(4.6, 4.0) as figure:
         ax = figure.add_subplot()
@@ -153,6 +161,15 @@ def plot_confusion(matrix: np.ndarray, normalise: bool) -> str:
 
 def plot_training(history: dict[str, Sequence[float]], color: str) -> str | None:
     """Loss and accuracy per epoch, validation dashed when recorded; None when nothing was recorded."""
+    shown = {
+        key: [float(v) for v in history.get(key) or []] for key in ("loss", "accuracy", "val_loss", "val_accuracy")
+    }
+    return _draw_training(json.dumps(shown), color)
+
+
+@functools.lru_cache(maxsize=32)
+def _draw_training(history_json: str, color: str) -> str | None:
+    history = json.loads(history_json)
     panels = [(key, title) for key, title in (("loss", "loss"), ("accuracy", "accuracy (%)")) if history.get(key)]
     if not panels:
         return None
