@@ -11,11 +11,13 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 
 from mnist_pipeline.artifact_content import build_metrics_rows, render_report_location, render_summary_markdown
 from mnist_pipeline.layout import DataLayout
+from mnist_pipeline.report.charts import cache_charts_in
 from mnist_pipeline.report_server import find_report_url, resolve_base_url
 from mnist_pipeline.store import read_split
 from tasks.guard import guarded
 
 GALLERY_SIZE = 24
+CHART_CACHE = ".charts"  # per-model charts by their inputs: a re-run with unchanged models draws none again
 SUMMARY_KEY, TABLE_KEY, REPORT_KEY = "mnist-summary", "mnist-model-metrics", "mnist-report"
 ACCURACY_KEY, TREND_KEY, MODEL_KEY_PREFIX = "mnist-accuracy", "mnist-accuracy-trend", "mnist-model-"
 
@@ -59,7 +61,8 @@ def report_task(metrics: dict[str, Any], data_dir: str, reports_dir: str) -> str
         name: select_mistakes(pd.read_parquet(model["predictions_path"]), test.images, limit=GALLERY_SIZE)
         for name, model in metrics["models"].items()
     }
-    path = write_report(Path(reports_dir), metrics, mistakes).resolve()
+    with cache_charts_in(Path(reports_dir) / CHART_CACHE):
+        path = write_report(Path(reports_dir), metrics, mistakes).resolve()
     url = find_report_url(Path(reports_dir), path)
     create_markdown_artifact(
         render_summary_markdown(metrics, url or str(path)), key=SUMMARY_KEY, description="Run summary"
@@ -71,6 +74,7 @@ def report_task(metrics: dict[str, Any], data_dir: str, reports_dir: str) -> str
         create_markdown_artifact(
             render_report_location(path, resolve_base_url()), key=REPORT_KEY, description="Where the report is"
         )
-    publish_pictures(metrics, mistakes, Path(reports_dir))
+    with cache_charts_in(Path(reports_dir) / CHART_CACHE):
+        publish_pictures(metrics, mistakes, Path(reports_dir))
     get_run_logger().info("report written to %s%s", path, f" (served at {url})" if url else "")
     return str(path)

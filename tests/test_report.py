@@ -461,3 +461,24 @@ def test_profiles_table_needs_two_profiles() -> None:
     current = make_metrics("run-now", "2025-05-06T12:00:00+00:00")
     earlier = make_metrics("run-earlier", "2025-05-05T12:00:00+00:00", shift=0.01)
     assert Page(render_report(current, {}, [earlier])).find("table", id="profiles-table") == []
+
+
+def test_charts_are_drawn_once_and_kept_by_their_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mnist_pipeline.report import charts
+
+    matrix = np.diag([9, 8, 7])
+    with charts.cache_charts_in(tmp_path):
+        first = charts.plot_confusion(matrix, normalise=False)
+        curves = charts.plot_training({"loss": [0.5, 0.3], "accuracy": [0.8, 0.9]}, "#1f77b4")
+    assert len(list(tmp_path.iterdir())) == 2
+
+    def refuse(*_: Any) -> str:
+        raise AssertionError("drawn again although its inputs are unchanged")
+
+    monkeypatch.setattr(charts, "_draw_confusion", refuse)
+    monkeypatch.setattr(charts, "_draw_training", refuse)
+    with charts.cache_charts_in(tmp_path):
+        assert charts.plot_confusion(matrix, normalise=False) == first
+        assert charts.plot_training({"loss": [0.5, 0.3], "accuracy": [0.8, 0.9]}, "#1f77b4") == curves
+        with pytest.raises(AssertionError, match="drawn again"):
+            charts.plot_confusion(np.diag([9, 8, 6]), normalise=False)

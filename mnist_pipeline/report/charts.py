@@ -8,18 +8,27 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import io
 import json
+import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+
+from mnist_pipeline.atomic import write_text_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+logger = logging.getLogger(__name__)
+_CACHE_DIR: ContextVar[Path | None] = ContextVar("chart_cache_dir", default=None)
+_CODE_HASH = hashlib.sha256(Path(__file__).read_bytes()).digest()
 DPI = 144
 STYLE = {
     "font.size": 9,
@@ -104,10 +113,41 @@ def plot_accuracy(
         return to_data_uri(figure)
 
 
+@contextmanager
+def cache_charts_in(directory: Path) -> Iterator[None]:
+    """Keep the per-model charts drawn inside this block under `directory`, keyed by their inputs and this module's
+    code, so a re-run whose models did not change draws none of them again (they are most of a report's time)."""
+    token = _CACHE_DIR.set(directory)
+    try:
+        yield
+    finally:
+        _CACHE_DIR.reset(token)
+
+
+def _cached(kind: str, inputs: bytes, draw: Callable[[], str | None]) -> str | None:
+    directory = _CACHE_DIR.get()
+    if directory is None:
+        return draw()
+    key = hashlib.sha256(_CODE_HASH + kind.encode() + inputs).hexdigest()[:32]
+    path = directory / f"{kind}-{key}.txt"
+    try:
+        return path.read_text() or None
+    except OSError:
+        uri = draw()
+    try:
+        write_text_atomic(path, uri or "")
+    except OSError as exc:  # the cache only saves time; an unwritable folder must not fail the report
+        logger.debug("chart cache %s not written: %s", path, exc)
+    return uri
+
+
 def plot_confusion(matrix: np.ndarray, normalise: bool) -> str:
     """Counts (annotated), or row percentages with the diagonal greyed out so the colour scale shows only errors."""
     counts = np.ascontiguousarray(matrix, dtype=np.int64)
-    return _draw_confusion(counts.tobytes(), counts.shape[0], normalise)
+    inputs = counts.tobytes() + bytes([counts.shape[0] % 256, normalise])
+    return cast(
+        str, _cached("confusion", inputs, lambda: _draw_confusion(counts.tobytes(), counts.shape[0], normalise))
+    )
 
 
 # The report and the UI artifacts show the same charts: each is drawn once per process (heatmaps cost ~0.3 s each).
@@ -164,7 +204,8 @@ def plot_training(history: dict[str, Sequence[float]], color: str) -> str | None
     shown = {
         key: [float(v) for v in history.get(key) or []] for key in ("loss", "accuracy", "val_loss", "val_accuracy")
     }
-    return _draw_training(json.dumps(shown), color)
+    history_json = json.dumps(shown)
+    return _cached("training", f"{history_json}|{color}".encode(), lambda: _draw_training(history_json, color))
 
 
 @functools.lru_cache(maxsize=32)
