@@ -19,7 +19,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.checksums import sha256_file
+from mnist_pipeline.checksums import hash_folder_files
 from mnist_pipeline.hardware import count_usable_cores
 
 # Libraries whose version changes kernels, initialisers or optimizers, hence the weights.
@@ -100,7 +100,7 @@ def compute_training_key(
 def compute_validation_key(version_dir: Path, image_shape: tuple[int, int]) -> str:
     """Validation's identity: the bytes of every file in the dataset version (so an edited file is re-checked,
     which a content fingerprint read from the manifest would miss), the declared image size and the suite's code."""
-    files = {path.name: sha256_file(path) for path in sorted(version_dir.iterdir()) if path.is_file()}
+    files = hash_folder_files(version_dir)
     code = hash_module_sources(VALIDATION_CODE_MODULES)
     payload = {"files": files, "image_shape": list(image_shape), "code": code, "gx": version("great_expectations")}
     return _short_hash(payload)

@@ -20,6 +20,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def hash_folder_files(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file directly in `folder`, by name: what a dataset version holds, byte for byte."""
+    return {path.name: sha256_file(path) for path in sorted(folder.iterdir()) if path.is_file()}
+
+
 def verify_sha256(data_or_path: bytes | Path, expected: str, origin: str) -> None:
     """Raise ChecksumError naming `origin` unless the content hashes to `expected`."""
     if isinstance(data_or_path, Path):

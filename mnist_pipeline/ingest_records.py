@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_pipeline.atomic import write_json_atomic
-from mnist_pipeline.checksums import sha256_file
+from mnist_pipeline.checksums import hash_folder_files, sha256_file
 from mnist_pipeline.layout import DataLayout, version_name
 
 
@@ -24,16 +24,12 @@ def compute_input_key(kind: str, inputs: list[Path]) -> str:
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:24]
 
 
-def _hash_version_files(version_dir: Path) -> dict[str, str]:
-    return {path.name: sha256_file(path) for path in sorted(version_dir.iterdir()) if path.is_file()}
-
-
 def find_recorded_dataset(layout: DataLayout, input_key: str) -> dict[str, Any] | None:
     """The current dataset's manifest when `input_key` produced it and its files are unchanged; else None."""
     try:
         record = json.loads((layout.ingest_records / f"{input_key}.json").read_text())
         current = layout.parquet.resolve()
-        if current.name != version_name(record["fingerprint"]) or _hash_version_files(current) != record["files"]:
+        if current.name != version_name(record["fingerprint"]) or hash_folder_files(current) != record["files"]:
             return None
         manifest = json.loads(layout.manifest.read_text())
     except (OSError, ValueError, KeyError, TypeError):
@@ -43,5 +39,5 @@ def find_recorded_dataset(layout: DataLayout, input_key: str) -> dict[str, Any] 
 
 def record_dataset(layout: DataLayout, input_key: str, fingerprint: str) -> None:
     """Remember that `input_key` gave the dataset version `fingerprint` (reused once the gate made it current)."""
-    files = _hash_version_files(layout.pin(fingerprint).parquet)
+    files = hash_folder_files(layout.pin(fingerprint).parquet)
     write_json_atomic(layout.ingest_records / f"{input_key}.json", {"fingerprint": fingerprint, "files": files})
