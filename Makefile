@@ -47,7 +47,7 @@ bench: install
 
 server: install
 	@if [ -n "$$PREFECT_API_URL" ]; then echo "PREFECT_API_URL is set ($$PREFECT_API_URL): use that server; not starting one"; exit 1; fi
-	@$(BIN)/python -m mnist_pipeline.report_server --reports-dir reports --port $(MNIST_REPORT_PORT) & reports=$$!; \
+	@$(BIN)/python -m mnist_pipeline.report.server --reports-dir reports --port $(MNIST_REPORT_PORT) & reports=$$!; \
 	trap 'kill $$reports 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
 	PREFECT_UI_API_URL=$${PREFECT_UI_API_URL:-$(LOCAL_API)} $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 

@@ -16,8 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.hardware import describe_cpu
-from mnist_pipeline.store import read_split
+from mnist_pipeline.data.store import read_split
+from mnist_pipeline.modeling.hardware import describe_cpu
 
 # Multiply-adds x 2 of the seed CNN per image; training = forward + backward (two forward-sized products per
 # layer, except the first layer, which needs no input gradient).
@@ -75,8 +75,8 @@ def time_layers(precision: str, batch: int = 256, repeats: int = 20) -> dict[str
 
 
 def measure_cnn(data_dir: Path, precision: str) -> dict[str, Any]:
-    from mnist_pipeline.profiles import resolve_config
-    from mnist_pipeline.training import train_model
+    from mnist_pipeline.modeling.profiles import resolve_config
+    from mnist_pipeline.modeling.training import train_model
 
     train = read_split(data_dir / "parquet" / "train.parquet")
     config = replace(resolve_config("default", "cnn", epochs=2, precision=precision), early_stopping_patience=None)
@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    from mnist_pipeline.training import configure_tensorflow
+    from mnist_pipeline.modeling.training import configure_tensorflow
 
     configure_tensorflow(None, deterministic=True)
     peak = {n: round(measure_matmul(n), 1) for n in (2048, 4096)}

@@ -23,16 +23,16 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from mnist_pipeline.dataset import SPLITS, RawDataset
-from mnist_pipeline.layout import DataLayout
-from mnist_pipeline.sources import SourceSpec, load_source, pypi
-from mnist_pipeline.store import publish_dataset, read_split, split_to_table
+from mnist_pipeline.data.dataset import SPLITS, RawDataset
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.sources import SourceSpec, load_source, pypi
+from mnist_pipeline.data.store import publish_dataset, read_split, split_to_table
 
 GOAL_INGEST_S, GOAL_READ_S = 3.0, 0.3
 _COLD_READ = """
 import sys, time
 from pathlib import Path
-from mnist_pipeline.store import read_split
+from mnist_pipeline.data.store import read_split
 start = time.perf_counter()
 for name in ("train", "test"):
     read_split(Path(sys.argv[1]) / f"{name}.parquet")

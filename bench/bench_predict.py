@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnist_pipeline.layout import DataLayout
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.store import read_split
 from mnist_pipeline.predict.answer import predict_images
 from mnist_pipeline.predict.inputs import load_inputs
 from mnist_pipeline.predict.model_choice import choose_model
 from mnist_pipeline.predict.runner import KerasClassifier, load_classifier
-from mnist_pipeline.store import read_split
 
 CLI = str(Path(sys.executable).with_name("mnist-pipeline"))
 STYLES = ("plain", "inverted", "tinted")

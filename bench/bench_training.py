@@ -18,8 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.dataset import Split
-from mnist_pipeline.store import read_split
+from mnist_pipeline.data.dataset import Split
+from mnist_pipeline.data.store import read_split
 
 OVERRIDES = {
     "batch_size": int,
@@ -54,9 +54,9 @@ def parse_args() -> argparse.Namespace:
 
 
 def run_one(name: str, args: argparse.Namespace, train: Split, test: Split) -> dict[str, Any]:
-    from mnist_pipeline.evaluation import evaluate_model
-    from mnist_pipeline.profiles import resolve_config
-    from mnist_pipeline.training import train_model
+    from mnist_pipeline.modeling.evaluation import evaluate_model
+    from mnist_pipeline.modeling.profiles import resolve_config
+    from mnist_pipeline.modeling.training import train_model
 
     config = resolve_config(args.profile, name, args.epochs)
     changes = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}
@@ -89,7 +89,7 @@ def run_one(name: str, args: argparse.Namespace, train: Split, test: Split) -> d
 
 def main() -> None:
     args = parse_args()
-    from mnist_pipeline.training import configure_tensorflow
+    from mnist_pipeline.modeling.training import configure_tensorflow
 
     configure_tensorflow(args.threads, deterministic=not args.nondeterministic)
     train = read_split(args.data_dir / "parquet" / "train.parquet")

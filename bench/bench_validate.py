@@ -18,18 +18,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mnist_pipeline.dataset import SPLITS
-from mnist_pipeline.image_profile import profile_split
-from mnist_pipeline.layout import DataLayout
-from mnist_pipeline.store import read_table
+from mnist_pipeline.data.dataset import SPLITS
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.store import read_table
 from mnist_pipeline.validation import validate_dataset
+from mnist_pipeline.validation.image_profile import profile_split
 
 GOAL_S = 10.0
 _FIRST_CALL = """
 import sys, time
 start = time.perf_counter()
 from pathlib import Path
-from mnist_pipeline.layout import DataLayout
+from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.validation import validate_dataset
 report = validate_dataset(DataLayout(Path(sys.argv[1])))
 print(time.perf_counter() - start, report.success)

@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from mnist_pipeline.store import read_split
+from mnist_pipeline.data.store import read_split
 
 EPOCHS = {"ann_no_hidden": 5, "ann_hidden_100": 5, "cnn": 10}
 

@@ -9,7 +9,7 @@ from prefect.runtime import flow_run
 
 from mnist_pipeline.predict.batch import build_batch_config
 from mnist_pipeline.predict.model_choice import choose_model
-from mnist_pipeline.report.names import check_run_name
+from mnist_pipeline.runs.names import check_run_name
 from tasks.guard import guarded
 from tasks.predict import score_task
 

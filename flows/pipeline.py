@@ -15,18 +15,18 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from mnist_pipeline.atomic import copy_file_atomic, write_json_atomic
-from mnist_pipeline.cache_keys import compute_evaluation_key, compute_training_key
-from mnist_pipeline.champion import registry_lock
+from mnist_pipeline.champion.registry import registry_lock
+from mnist_pipeline.champion.retention import prune_models
 from mnist_pipeline.config import RunConfig, build_config
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.versions import pin_version
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.hardware import count_usable_cores
-from mnist_pipeline.layout import DataLayout
-from mnist_pipeline.model_retention import prune_models
-from mnist_pipeline.provenance import collect_versions, find_git_commit
-from mnist_pipeline.report.names import check_run_name
+from mnist_pipeline.files.atomic import copy_file_atomic, write_json_atomic
+from mnist_pipeline.modeling.hardware import count_usable_cores
 from mnist_pipeline.report.publish import to_json
-from mnist_pipeline.versions import pin_version
+from mnist_pipeline.runs.cache_keys import compute_evaluation_key, compute_training_key
+from mnist_pipeline.runs.names import check_run_name
+from mnist_pipeline.runs.provenance import collect_versions, find_git_commit
 from tasks.evaluate import evaluate_task
 from tasks.guard import guarded
 from tasks.ingest import ingest_task, publish_task
@@ -99,7 +99,7 @@ def tf_threads_per_model(config: RunConfig, n_models: int) -> int | None:
 
 def plan_training(config: RunConfig, manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """One job per selected model: its resolved training config, training key and evaluation key."""
-    from mnist_pipeline.profiles import choose_precision, resolve_config
+    from mnist_pipeline.modeling.profiles import choose_precision, resolve_config
 
     logger = get_run_logger()
     jobs = []

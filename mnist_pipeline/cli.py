@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mnist_pipeline.config import ALL_MODELS, PROFILES, TASK_RUNNERS, RunConfig, build_config
+from mnist_pipeline.data.image_shape import parse_image_shape
+from mnist_pipeline.data.sources import SOURCE_HELP, parse_source
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.hardware import PRECISIONS
-from mnist_pipeline.image_shape import parse_image_shape
+from mnist_pipeline.modeling.hardware import PRECISIONS
 from mnist_pipeline.os_errors import describe_os_error
-from mnist_pipeline.sources import SOURCE_HELP, parse_source
 
 DEFAULT_DATA_DIR = Path("data")
 
@@ -30,7 +30,7 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest, then publish only through the validation gate: DATA_DIR/parquet only ever points at valid data."""
-    from mnist_pipeline.ingest import ingest_and_publish
+    from mnist_pipeline.data.ingest import ingest_and_publish
     from mnist_pipeline.validation import raise_if_failed
 
     result, report = ingest_and_publish(parse_source(args.source), args.data_dir, parse_image_shape(args.image_shape))
@@ -49,7 +49,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from mnist_pipeline.layout import DataLayout
+    from mnist_pipeline.data.layout import DataLayout
     from mnist_pipeline.validation import raise_if_failed, validate_dataset
 
     shape = None if args.image_shape is None else parse_image_shape(args.image_shape)
@@ -115,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     check_prefect_api()
     from flows.pipeline import mnist_pipeline
-    from mnist_pipeline.log_filters import install_pipeline_logging
+    from mnist_pipeline.runs.log_filters import install_pipeline_logging
 
     install_pipeline_logging()
     outputs = mnist_pipeline(**config.to_parameters())
@@ -148,11 +148,11 @@ def cmd_champion(args: argparse.Namespace) -> int:
     import json
     from datetime import UTC, datetime
 
-    from mnist_pipeline.champion import force_promote, list_champions, load_registry, rollback
+    from mnist_pipeline.champion.registry import force_promote, list_champions, load_registry, rollback
+    from mnist_pipeline.champion.rule import candidate_from_metrics
+    from mnist_pipeline.data.layout import DataLayout
     from mnist_pipeline.errors import DataFormatError
-    from mnist_pipeline.layout import DataLayout
-    from mnist_pipeline.promotion import candidate_from_metrics
-    from mnist_pipeline.report.names import check_run_name
+    from mnist_pipeline.runs.names import check_run_name
 
     layout = DataLayout(args.data_dir)
     path = layout.registry

@@ -9,11 +9,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mnist_pipeline.champion.rule import PromotionPolicy
+from mnist_pipeline.data.image_shape import DEFAULT_IMAGE_SHAPE, format_image_shape, parse_image_shape
+from mnist_pipeline.data.sources import parse_source
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.hardware import PRECISIONS
-from mnist_pipeline.image_shape import DEFAULT_IMAGE_SHAPE, format_image_shape, parse_image_shape
-from mnist_pipeline.promotion import PromotionPolicy
-from mnist_pipeline.sources import parse_source
+from mnist_pipeline.modeling.hardware import PRECISIONS
 
 ALL_MODELS = ("ann_no_hidden", "ann_hidden_100", "cnn")
 TASK_RUNNERS = ("threads", "processes", "dask")

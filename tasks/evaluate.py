@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 from prefect.context import TaskRunContext
 
-from mnist_pipeline.atomic import atomic_path
-from mnist_pipeline.layout import DataLayout
-from mnist_pipeline.store import read_split
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.store import read_split
+from mnist_pipeline.files.atomic import atomic_path
 from tasks.guard import guarded
 
 
@@ -35,8 +35,8 @@ def evaluate_task(
     The predictions go to data_dir/evaluations/<model>/<key>.parquet; the result names that file relative to
     data_dir, so a moved data dir still finds it.
     """
-    from mnist_pipeline.evaluation import evaluate_model
-    from mnist_pipeline.model_files import load_model
+    from mnist_pipeline.modeling.evaluation import evaluate_model
+    from mnist_pipeline.modeling.model_files import load_model
 
     layout = DataLayout(Path(data_dir))
     test = read_split(layout.pin(fingerprint).split_file("test")).head(test_limit)

@@ -6,8 +6,8 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from mnist_pipeline.log_filters import install_pipeline_logging
 from mnist_pipeline.os_errors import os_errors_as_user_errors
+from mnist_pipeline.runs.log_filters import install_pipeline_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
 

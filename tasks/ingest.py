@@ -7,8 +7,8 @@ from typing import Any
 
 from prefect import task
 
-from mnist_pipeline.ingest import ingest, publish_version
-from mnist_pipeline.layout import DataLayout
+from mnist_pipeline.data.ingest import ingest, publish_version
+from mnist_pipeline.data.layout import DataLayout
 from tasks.guard import guarded
 
 

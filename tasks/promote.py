@@ -10,9 +10,8 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from mnist_pipeline.champion import find_champion, load_registry, record_decision
-from mnist_pipeline.layout import DataLayout
-from mnist_pipeline.promotion import (
+from mnist_pipeline.champion.registry import find_champion, load_registry, record_decision
+from mnist_pipeline.champion.rule import (
     Candidate,
     Decision,
     PromotionPolicy,
@@ -21,7 +20,8 @@ from mnist_pipeline.promotion import (
     decide_promotion,
     same_test_split,
 )
-from mnist_pipeline.store import read_split
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.store import read_split
 from tasks.guard import guarded
 
 PROMOTION_ARTIFACT_KEY = "mnist-promotion"
@@ -33,8 +33,8 @@ def registry_path(data_dir: Path) -> Path:
 
 def reevaluate(name: str, champion: Candidate, data_dir: Path, test_limit: int | None, fingerprint: str) -> Candidate:
     """Score the champion's saved model on the current test split, so both sides face the same test."""
-    from mnist_pipeline.evaluation import evaluate_model
-    from mnist_pipeline.model_files import load_model
+    from mnist_pipeline.modeling.evaluation import evaluate_model
+    from mnist_pipeline.modeling.model_files import load_model
 
     test = read_split(DataLayout(data_dir).pin(fingerprint).split_file("test")).head(test_limit)
     evaluation = evaluate_model(load_model(DataLayout(data_dir).model_file(name, champion.key)), test)

@@ -9,11 +9,11 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
-from mnist_pipeline.artifact_content import build_metrics_rows, render_report_location, render_summary_markdown
-from mnist_pipeline.layout import DataLayout
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.store import read_split
+from mnist_pipeline.report.artifact_content import build_metrics_rows, render_report_location, render_summary_markdown
 from mnist_pipeline.report.charts import cache_charts_in
-from mnist_pipeline.report_server import find_report_url, resolve_base_url
-from mnist_pipeline.store import read_split
+from mnist_pipeline.report.server import find_report_url, resolve_base_url
 from tasks.guard import guarded
 
 GALLERY_SIZE = 24
@@ -29,8 +29,8 @@ def model_artifact_key(name: str) -> str:
 
 def publish_pictures(metrics: dict[str, Any], mistakes: dict[str, list[Any]], reports_dir: Path) -> None:
     """Accuracy chart, one page of pictures per model, and the accuracy trend, as markdown artifacts."""
-    from mnist_pipeline.accuracy_trend import build_trend, render_trend_markdown
-    from mnist_pipeline.artifact_pictures import render_accuracy_markdown, render_model_markdown
+    from mnist_pipeline.report.accuracy_trend import build_trend, render_trend_markdown
+    from mnist_pipeline.report.artifact_pictures import render_accuracy_markdown, render_model_markdown
     from mnist_pipeline.report.publish import load_history
     from mnist_pipeline.report.view import assign_colors
 

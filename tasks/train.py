@@ -1,4 +1,4 @@
-"""Prefect task: train one model and save it; cached on the training key (see mnist_pipeline.cache_keys)."""
+"""Prefect task: train one model and save it; cached on the training key (see mnist_pipeline.runs.cache_keys)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import TaskRunContext
 
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.store import read_split
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.layout import DataLayout
-from mnist_pipeline.store import read_split
 from tasks.guard import guarded
 
 
@@ -44,10 +44,10 @@ def train_task(
     provenance: dict[str, Any],
 ) -> dict[str, Any]:
     """Train `model` on the published train split; returns paths and history, never arrays."""
-    from mnist_pipeline.model_files import save_model
-    from mnist_pipeline.profiles import TrainConfig
-    from mnist_pipeline.resume import remove_state
-    from mnist_pipeline.training import configure_tensorflow, train_model
+    from mnist_pipeline.modeling.model_files import save_model
+    from mnist_pipeline.modeling.profiles import TrainConfig
+    from mnist_pipeline.modeling.resume import remove_state
+    from mnist_pipeline.modeling.training import configure_tensorflow, train_model
 
     logger = get_run_logger()
     configure_tensorflow(tf_threads, deterministic=True)

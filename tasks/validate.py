@@ -15,10 +15,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import TaskRunContext
 
-from mnist_pipeline.artifact_content import render_validation_markdown
-from mnist_pipeline.cache_keys import compute_validation_key
-from mnist_pipeline.ingest import validate_version
-from mnist_pipeline.layout import DataLayout
+from mnist_pipeline.data.ingest import validate_version
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.report.artifact_content import render_validation_markdown
+from mnist_pipeline.runs.cache_keys import compute_validation_key
 from mnist_pipeline.validation import raise_if_failed
 from tasks.guard import guarded
 

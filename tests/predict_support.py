@@ -69,12 +69,12 @@ STYLE_SUFFIX = {"plain": ".png", "inverted": ".bmp", "upscaled": ".jpg", "tinted
 @functools.cache
 def train_champion(root: Path) -> Path:
     """Train a CNN on drawn digits, save it and make it the `cnn` champion of `root/data`; returns that data dir."""
-    from mnist_pipeline.champion import force_promote
-    from mnist_pipeline.dataset import Split
-    from mnist_pipeline.model_files import save_model
-    from mnist_pipeline.profiles import TrainConfig
-    from mnist_pipeline.promotion import Candidate
-    from mnist_pipeline.training import configure_tensorflow, train_model
+    from mnist_pipeline.champion.registry import force_promote
+    from mnist_pipeline.champion.rule import Candidate
+    from mnist_pipeline.data.dataset import Split
+    from mnist_pipeline.modeling.model_files import save_model
+    from mnist_pipeline.modeling.profiles import TrainConfig
+    from mnist_pipeline.modeling.training import configure_tensorflow, train_model
 
     configure_tensorflow(None, deterministic=True)
     images, labels = draw_digits(2000, seed=1)

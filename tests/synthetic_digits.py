@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnist_pipeline.dataset import Split
+from mnist_pipeline.data.dataset import Split
 from tests.support import make_synthetic_digits
 
 

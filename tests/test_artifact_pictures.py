@@ -11,10 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_pipeline.accuracy_trend import build_trend, render_trend_markdown
-from mnist_pipeline.artifact_content import render_report_location, render_summary_markdown
-from mnist_pipeline.artifact_pictures import MAX_WIDTH, compact_png, render_accuracy_markdown, render_model_markdown
 from mnist_pipeline.report import charts
+from mnist_pipeline.report.accuracy_trend import build_trend, render_trend_markdown
+from mnist_pipeline.report.artifact_content import render_report_location, render_summary_markdown
+from mnist_pipeline.report.artifact_pictures import (
+    MAX_WIDTH,
+    compact_png,
+    render_accuracy_markdown,
+    render_model_markdown,
+)
 from mnist_pipeline.report.view import assign_colors
 from tests.report_samples import make_metrics, make_mistakes, with_champion
 

@@ -7,9 +7,9 @@ from dataclasses import replace
 import numpy as np
 import tensorflow as tf
 
-from mnist_pipeline.augmentation import augment_images
-from mnist_pipeline.profiles import TrainConfig
-from mnist_pipeline.training import train_model
+from mnist_pipeline.modeling.augmentation import augment_images
+from mnist_pipeline.modeling.profiles import TrainConfig
+from mnist_pipeline.modeling.training import train_model
 from tests.synthetic_digits import make_split
 
 

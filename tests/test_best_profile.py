@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from mnist_pipeline.config import build_config
-from mnist_pipeline.evaluation import evaluate_model
-from mnist_pipeline.ingest import ingest_and_publish
-from mnist_pipeline.layout import DataLayout
-from mnist_pipeline.models import build_model
-from mnist_pipeline.profiles import resolve_config
-from mnist_pipeline.store import read_split
-from mnist_pipeline.training import configure_tensorflow, train_model
+from mnist_pipeline.data.ingest import ingest_and_publish
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.store import read_split
+from mnist_pipeline.modeling.architectures import build_model
+from mnist_pipeline.modeling.evaluation import evaluate_model
+from mnist_pipeline.modeling.profiles import resolve_config
+from mnist_pipeline.modeling.training import configure_tensorflow, train_model
 from tests.test_ingest_idx import write_idx_dir
 
 MODELS = ("ann_no_hidden", "ann_hidden_100", "cnn")

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import mnist_pipeline
-from mnist_pipeline import cache_keys
-from mnist_pipeline.cache_keys import compute_training_key
-from mnist_pipeline.profiles import resolve_config
+from mnist_pipeline.modeling.profiles import resolve_config
+from mnist_pipeline.runs import cache_keys
+from mnist_pipeline.runs.cache_keys import compute_training_key
 
 CONFIG = resolve_config("default", "cnn").to_dict()
 BASE = {"model": "cnn", "fingerprint": "f" * 64, "train_config": CONFIG, "seed": 42, "train_limit": None}
@@ -48,7 +48,7 @@ def key_in_subprocess(package_parent: Path) -> str:
     """The key as a fresh process computes it when `mnist_pipeline` is imported from `package_parent`."""
     code = (
         "import json, sys, mnist_pipeline\n"
-        "from mnist_pipeline.cache_keys import compute_training_key\n"
+        "from mnist_pipeline.runs.cache_keys import compute_training_key\n"
         f"assert mnist_pipeline.__file__.startswith({str(package_parent)!r}), mnist_pipeline.__file__\n"
         f"config = json.loads({json.dumps(CONFIG)!r})\n"
         "print(compute_training_key('cnn', 'f' * 64, config, 42, None, None))"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_pipeline.champion import (
+from mnist_pipeline.champion.registry import (
     REGISTRY_FORMAT,
     REGISTRY_VERSION,
     find_champion,
@@ -17,8 +17,8 @@ from mnist_pipeline.champion import (
     record_decision,
     rollback,
 )
+from mnist_pipeline.champion.rule import Candidate, PromotionPolicy, decide_forced, decide_promotion
 from mnist_pipeline.errors import DataFormatError, PipelineError
-from mnist_pipeline.promotion import Candidate, PromotionPolicy, decide_forced, decide_promotion
 
 POLICY = PromotionPolicy(min_accuracy_gain=0.0005, max_recall_drop=0.01)
 FLAT_RECALL = [0.98] * 10

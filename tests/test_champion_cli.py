@@ -38,10 +38,10 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 
 
 def test_old_champion_is_re_evaluated_on_the_new_test_split(two_runs: tuple[Path, Any, Any]) -> None:
-    from mnist_pipeline.evaluation import evaluate_model
-    from mnist_pipeline.layout import DataLayout
-    from mnist_pipeline.model_files import load_model
-    from mnist_pipeline.store import read_split
+    from mnist_pipeline.data.layout import DataLayout
+    from mnist_pipeline.data.store import read_split
+    from mnist_pipeline.modeling.evaluation import evaluate_model
+    from mnist_pipeline.modeling.model_files import load_model
 
     tmp, first, second = two_runs
     assert first["data"]["fingerprint"] != second["data"]["fingerprint"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_pipeline.champion import load_registry
+from mnist_pipeline.champion.registry import load_registry
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

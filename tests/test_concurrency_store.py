@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_pipeline.champion import backup_path, record_decision
-from mnist_pipeline.dataset import RawDataset, Split
-from mnist_pipeline.layout import DataLayout
-from mnist_pipeline.model_retention import KEEP_ENV, prune_models
-from mnist_pipeline.promotion import Candidate, PromotionPolicy, decide_promotion
-from mnist_pipeline.store import publish_dataset, read_manifest
-from mnist_pipeline.versions import FAILED_SUFFIX, KEPT_VERSIONS, current_version
+from mnist_pipeline.champion.registry import backup_path, record_decision
+from mnist_pipeline.champion.retention import KEEP_ENV, prune_models
+from mnist_pipeline.champion.rule import Candidate, PromotionPolicy, decide_promotion
+from mnist_pipeline.data.dataset import RawDataset, Split
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.store import publish_dataset, read_manifest
+from mnist_pipeline.data.versions import FAILED_SUFFIX, KEPT_VERSIONS, current_version
 from tests.support import make_synthetic_digits
 
 CLI = str(Path(sys.executable).with_name("mnist-pipeline"))
@@ -119,8 +119,8 @@ def test_retention_spares_the_current_version_a_pinned_one_and_foreign_folders(t
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from mnist_pipeline.layout import DataLayout\n"
-            "from mnist_pipeline.versions import pin_version\n"
+            "import sys; from pathlib import Path; from mnist_pipeline.data.layout import DataLayout\n"
+            "from mnist_pipeline.data.versions import pin_version\n"
             "with pin_version(DataLayout(Path(sys.argv[1])), sys.argv[2]):\n"
             "    print('pinned', flush=True); sys.stdin.read()",
             str(layout.root),

@@ -120,7 +120,7 @@ def test_deployment_run_completes_with_its_parameters_and_artifacts(served: Path
     metrics = json.loads((served / "reports" / "runs" / run.name / "metrics.json").read_text())
     assert list(metrics["models"]) == ["cnn"] and metrics["models"]["cnn"]["train_rows"] == 600
     # The served run's own process registers our loggers: the ingest summary reaches the server's log.
-    ingest_logs = [log for log in read_logs(run.id) if log.name == "mnist_pipeline.ingest"]
+    ingest_logs = [log for log in read_logs(run.id) if log.name == "mnist_pipeline.data.ingest"]
     assert any(metrics["data"]["fingerprint"][:12] in log.message for log in ingest_logs)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnist_pipeline.dataset import Split
-from mnist_pipeline.evaluation import confusion_matrix, evaluate_model, log_softmax, per_class_metrics
-from mnist_pipeline.profiles import TrainConfig
-from mnist_pipeline.training import configure_tensorflow, train_model
+from mnist_pipeline.data.dataset import Split
+from mnist_pipeline.modeling.evaluation import confusion_matrix, evaluate_model, log_softmax, per_class_metrics
+from mnist_pipeline.modeling.profiles import TrainConfig
+from mnist_pipeline.modeling.training import configure_tensorflow, train_model
 from tests.synthetic_digits import make_split
 
 

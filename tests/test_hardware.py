@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-import mnist_pipeline.hardware as hardware
-from mnist_pipeline.cache_keys import compute_training_key
+import mnist_pipeline.modeling.hardware as hardware
 from mnist_pipeline.config import build_config
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.hardware import Hardware, read_cpu_flags, resolve_precision
-from mnist_pipeline.profiles import choose_precision, resolve_config
+from mnist_pipeline.modeling.hardware import Hardware, read_cpu_flags, resolve_precision
+from mnist_pipeline.modeling.profiles import choose_precision, resolve_config
+from mnist_pipeline.runs.cache_keys import compute_training_key
 
 AMX_CPU = Hardware(frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}))
 AVX2_CPU = Hardware(frozenset({"avx", "avx2", "fma"}))

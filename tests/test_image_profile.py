@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from mnist_pipeline.errors import DataFormatError
-from mnist_pipeline.image_profile import PROFILE_COLUMNS, count_classes, profile_split
+from mnist_pipeline.validation.image_profile import PROFILE_COLUMNS, count_classes, profile_split
 
 
 def make_table(image: pa.Array, label: pa.Array | None = None) -> pa.Table:

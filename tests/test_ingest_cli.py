@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from mnist_pipeline.cli import main
+from mnist_pipeline.data.sources import SourceSpec, parse_source
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.sources import SourceSpec, parse_source
 
 
 def write_npz(path: Path, seed: int = 0) -> Path:

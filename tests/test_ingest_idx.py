@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from mnist_pipeline.cli import main
+from mnist_pipeline.data.idx import parse_idx, read_idx
+from mnist_pipeline.data.sources.local import load_idx_dir
 from mnist_pipeline.errors import DataFormatError
-from mnist_pipeline.idx import parse_idx, read_idx
-from mnist_pipeline.sources.local import load_idx_dir
 
 # A deliberately non-MNIST dataset: 8x6 images, labels that are not 0..9, 50 train / 20 test.
 HEIGHT, WIDTH, N_TRAIN, N_TEST = 8, 6, 50, 20

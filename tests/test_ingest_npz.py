@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from mnist_pipeline.cli import main
+from mnist_pipeline.data.sources.local import load_npz
 from mnist_pipeline.errors import DataFormatError, PipelineError
-from mnist_pipeline.sources.local import load_npz
 
 N_TRAIN, N_TEST, SIDE = 50, 20, 8
 

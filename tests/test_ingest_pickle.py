@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mnist_pipeline.data.safe_pickle import load_numpy_pickle
 from mnist_pipeline.errors import DataFormatError
-from mnist_pipeline.safe_pickle import load_numpy_pickle
 
 
 class _Payload:

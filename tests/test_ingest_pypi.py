@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_pipeline.checksums import sha256_file
 from mnist_pipeline.cli import main
+from mnist_pipeline.data.checksums import sha256_file
+from mnist_pipeline.data.sources import keras_url, load_auto, pypi
+from mnist_pipeline.data.sources.pypi import PickleWheel, cached_wheel_path, load_pypi
 from mnist_pipeline.errors import ChecksumError, DataFormatError, SourceUnavailable
-from mnist_pipeline.sources import keras_url, load_auto, pypi
-from mnist_pipeline.sources.pypi import PickleWheel, cached_wheel_path, load_pypi
 
 NAME, VERSION, SIDE = "fake_mnist_data", "0.0.1", 8
 FILENAME = f"{NAME}-{VERSION}-py3-none-any.whl"

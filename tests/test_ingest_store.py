@@ -14,12 +14,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mnist_pipeline import store
-from mnist_pipeline.checksums import fingerprint_dataset, hash_split
-from mnist_pipeline.dataset import RawDataset, make_split
+from mnist_pipeline.data import store
+from mnist_pipeline.data.checksums import fingerprint_dataset, hash_split
+from mnist_pipeline.data.dataset import RawDataset, make_split
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.store import publish_dataset, read_manifest, read_split
 from mnist_pipeline.errors import DataFormatError
-from mnist_pipeline.layout import DataLayout
-from mnist_pipeline.store import publish_dataset, read_manifest, read_split
 
 HEIGHT, WIDTH = 7, 9
 

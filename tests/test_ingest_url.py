@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mnist_pipeline.data.sources import keras_url, load_auto, pypi
 from mnist_pipeline.errors import ChecksumError, SourceUnavailable
-from mnist_pipeline.sources import keras_url, load_auto, pypi
 
 N_TRAIN, N_TEST, SIDE = 50, 20, 8
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.models import MODEL_REGISTRY, build_model, get_spec
+from mnist_pipeline.modeling.architectures import MODEL_REGISTRY, build_model, get_spec
 
 SEED_PARAMS = {"ann_no_hidden": 7850, "ann_hidden_100": 79510, "cnn": 542230}
 SEED_HEADS = {"ann_no_hidden": "sigmoid", "ann_hidden_100": "sigmoid", "cnn": "softmax"}

@@ -74,7 +74,7 @@ def test_full_disk_during_ingest_keeps_the_previous_dataset(
     tmp_path: Path, synthetic_npz: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """ENOSPC is injected (a full disk cannot be made here safely); everything around it is real."""
-    import mnist_pipeline.store as store
+    import mnist_pipeline.data.store as store
 
     data_dir = tmp_path / "data"
     assert main(["ingest", "--source", f"npz:{synthetic_npz}", "--data-dir", str(data_dir)]) == 0

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_pipeline.atomic import write_json_atomic
-from mnist_pipeline.dataset import Split
-from mnist_pipeline.store import write_split
+from mnist_pipeline.data.dataset import Split
+from mnist_pipeline.data.store import write_split
+from mnist_pipeline.files.atomic import write_json_atomic
 from tests.predict_support import STYLE_SUFFIX, draw_digits, train_champion, write_styled
 
 CLI = str(Path(sys.executable).with_name("mnist-pipeline"))

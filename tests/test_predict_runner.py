@@ -35,10 +35,10 @@ def test_numpy_runner_matches_keras_on_the_bfloat16_cnn(tmp_path_factory: pytest
 
 
 def test_numpy_runner_matches_keras_on_a_float32_ann(tmp_path: Path, images: np.ndarray) -> None:
-    from mnist_pipeline.dataset import Split
-    from mnist_pipeline.model_files import save_model
-    from mnist_pipeline.profiles import TrainConfig
-    from mnist_pipeline.training import train_model
+    from mnist_pipeline.data.dataset import Split
+    from mnist_pipeline.modeling.model_files import save_model
+    from mnist_pipeline.modeling.profiles import TrainConfig
+    from mnist_pipeline.modeling.training import train_model
 
     train_images, labels = draw_digits(500, seed=2)
     config = TrainConfig(profile="seed", epochs=1, batch_size=64)

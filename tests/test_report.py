@@ -17,9 +17,10 @@ import pandas as pd
 import pytest
 
 from mnist_pipeline.errors import DataFormatError
-from mnist_pipeline.report import Mistake, ReportError, render_index, render_report, select_mistakes, write_report
+from mnist_pipeline.report import Mistake, render_index, render_report, select_mistakes, write_report
 from mnist_pipeline.report.publish import load_history
 from mnist_pipeline.report.render import format_seconds, format_time
+from mnist_pipeline.runs.names import RunNameError
 from tests.report_samples import make_metrics, make_mistakes, with_champion
 
 HOSTILE = "<script>alert(1)</script>"
@@ -380,7 +381,7 @@ def test_run_name_cannot_leave_runs_dir(tmp_path: Path, name: Any) -> None:
     reports = tmp_path / "reports"
     run = keep_models(make_metrics(), ["cnn"])
     run["run"]["name"] = name
-    with pytest.raises(ReportError, match="run name"):
+    with pytest.raises(RunNameError, match="run name"):
         write_report(reports, run, {})
     assert not any(path.is_file() for path in tmp_path.rglob("*"))
 

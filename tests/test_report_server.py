@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_pipeline.report_server import find_report_url, find_served_file, make_server
+from mnist_pipeline.report.server import find_report_url, find_served_file, make_server
 
 
 @pytest.fixture()

@@ -120,9 +120,9 @@ class Interrupted(Exception):
 
 
 def train_small(checkpoint: Path | None, stop_at: int | None = None) -> Any:
-    from mnist_pipeline.dataset import Split
-    from mnist_pipeline.profiles import resolve_config
-    from mnist_pipeline.training import configure_tensorflow, train_model
+    from mnist_pipeline.data.dataset import Split
+    from mnist_pipeline.modeling.profiles import resolve_config
+    from mnist_pipeline.modeling.training import configure_tensorflow, train_model
 
     configure_tensorflow(None, deterministic=True)
     images, labels = make_synthetic_digits(1200, seed=8)

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import mnist_pipeline.model_files as model_files
+import mnist_pipeline.modeling.model_files as model_files
 from mnist_pipeline.errors import DataFormatError, PipelineError
-from mnist_pipeline.hardware import resolve_precision
-from mnist_pipeline.model_files import load_model, save_model
-from mnist_pipeline.profiles import TrainConfig, resolve_config
-from mnist_pipeline.training import EpochReport, _split_validation, configure_tensorflow, train_model
+from mnist_pipeline.modeling.hardware import resolve_precision
+from mnist_pipeline.modeling.model_files import load_model, save_model
+from mnist_pipeline.modeling.profiles import TrainConfig, resolve_config
+from mnist_pipeline.modeling.training import EpochReport, _split_validation, configure_tensorflow, train_model
 from tests.synthetic_digits import make_split
 
 QUICK = TrainConfig(profile="test", epochs=1, batch_size=64)
@@ -79,7 +79,7 @@ def test_configure_tensorflow_twice_keeps_the_first_pools_and_says_so() -> None:
     code = (
         "import logging, tensorflow as tf\n"
         "from tensorflow.python.framework import config as tf_config\n"
-        "from mnist_pipeline.training import configure_tensorflow\n"
+        "from mnist_pipeline.modeling.training import configure_tensorflow\n"
         "logging.basicConfig(level=logging.WARNING, format='%(name)s: %(message)s')\n"
         "configure_tensorflow(threads=2, deterministic=True)\n"
         "tf.constant(1.0) + 1.0\n"
@@ -128,8 +128,8 @@ def test_same_weights_in_a_fresh_process(tmp_path: Path) -> None:
 import sys
 sys.path.insert(0, {str(Path(__file__).parents[1])!r})
 import numpy as np
-from mnist_pipeline.dataset import Split
-from mnist_pipeline.training import TrainConfig, configure_tensorflow, train_model
+from mnist_pipeline.data.dataset import Split
+from mnist_pipeline.modeling.training import TrainConfig, configure_tensorflow, train_model
 from tests.test_training import weights_digest
 configure_tensorflow(threads=None, deterministic=True)
 arrays = np.load({str(tmp_path / "data.npz")!r})
@@ -225,7 +225,7 @@ def test_parallel_threads_train_the_same_weights_as_sequential() -> None:
 
 def test_input_pipelines_run_without_tf_data_autotuning() -> None:
     """Autotuning's model thread is what made `fit` return long after its last epoch (bench/RESULTS.md)."""
-    from mnist_pipeline.training import _batches, _shuffled_batches
+    from mnist_pipeline.modeling.training import _batches, _shuffled_batches
 
     data = make_split(100)
     shuffled = _shuffled_batches(data, replace(QUICK, epochs=2), np.random.default_rng(0), seed=0)

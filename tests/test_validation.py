@@ -15,10 +15,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mnist_pipeline.dataset import RawDataset, Split
+from mnist_pipeline.data.dataset import RawDataset, Split
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.store import publish_dataset
 from mnist_pipeline.errors import DataFormatError, ValidationFailed
-from mnist_pipeline.layout import DataLayout
-from mnist_pipeline.store import publish_dataset
 from mnist_pipeline.validation import CheckResult, ValidationReport, raise_if_failed, suite, validate_dataset
 
 TRAIN_ROWS, TEST_ROWS = 200, 100

@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from mnist_pipeline.atomic import atomic_path
 from mnist_pipeline.config import ALL_MODELS
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.files.atomic import atomic_path
 from mnist_pipeline.predict.answer import Answer, answer
 from mnist_pipeline.predict.model_choice import ModelChoice
 

@@ -155,13 +155,13 @@ def read_batch(path: Path) -> np.ndarray:
     """uint8 (n, h, w) images from an .npz (`x` or `images`), an IDX image file, or an ingest Parquet split."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        from mnist_pipeline.store import read_split
+        from mnist_pipeline.data.store import read_split
 
         images = read_split(path).images
     elif suffix == ".npz":
         images = read_npz_images(path)
     else:
-        from mnist_pipeline.idx import read_idx
+        from mnist_pipeline.data.idx import read_idx
 
         images = read_idx(path)
     if images.ndim != 3 or images.dtype != np.uint8:

@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnist_pipeline.champion import find_champion, load_registry
+from mnist_pipeline.champion.registry import find_champion, load_registry
+from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.errors import DataFormatError, PipelineError
-from mnist_pipeline.layout import DataLayout
-from mnist_pipeline.report.names import check_run_name
+from mnist_pipeline.runs.names import check_run_name
 
 
 @dataclass(frozen=True)

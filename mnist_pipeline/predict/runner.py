@@ -164,12 +164,12 @@ class KerasClassifier:
     """Any saved model, run by Keras (imports TensorFlow: seconds to start)."""
 
     def __init__(self, path: Path) -> None:
-        from mnist_pipeline.model_files import load_model
+        from mnist_pipeline.modeling.model_files import load_model
 
         self.model = load_model(path)
         self.input_shape = tuple(self.model.input_shape[1:3])
 
     def logits(self, images: np.ndarray) -> np.ndarray:
-        from mnist_pipeline.evaluation import compute_logits
+        from mnist_pipeline.modeling.evaluation import compute_logits
 
         return compute_logits(self.model, images)

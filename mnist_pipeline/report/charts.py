@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
-from mnist_pipeline.atomic import write_text_atomic
+from mnist_pipeline.files.atomic import write_text_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -1,4 +1,4 @@
-"""Render the report and the run index from the Jinja2 templates in `mnist_pipeline/templates` (autoescaped)."""
+"""Render the report and the run index from the Jinja2 templates in `mnist_pipeline/report/templates` (autoescaped)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from mnist_pipeline.report.mistakes import Mistake
-from mnist_pipeline.report.names import is_safe_run_name
 from mnist_pipeline.report.view import build_report_context
+from mnist_pipeline.runs.names import is_safe_run_name
 
 DASH = "\u2013"  # en dash: "no value"
 
@@ -66,7 +66,7 @@ def format_value(value: Any, limit: int = 160) -> str:
 def make_environment() -> Environment:
     """One autoescaping environment; undefined names fail loudly instead of rendering empty."""
     environment = Environment(
-        loader=PackageLoader("mnist_pipeline", "templates"),
+        loader=PackageLoader("mnist_pipeline.report", "templates"),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,

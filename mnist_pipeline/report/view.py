@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from mnist_pipeline.artifact_content import SEED_ACCURACY
 from mnist_pipeline.report import charts
+from mnist_pipeline.report.artifact_content import SEED_ACCURACY
 from mnist_pipeline.report.mistakes import Mistake
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")

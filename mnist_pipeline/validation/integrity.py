@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mnist_pipeline.checksums import fingerprint_dataset, hash_split
+from mnist_pipeline.data.checksums import fingerprint_dataset, hash_split
+from mnist_pipeline.data.store import images_from_table
 from mnist_pipeline.errors import DataFormatError
-from mnist_pipeline.store import images_from_table
 from mnist_pipeline.validation.results import CheckResult
 
 SPLIT_EXPECTATION = "expect_split_sha256_to_match_manifest"

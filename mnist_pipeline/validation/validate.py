@@ -7,14 +7,14 @@ from typing import Any
 
 import pandas as pd
 
-from mnist_pipeline.dataset import SPLITS
+from mnist_pipeline.data.dataset import SPLITS
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.sources import CANONICAL_SOURCES
+from mnist_pipeline.data.store import read_manifest, read_table
 from mnist_pipeline.errors import DataFormatError
-from mnist_pipeline.image_profile import count_classes, profile_split
-from mnist_pipeline.layout import DataLayout
-from mnist_pipeline.sources import CANONICAL_SOURCES
-from mnist_pipeline.store import read_manifest, read_table
 from mnist_pipeline.validation.duplicates import find_duplicates
 from mnist_pipeline.validation.gx_runner import run_checks
+from mnist_pipeline.validation.image_profile import count_classes, profile_split
 from mnist_pipeline.validation.integrity import check_integrity
 from mnist_pipeline.validation.messages import describe_outcome
 from mnist_pipeline.validation.results import CheckResult, ValidationReport

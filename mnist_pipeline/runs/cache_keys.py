@@ -19,21 +19,25 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.checksums import hash_folder_files
-from mnist_pipeline.hardware import count_usable_cores
+from mnist_pipeline.data.checksums import hash_folder_files
+from mnist_pipeline.modeling.hardware import count_usable_cores
 
 # Libraries whose version changes kernels, initialisers or optimizers, hence the weights.
 WEIGHT_LIBRARIES = ("tensorflow", "keras")
 
 # Modules whose source decides what a trained model is; editing any of them invalidates every cached model.
-TRAINING_CODE_MODULES = ("mnist_pipeline.augmentation", "mnist_pipeline.models", "mnist_pipeline.training")
+TRAINING_CODE_MODULES = (
+    "mnist_pipeline.modeling.augmentation",
+    "mnist_pipeline.modeling.architectures",
+    "mnist_pipeline.modeling.training",
+)
 # Modules whose source decides a validation outcome: the whole validation package, the profile it checks, the
 # expected shape, the integrity hashes and which sources count as canonical MNIST (exact counts, 28x28).
 VALIDATION_CODE_MODULES = (
-    "mnist_pipeline.checksums",
-    "mnist_pipeline.image_profile",
-    "mnist_pipeline.image_shape",
-    "mnist_pipeline.sources",
+    "mnist_pipeline.data.checksums",
+    "mnist_pipeline.validation.image_profile",
+    "mnist_pipeline.data.image_shape",
+    "mnist_pipeline.data.sources",
     "mnist_pipeline.validation",
     "mnist_pipeline.validation.duplicates",
     "mnist_pipeline.validation.gx_runner",
@@ -44,7 +48,7 @@ VALIDATION_CODE_MODULES = (
     "mnist_pipeline.validation.validate",
 )
 # Modules whose source decides an evaluation's numbers and predictions.
-EVALUATION_CODE_MODULES = ("mnist_pipeline.evaluation", "mnist_pipeline.model_files")
+EVALUATION_CODE_MODULES = ("mnist_pipeline.modeling.evaluation", "mnist_pipeline.modeling.model_files")
 
 
 def hash_module_sources(modules: Iterable[str]) -> str:

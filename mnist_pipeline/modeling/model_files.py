@@ -16,8 +16,8 @@ from typing import Any
 
 import keras
 
-from mnist_pipeline.atomic import write_json_atomic
 from mnist_pipeline.errors import DataFormatError
+from mnist_pipeline.files.atomic import write_json_atomic
 
 
 def sidecar_path(path: Path) -> Path:

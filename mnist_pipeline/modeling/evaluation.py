@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from mnist_pipeline.dataset import Split
+from mnist_pipeline.data.dataset import Split
 
 
 @dataclass(frozen=True)

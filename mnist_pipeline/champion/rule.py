@@ -1,6 +1,6 @@
 """The champion/challenger rule: promote a newly trained model only when it is measurably better and no digit regresses.
 
-Pure functions on plain numbers; the registry that remembers champions lives in `mnist_pipeline.champion`.
+Pure functions on plain numbers; the registry that remembers champions lives in `mnist_pipeline.champion.registry`.
 Accuracies and recalls are fractions (0.9871); messages show them as percent and differences as points.
 """
 

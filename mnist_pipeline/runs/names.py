@@ -10,8 +10,8 @@ from mnist_pipeline.errors import PipelineError
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
-class ReportError(PipelineError):
-    """The report cannot be written as asked (for example, a run name that is not a safe directory name)."""
+class RunNameError(PipelineError):
+    """A run name that is not a safe directory name: it would put the run's report outside reports/runs/."""
 
 
 def is_safe_run_name(name: Any) -> bool:
@@ -21,7 +21,7 @@ def is_safe_run_name(name: Any) -> bool:
 def check_run_name(name: Any) -> str:
     """Letters, digits, `.`, `_`, `-`, no leading dot or dash: no `..`, no `/`, no hidden or option-like names."""
     if not is_safe_run_name(name):
-        raise ReportError(
+        raise RunNameError(
             f"run name {name!r}: expected letters, digits, '.', '_' or '-' (not starting with '.' or '-', "
             "at most 200 characters), so the report stays inside reports/runs/"
         )

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mnist_pipeline.artifact_pictures import markdown_image
 from mnist_pipeline.report import charts
+from mnist_pipeline.report.artifact_pictures import markdown_image
 from mnist_pipeline.report.view import assign_colors
 
 TREND_RUNS = 12

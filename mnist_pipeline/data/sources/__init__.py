@@ -6,10 +6,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnist_pipeline.dataset import RawDataset
+from mnist_pipeline.data.dataset import RawDataset
 from mnist_pipeline.errors import ChecksumError, DataFormatError, PipelineError, SourceUnavailable
-from mnist_pipeline.sources import keras_url, pypi
-from mnist_pipeline.sources.local import find_idx_files, load_idx_dir, load_npz
+from mnist_pipeline.data.sources import keras_url, pypi
+from mnist_pipeline.data.sources.local import find_idx_files, load_idx_dir, load_npz
 
 log = logging.getLogger(__name__)
 

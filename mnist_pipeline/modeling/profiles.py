@@ -11,7 +11,7 @@ from typing import Any
 
 from mnist_pipeline.config import ALL_MODELS
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.hardware import PRECISIONS, PrecisionChoice, resolve_precision
+from mnist_pipeline.modeling.hardware import PRECISIONS, PrecisionChoice, resolve_precision
 
 LR_SCHEDULES = ("constant", "cosine")
 

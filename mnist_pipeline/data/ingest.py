@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mnist_pipeline.image_shape import DEFAULT_IMAGE_SHAPE, check_dataset_shape
-from mnist_pipeline.ingest_records import compute_input_key, find_recorded_dataset, record_dataset
-from mnist_pipeline.layout import DataLayout
-from mnist_pipeline.sources import SourceSpec, list_source_inputs, load_source, parse_source
-from mnist_pipeline.store import IngestResult, write_version
+from mnist_pipeline.data.image_shape import DEFAULT_IMAGE_SHAPE, check_dataset_shape
+from mnist_pipeline.data.ingest_records import compute_input_key, find_recorded_dataset, record_dataset
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.sources import SourceSpec, list_source_inputs, load_source, parse_source
+from mnist_pipeline.data.store import IngestResult, write_version
 from mnist_pipeline.validation.results import ValidationReport
-from mnist_pipeline.versions import clean_leftovers, ingest_lock, make_current, pin_version, set_aside
+from mnist_pipeline.data.versions import clean_leftovers, ingest_lock, make_current, pin_version, set_aside
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.atomic import write_json_atomic
+from mnist_pipeline.champion.rule import Candidate, Decision, PromotionError, decide_forced
 from mnist_pipeline.errors import DataFormatError, PipelineError
-from mnist_pipeline.locks import hold_lock
-from mnist_pipeline.promotion import Candidate, Decision, PromotionError, decide_forced
+from mnist_pipeline.files.atomic import write_json_atomic
+from mnist_pipeline.files.locks import hold_lock
 
 REGISTRY_FORMAT = "mnist-pipeline/champions"
 REGISTRY_VERSION = 1

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from mnist_pipeline.artifact_content import SEED_ACCURACY
 from mnist_pipeline.report import charts
+from mnist_pipeline.report.artifact_content import SEED_ACCURACY
 from mnist_pipeline.report.mistakes import Mistake
 
 # The artifact page's content column is about 900 CSS pixels wide at a 1280-pixel window.

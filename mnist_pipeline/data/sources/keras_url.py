@@ -11,10 +11,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from mnist_pipeline.checksums import sha256_file, verify_sha256
-from mnist_pipeline.dataset import RawDataset
+from mnist_pipeline.data.checksums import sha256_file, verify_sha256
+from mnist_pipeline.data.dataset import RawDataset
 from mnist_pipeline.errors import SourceUnavailable
-from mnist_pipeline.sources.local import load_npz
+from mnist_pipeline.data.sources.local import load_npz
 
 log = logging.getLogger(__name__)
 

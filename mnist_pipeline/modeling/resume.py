@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from mnist_pipeline.atomic import atomic_path
+from mnist_pipeline.files.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 STATE_VERSION = 1

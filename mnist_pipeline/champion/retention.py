@@ -10,7 +10,7 @@ import logging
 import os
 from pathlib import Path
 
-from mnist_pipeline.champion import INSTALLING_KINDS, load_registry
+from mnist_pipeline.champion.registry import INSTALLING_KINDS, load_registry
 from mnist_pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Serve reports/ over HTTP on loopback, so the `mnist-report` artifact in the Prefect UI can link to a report.
 
 A browser does not follow a `file://` link from a page served over http, so `make server` starts this next to
-the Prefect server: `python -m mnist_pipeline.report_server --reports-dir reports` on 127.0.0.1, port
+the Prefect server: `python -m mnist_pipeline.report.server --reports-dir reports` on 127.0.0.1, port
 $MNIST_REPORT_PORT (default 4201). Only regular files below the reports directory are served (no listings, no
 `..`, no symlinks leading out), read-only (GET and HEAD).
 
@@ -120,7 +120,7 @@ def find_report_url(reports_dir: Path, report_path: Path, timeout: float = 2.0) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mnist_pipeline.report_server", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m mnist_pipeline.report.server", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--reports-dir", type=Path, default=Path("reports"), help="directory to serve (default: reports)"
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mnist_pipeline.dataset import RawDataset
+from mnist_pipeline.data.dataset import RawDataset
 from mnist_pipeline.errors import DataFormatError, PipelineError
 
 DEFAULT_IMAGE_SHAPE = (28, 28)

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mnist_pipeline.atomic import remove_stale_temps, replace_symlink, sync_path
-from mnist_pipeline.layout import DataLayout, version_name
-from mnist_pipeline.locks import hold_lock, is_locked, open_lock
+from mnist_pipeline.files.atomic import remove_stale_temps, replace_symlink, sync_path
+from mnist_pipeline.data.layout import DataLayout, version_name
+from mnist_pipeline.files.locks import hold_lock, is_locked, open_lock
 
 MARKER = ".created-by-mnist-pipeline"
 FAILED_SUFFIX = ".failed-validation"

@@ -26,13 +26,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mnist_pipeline.augmentation import augment_images
-from mnist_pipeline.dataset import Split
+from mnist_pipeline.data.dataset import Split
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.hardware import resolve_precision
-from mnist_pipeline.models import build_model
-from mnist_pipeline.profiles import TrainConfig
-from mnist_pipeline.resume import ResumeTraining
+from mnist_pipeline.modeling.architectures import build_model
+from mnist_pipeline.modeling.augmentation import augment_images
+from mnist_pipeline.modeling.hardware import resolve_precision
+from mnist_pipeline.modeling.profiles import TrainConfig
+from mnist_pipeline.modeling.resume import ResumeTraining
 
 log = logging.getLogger(__name__)
 _configure_lock = threading.Lock()
@@ -203,7 +203,8 @@ def train_model(
 ) -> TrainResult:
     """Build model `name`, train it per `config`; same data + config + seed gives the same weights.
 
-    With `checkpoint`, the state is saved there at each epoch end and a saved state is resumed (mnist_pipeline.resume).
+    With `checkpoint`, the state is saved there at each epoch end and a saved state is resumed
+    (mnist_pipeline.modeling.resume).
     """
     seed_everything(seed)
     rng = np.random.default_rng(seed)

@@ -1,0 +1,1 @@
+"""Champion: the promotion rule, the champion registry, and which saved models to keep."""

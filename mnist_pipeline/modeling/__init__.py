@@ -1,0 +1,1 @@
+"""Modeling: the model registry, architectures, training profiles, training and evaluation."""

@@ -1,0 +1,1 @@
+"""Runs: naming a run, planning its training, its cache keys, its metrics document, its provenance."""
