@@ -71,7 +71,7 @@ def test_editing_the_training_code_changes_the_key(tmp_path: Path) -> None:
     shutil.copytree(source, copy / "mnist_pipeline", ignore=shutil.ignore_patterns("__pycache__"))
     unchanged = key_in_subprocess(copy)
     assert unchanged == key()
-    training = copy / "mnist_pipeline" / "training.py"
+    training = copy / "mnist_pipeline" / "modeling" / "training.py"
     training.write_text(
         training.read_text().replace("rng.permutation(split.rows)", "rng.permutation(split.rows)[::-1]")
     )
