@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mnist_pipeline.validation.gx_runner import Outcome
-from mnist_pipeline.validation.messages import describe_outcome, plain
+from mnist_pipeline.validation.messages import describe_outcome, to_json_value
 from mnist_pipeline.validation.suite import build_checks
 
 
@@ -19,6 +19,6 @@ def test_an_expectation_that_raised_is_a_failure_naming_the_error() -> None:
 
 
 def test_plain_values_are_json_friendly() -> None:
-    assert plain(10.0) == 10
-    assert plain(float("nan")) is None
-    assert plain((1.5, 2.0)) == [1.5, 2]
+    assert to_json_value(10.0) == 10
+    assert to_json_value(float("nan")) is None
+    assert to_json_value((1.5, 2.0)) == [1.5, 2]

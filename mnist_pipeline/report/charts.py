@@ -50,7 +50,7 @@ CHAMPION_COLOR = "#7d8894"
 DIAGONAL_COLOR = "#eef1f4"
 
 
-def plain(text: str) -> str:
+def escape_mathtext(text: str) -> str:
     """Text from data shown literally: a `$` would otherwise start matplotlib mathtext."""
     return str(text).replace("$", r"\$")
 
@@ -103,7 +103,7 @@ def plot_accuracy(
                     ax.text(
                         100 * value + 0.05, offset, f"{100 * value:.2f} %", va="center", fontsize=8, color=text_color
                     )
-        ax.set_yticks(rows, [plain(name) for name in names])
+        ax.set_yticks(rows, [escape_mathtext(name) for name in names])
         ax.invert_yaxis()
         ax.set_xlim(low, 100.8)
         ax.set_xlabel(f"test accuracy (%), axis starts at {low:.0f} %")
@@ -246,7 +246,7 @@ def plot_history(
         ax = figure.add_subplot()
         for name, values in series.items():
             y = np.array([100 * v if v is not None else np.nan for v in values], dtype=float)
-            ax.plot(x, y, "-o", ms=4, color=colors[name], label=plain(name))
+            ax.plot(x, y, "-o", ms=4, color=colors[name], label=escape_mathtext(name))
             flags = np.asarray((marks or {}).get(name) or [False] * len(values), dtype=bool)
             if flags.any():
                 ax.plot(x[flags], y[flags], "o", ms=10, mfc="none", mec=colors[name], mew=1.6)
@@ -255,7 +255,7 @@ def plot_history(
         crowded = len(labels) > 4
         ax.set_xticks(
             x,
-            [plain(label) for label in labels],
+            [escape_mathtext(label) for label in labels],
             rotation=30 if crowded else 0,
             ha="right" if crowded else "center",
             fontsize=7,

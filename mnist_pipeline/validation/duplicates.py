@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mnist_pipeline.validation.messages import plain
+from mnist_pipeline.validation.messages import to_json_value
 
 EXAMPLES = 3
 
@@ -29,7 +29,7 @@ def find_duplicates(profiles: dict[str, pd.DataFrame]) -> dict[str, Any]:
         groups = repeated.groupby("image_hash", sort=False)["row_id"].agg(list)
         report[f"{split}_duplicate_rows"] = int(frame["image_hash"].duplicated().sum())
         report[f"{split}_repeated_images"] = len(groups)
-        examples[split] = [plain(ids) for ids in groups.head(EXAMPLES)]
+        examples[split] = [to_json_value(ids) for ids in groups.head(EXAMPLES)]
     if "train" in images and "test" in images:
         train, test = images["train"], images["test"]
         shared = test[np.isin(test["image_hash"].to_numpy(), train["image_hash"].to_numpy())]
@@ -37,7 +37,7 @@ def find_duplicates(profiles: dict[str, pd.DataFrame]) -> dict[str, Any]:
         report["test_rows_in_train"] = len(shared)
         report["train_test_shared_images"] = int(shared["image_hash"].nunique())
         examples["train_test"] = [
-            {"test_row_id": plain(row_id), "train_row_id": plain(first_in_train[image_hash])}
+            {"test_row_id": to_json_value(row_id), "train_row_id": to_json_value(first_in_train[image_hash])}
             for row_id, image_hash in shared[["row_id", "image_hash"]].head(EXAMPLES).itertuples(index=False)
         ]
     report["examples"] = examples

@@ -48,14 +48,14 @@ def _observe(outcome: Outcome) -> Any:
     if outcome.error:
         return {"error": outcome.error}
     if "unexpected_count" in result:
-        observed: dict[str, Any] = {"unexpected_rows": plain(result["unexpected_count"])}
+        observed: dict[str, Any] = {"unexpected_rows": to_json_value(result["unexpected_count"])}
         if result["unexpected_count"]:
-            observed["values"] = [plain(item["value"]) for item in result.get("partial_unexpected_counts", [])]
+            observed["values"] = [to_json_value(item["value"]) for item in result.get("partial_unexpected_counts", [])]
             observed["rows"] = [_index_entry(item) for item in result.get("partial_unexpected_index_list", [])]
         return observed
     if "partial_missing_list" in result:
-        return {"missing": [plain(value) for value in result["partial_missing_list"]]}
-    return plain(result.get("observed_value"))
+        return {"missing": [to_json_value(value) for value in result["partial_missing_list"]]}
+    return to_json_value(result.get("observed_value"))
 
 
 def _row_message(split: str, outcome: Outcome) -> str:
@@ -80,13 +80,13 @@ def _class_share_message(split: str, outcome: Outcome) -> str:
 
 
 def _index_entry(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: plain(value) for key, value in item.items()}
+    return {key: to_json_value(value) for key, value in item.items()}
 
 
-def plain(value: Any) -> Any:
+def to_json_value(value: Any) -> Any:
     """A JSON-friendly Python value: numpy scalars unwrapped, integral floats as int, NaN as None."""
     if isinstance(value, tuple | list):
-        return [plain(item) for item in value]
+        return [to_json_value(item) for item in value]
     if hasattr(value, "item") and callable(value.item):
         value = value.item()
     if isinstance(value, float):
@@ -98,7 +98,7 @@ def plain(value: Any) -> Any:
 
 
 def _text(value: Any) -> str:
-    value = plain(value)
+    value = to_json_value(value)
     if isinstance(value, list):
         return " vs ".join(_text(item) for item in value)
     return "null" if value is None else str(value)
