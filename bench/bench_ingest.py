@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from mnist_pipeline import defaults
 from mnist_pipeline.data.dataset import SPLITS, RawDataset
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.sources import SourceSpec, load_source, pypi
@@ -125,7 +126,9 @@ def compare_codecs(dataset: RawDataset, scratch: Path, repeats: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=Path("data"), help="holds raw/pypi/<wheel> (default: data)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=defaults.DATA_DIR, help="holds raw/pypi/<wheel> (default: data)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compare", action="store_true", help="also time alternative Parquet codecs")
     args = parser.parse_args()

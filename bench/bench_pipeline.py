@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from mnist_pipeline.modeling.hardware import describe_cpu
+from mnist_pipeline.modeling.registry import seed_accuracies
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-SEED_TABLE = {"ann_no_hidden": 0.9254, "ann_hidden_100": 0.9741, "cnn": 0.9866}
 
 
 def run_command(command: list[str], env: dict[str, str]) -> tuple[float, str]:
@@ -74,7 +74,7 @@ def describe(label: str, seconds: float, metrics: dict[str, Any], baseline: floa
     stages = ", ".join(f"{name} {info['seconds']:.1f}" for name, info in metrics["stages"].items())
     lines = [f"{label}: {seconds:.1f} s wall, ratio to the seed script's wall {seconds / baseline:.3f} ({stages})"]
     for name, model in metrics["models"].items():
-        seed = SEED_TABLE.get(name)
+        seed = seed_accuracies().get(name)
         delta = f" ({100 * (model['test_accuracy'] - seed):+.2f} vs seed study)" if seed else ""
         lines.append(
             f"  {name:<15} {100 * model['test_accuracy']:.2f} %{delta}, train {model['train_seconds']:.1f} s, "

@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mnist_pipeline import defaults
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import read_split
+from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL
 from mnist_pipeline.predict.answer import predict_images
 from mnist_pipeline.predict.inputs import load_inputs
 from mnist_pipeline.predict.model_choice import choose_model
@@ -102,7 +104,7 @@ def throughput(data_dir: Path, images: np.ndarray, work: Path, repeats: int) -> 
 
     For scale, the same images through Keras (TensorFlow, already imported and warm), in the same session.
     """
-    classifier = load_classifier(choose_model("cnn", data_dir).path)
+    classifier = load_classifier(choose_model(DEFAULT_PREDICT_MODEL, data_dir).path)
     files = work / "throughput"
     files.mkdir()
     for index, digit in enumerate(images):
@@ -115,7 +117,7 @@ def throughput(data_dir: Path, images: np.ndarray, work: Path, repeats: int) -> 
             loaded = load_inputs([source], classifier.input_shape)
             predictions = predict_images(classifier, loaded.stacked(classifier.input_shape), loaded.names)
             rates[name].append(len(predictions) / (time.perf_counter() - started))
-    keras_runner = KerasClassifier(choose_model("cnn", data_dir).path)
+    keras_runner = KerasClassifier(choose_model(DEFAULT_PREDICT_MODEL, data_dir).path)
     keras_runner.logits(images[:10])
     for _ in range(repeats):
         started = time.perf_counter()
@@ -126,7 +128,7 @@ def throughput(data_dir: Path, images: np.ndarray, work: Path, repeats: int) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser.add_argument("--data-dir", type=Path, default=defaults.DATA_DIR)
     parser.add_argument("--count", type=int, default=300, help="test digits per style (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()

@@ -18,8 +18,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mnist_pipeline import defaults
 from mnist_pipeline.data.dataset import Split
 from mnist_pipeline.data.store import read_split
+from mnist_pipeline.modeling.registry import model_names
 
 OVERRIDES = {
     "batch_size": int,
@@ -36,9 +38,9 @@ OVERRIDES = {
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
-    parser.add_argument("--models", default="ann_no_hidden,ann_hidden_100,cnn")
-    parser.add_argument("--profile", default="default")
+    parser.add_argument("--data-dir", type=Path, default=defaults.DATA_DIR)
+    parser.add_argument("--models", default=",".join(model_names()))
+    parser.add_argument("--profile", default=defaults.PROFILE)
     parser.add_argument("--epochs", type=int)
     for name, kind in OVERRIDES.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind)
@@ -46,7 +48,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="TF intra- and inter-op threads (default: TF's choice)")
     parser.add_argument("--nondeterministic", action="store_true", help="leave TF op determinism off")
     parser.add_argument("--mode", choices=("sequential", "threads"), default="sequential")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=defaults.SEED)
     parser.add_argument(
         "--validation-only", action="store_true", help="report validation accuracy only (hyper-parameter search)"
     )

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mnist_pipeline import defaults
 from mnist_pipeline.data.dataset import SPLITS
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import read_table
@@ -60,7 +61,9 @@ def profile_both_splits(layout: DataLayout) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=Path("data"), help="an ingested dataset (default: data)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=defaults.DATA_DIR, help="an ingested dataset (default: %(default)s)"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     layout = DataLayout(args.data_dir)

@@ -7,26 +7,28 @@ from datetime import UTC, datetime
 from prefect import flow
 from prefect.runtime import flow_run
 
+from mnist_pipeline import defaults
+from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL
 from mnist_pipeline.predict.batch import build_batch_config
 from mnist_pipeline.predict.model_choice import choose_model
-from mnist_pipeline.runs.names import check_run_name
+from mnist_pipeline.runs.names import check_run_name, compose_run_name
 from tasks.guard import guarded
 from tasks.predict import score_task
 
 
 def generate_batch_run_name() -> str:
-    """Sortable and unique within a second: time plus the start of the flow run id."""
-    return f"predict-{datetime.now(UTC):%Y-%m-%d-%H%M%S}-{str(flow_run.id)[:8]}"
+    """`predict-...` (see `compose_run_name`)."""
+    return compose_run_name("predict", str(flow_run.id), datetime.now(UTC), 8)
 
 
 @flow(name="batch-predict", flow_run_name=generate_batch_run_name)
 @guarded
 def batch_predict(
     input: str,
-    model: str = "cnn",
-    data_dir: str = "data",
-    output_dir: str = "reports/predictions",
-    low_confidence: float = 0.9,
+    model: str = DEFAULT_PREDICT_MODEL,
+    data_dir: str = str(defaults.DATA_DIR),
+    output_dir: str = str(defaults.PREDICTIONS_DIR),
+    low_confidence: float = defaults.LOW_CONFIDENCE,
 ) -> dict:
     """Write `<output_dir>/<run name>/predictions.parquet` and a `batch-predictions` markdown artifact."""
     config = build_batch_config(

@@ -15,108 +15,52 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
+from mnist_pipeline import defaults
 from mnist_pipeline.champion.registry import registry_lock
 from mnist_pipeline.champion.retention import prune_models
 from mnist_pipeline.config import RunConfig, build_config
+from mnist_pipeline.data.image_shape import format_image_shape
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.versions import pin_version
-from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files.atomic import copy_file_atomic, write_json_atomic
-from mnist_pipeline.modeling.hardware import count_usable_cores
 from mnist_pipeline.report.publish import to_json
-from mnist_pipeline.runs.cache_keys import compute_evaluation_key, compute_training_key
-from mnist_pipeline.runs.names import check_run_name
+from mnist_pipeline.runs.metrics import assemble_metrics
+from mnist_pipeline.runs.names import claim_run_dir, compose_run_name, run_tags
+from mnist_pipeline.runs.plan import RunnerChoice, choose_task_runner, plan_training, tf_threads_per_model
 from mnist_pipeline.runs.provenance import collect_versions, find_git_commit
 from tasks.evaluate import evaluate_task
 from tasks.guard import guarded
 from tasks.ingest import ingest_task, publish_task
-from tasks.promote import decide_task, record_task, registry_path
+from tasks.promote import decide_task, record_task
 from tasks.report import report_task
-from tasks.train import model_path, train_task
+from tasks.train import train_task
 from tasks.validate import validate_task
 
 
 def generate_run_name() -> str:
-    """Readable, sortable, unique run names: `retrain-...` for deployment runs, `run-...` for local ones.
-
-    The first 6 hex digits of the flow run id keep names apart for runs started in the same second on any
-    process or worker; `claim_run_dir` then makes sure no two runs ever share a folder.
-    """
-    prefix = "retrain" if deployment.id else "run"
-    return f"{prefix}-{datetime.now(UTC):%Y-%m-%d-%H%M%S}-{str(flow_run.id)[:6]}"
-
-
-def claim_run_dir(reports_dir: Path, name: str) -> Path:
-    """Create this run's report folder; it must not exist yet (mkdir is atomic, so exactly one run gets it)."""
-    run_dir = reports_dir / "runs" / name
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        run_dir.mkdir()
-    except FileExistsError as exc:
-        raise PipelineError(
-            f"{run_dir}: expected a new run folder, found one already (two runs with one name?)"
-        ) from exc
-    return run_dir
+    """`retrain-...` for deployment runs, `run-...` for local ones (see `compose_run_name`)."""
+    return compose_run_name("retrain" if deployment.id else "run", str(flow_run.id), datetime.now(UTC), 6)
 
 
 def tag_flow_run(config: RunConfig) -> None:
     """Add profile, source and model tags so runs can be filtered in the UI's run history."""
     from prefect import get_client
 
-    tags = {f"profile:{config.profile}", f"source:{config.source.partition(':')[0]}"}
-    tags |= {f"model:{name}" for name in config.models}
+    tags = run_tags(config.profile, config.source, config.models)
     with get_client(sync_client=True) as client:
         current = client.read_flow_run(flow_run.id)
         client.update_flow_run(flow_run.id, tags=sorted(set(current.tags) | tags))
 
 
-def make_task_runner(config: RunConfig, n_models: int) -> TaskRunner:
-    """The runner that trains models side by side; processes and Dask give each model its own TF runtime."""
-    if config.task_runner == "processes":
-        return ProcessPoolTaskRunner(max_workers=n_models)
-    if config.task_runner == "dask":
+def make_task_runner(choice: RunnerChoice) -> TaskRunner:
+    """The Prefect task runner `choose_task_runner` picked."""
+    if choice.kind == "processes":
+        return ProcessPoolTaskRunner(**choice.options)
+    if choice.kind == "dask":
         from prefect_dask import DaskTaskRunner
 
-        if config.dask_address:
-            return DaskTaskRunner(address=config.dask_address)
-        return DaskTaskRunner(
-            cluster_kwargs={
-                "n_workers": n_models,
-                "threads_per_worker": 1,
-                "processes": True,
-                "dashboard_address": None,
-            }
-        )
-    return ThreadPoolTaskRunner(max_workers=n_models)
-
-
-def tf_threads_per_model(config: RunConfig, n_models: int) -> int | None:
-    """Split the cores between model processes; threads share one TF runtime that already sizes itself."""
-    if config.task_runner == "threads":
-        return None
-    return max(1, count_usable_cores() // n_models)
-
-
-def plan_training(config: RunConfig, manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """One job per selected model: its resolved training config, training key and evaluation key."""
-    from mnist_pipeline.modeling.profiles import choose_precision, resolve_config
-
-    logger = get_run_logger()
-    jobs = []
-    tf_threads = tf_threads_per_model(config, len(config.models))
-    for name in config.models:
-        train_config = resolve_config(config.profile, name, config.epochs.get(name), config.precision).to_dict()
-        logger.info("%s: precision %s", name, choose_precision(config.profile, name, config.precision).reason)
-        key = compute_training_key(
-            name, manifest["fingerprint"], train_config, config.seed, config.train_limit, tf_threads
-        )
-        eval_key = compute_evaluation_key(key, manifest["splits"]["test"]["sha256"], config.test_limit)
-        jobs.append({"model": name, "key": key, "eval_key": eval_key, "train_config": train_config})
-    return jobs
-
-
-def resolve_model_path(trained: dict[str, Any], data_dir: Path) -> dict[str, Any]:
-    return {**trained, "model_path": str(Path(data_dir) / trained["model_path"])}
+        return DaskTaskRunner(**choice.options)
+    return ThreadPoolTaskRunner(**choice.options)
 
 
 def name_training_run() -> str:
@@ -131,7 +75,6 @@ def train_and_evaluate(
     fingerprint: str,
     tf_threads: int | None,
     run_dir: str,
-    provenance: dict[str, Any],
 ) -> dict[str, Any]:
     """Train every model concurrently on the flow's task runner; evaluate each as soon as it is trained."""
     config = build_config(**config_parameters)
@@ -141,7 +84,7 @@ def train_and_evaluate(
     trainings, evaluations = {}, {}
     for job in jobs:
         name = job["model"]
-        present = model_path(config.data_dir, name, job["key"]).is_file()
+        present = layout.model_file(name, job["key"]).is_file()
         options = {"refresh_cache": not present, "result_storage": layout.prefect_results}
         trainings[name] = train_task.with_options(**options).submit(
             model=name,
@@ -153,7 +96,6 @@ def train_and_evaluate(
             train_limit=config.train_limit,
             tf_threads=tf_threads,
             image_shape=config.image_shape,
-            provenance={**provenance, "profile": config.profile},
         )
     # Each evaluation waits only for its own model's training, so the ANNs are scored while the CNN trains.
     # Submitted after every training, so no evaluation holds a worker that a training is queued for.
@@ -165,7 +107,9 @@ def train_and_evaluate(
             trainings[name], name, job["eval_key"], str(config.data_dir), fingerprint, config.test_limit
         )
     # Cached results hold model paths relative to the data dir (which may have moved since); resolve them here.
-    trained = {name: resolve_model_path(future.result(), config.data_dir) for name, future in trainings.items()}
+    trained = {name: future.result() for name, future in trainings.items()}
+    for summary in trained.values():
+        summary["model_path"] = str(layout.root / summary["model_path"])
     train_seconds, started = time.perf_counter() - started, time.perf_counter()
     evaluated = {name: future.result() for name, future in evaluations.items()}
     cached = {name: future.state.name == "Cached" for name, future in trainings.items()}
@@ -186,83 +130,24 @@ def train_and_evaluate(
     }
 
 
-def assemble_metrics(
-    config: RunConfig,
-    manifest: dict[str, Any],
-    validation: dict[str, Any],
-    results: dict[str, Any],
-    stages: dict[str, float],
-    started_at: str,
-    provenance: dict[str, Any],
-) -> dict[str, Any]:
-    """The metrics.json document (contract in DESIGN.md §5)."""
-    models = {}
-    for name, trained in results["trained"].items():
-        evaluated = results["evaluated"][name]
-        models[name] = {
-            **evaluated,
-            "epochs": trained["train_config"]["epochs"],
-            "epochs_run": trained["epochs_run"],
-            "best_epoch": trained["best_epoch"],
-            "batch_size": trained["train_config"]["batch_size"],
-            "train_seconds": trained["train_seconds"],
-            "started_at": trained["started_at"],
-            "finished_at": trained["finished_at"],
-            "cached": results["cached"][name],
-            "resumed_from_epoch": trained.get("resumed_from_epoch", 0),
-            "params": trained["params"],
-            "profile": config.profile,
-            "train_config": trained["train_config"],
-            "train_rows": trained["train_rows"],
-            "history": trained["history"],
-            "epoch_seconds": trained["epoch_seconds"],
-            "model_path": trained["model_path"],
-            "key": trained["key"],
-        }
-    return {
-        "run": {
-            "name": flow_run.name,
-            "flow_run_id": flow_run.id,
-            "flow_run_url": flow_run.ui_url,
-            "started_at": started_at,
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "profile": config.profile,
-            "seed": config.seed,
-            "task_runner": config.task_runner,
-            **provenance,
-            "parameters": config.to_parameters(),
-        },
-        "data": {
-            "fingerprint": manifest["fingerprint"],
-            "train_rows": manifest["splits"]["train"]["rows"],
-            "test_rows": manifest["splits"]["test"]["rows"],
-            "source": manifest["source"],
-            "origin": manifest["origin"],
-        },
-        "validation": validation,
-        "stages": {stage: {"seconds": round(seconds, 3)} for stage, seconds in stages.items()},
-        "models": models,
-    }
-
-
 @flow(name="mnist-pipeline", flow_run_name=generate_run_name)
 @guarded
 def mnist_pipeline(
-    source: str = "auto",
+    source: str = defaults.SOURCE,
     models: list[str] | None = None,
-    profile: str = "default",
+    profile: str = defaults.PROFILE,
     epochs: dict[str, int] | None = None,
     precision: str | None = None,
     train_limit: int | None = None,
     test_limit: int | None = None,
-    task_runner: str = "threads",
+    task_runner: str = defaults.TASK_RUNNER,
     dask_address: str | None = None,
-    data_dir: str = "data",
-    reports_dir: str = "reports",
-    seed: int = 42,
-    promotion_margin: float = 0.0005,
-    max_recall_drop: float = 0.01,
-    image_shape: str = "28x28",
+    data_dir: str = str(defaults.DATA_DIR),
+    reports_dir: str = str(defaults.REPORTS_DIR),
+    seed: int = defaults.SEED,
+    promotion_margin: float = defaults.PROMOTION_MARGIN,
+    max_recall_drop: float = defaults.MAX_RECALL_DROP,
+    image_shape: str = format_image_shape(defaults.IMAGE_SHAPE),
     promote_limited: bool = False,
 ) -> dict[str, str]:
     """Run the whole study; returns where the report and metrics.json were written."""
@@ -284,7 +169,6 @@ def mnist_pipeline(
         image_shape=image_shape,
         promote_limited=promote_limited,
     )
-    check_run_name(str(flow_run.name))
     tag_flow_run(config)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     stages: dict[str, float] = {}
@@ -308,7 +192,7 @@ def mnist_pipeline(
     run_dir = claim_run_dir(config.reports_dir, str(flow_run.name))
 
     jobs = plan_training(config, manifest)
-    runner = make_task_runner(config, len(jobs))
+    runner = make_task_runner(choose_task_runner(config, len(jobs)))
     provenance = {"versions": collect_versions(), "git_commit": find_git_commit()}
     results = train_and_evaluate.with_options(task_runner=runner)(
         jobs,
@@ -316,14 +200,14 @@ def mnist_pipeline(
         manifest["fingerprint"],
         tf_threads_per_model(config, len(jobs)),
         str(run_dir),
-        provenance,
     )
     stages.update(results["seconds"])
 
-    metrics = assemble_metrics(config, manifest, validation, results, stages, started_at, provenance)
+    run = {"name": flow_run.name, "flow_run_id": flow_run.id, "flow_run_url": flow_run.ui_url, "started_at": started_at}
+    metrics = assemble_metrics(config, run, manifest, validation, results, stages, provenance)
     # Promotion is one critical section, committed last: read the champion, decide (re-evaluating it if needed),
     # write this run's report and metrics.json, and only then record the decision, all under the registry lock.
-    with registry_lock(registry_path(config.data_dir)):
+    with registry_lock(DataLayout(config.data_dir).registry):
         clock = time.perf_counter()
         metrics["champion"] = decide_task(
             metrics,
@@ -342,6 +226,6 @@ def mnist_pipeline(
         metrics_path = run_dir / "metrics.json"
         write_json_atomic(metrics_path, metrics, default=to_json)
         record_task(metrics, str(config.data_dir))
-        prune_models(DataLayout(config.data_dir).models, registry_path(config.data_dir))
+        prune_models(DataLayout(config.data_dir))
     pin.close()
     return {"report": report_path, "metrics": str(metrics_path)}

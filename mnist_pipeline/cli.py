@@ -9,21 +9,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mnist_pipeline.config import ALL_MODELS, PROFILES, TASK_RUNNERS, RunConfig, build_config
-from mnist_pipeline.data.image_shape import parse_image_shape
+from mnist_pipeline import defaults
+from mnist_pipeline.config import TASK_RUNNERS, RunConfig, build_config
+from mnist_pipeline.data.image_shape import format_image_shape, parse_image_shape
 from mnist_pipeline.data.sources import SOURCE_HELP, parse_source
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.modeling.hardware import PRECISIONS
+from mnist_pipeline.modeling.profiles import profile_names
+from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL, model_names
 from mnist_pipeline.os_errors import describe_os_error
-
-DEFAULT_DATA_DIR = Path("data")
 
 
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=DEFAULT_DATA_DIR,
+        default=defaults.DATA_DIR,
         help="where raw downloads, Parquet and models live (default: %(default)s)",
     )
 
@@ -145,17 +146,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_champion(args: argparse.Namespace) -> int:
-    import json
     from datetime import UTC, datetime
 
-    from mnist_pipeline.champion.registry import force_promote, list_champions, load_registry, rollback
-    from mnist_pipeline.champion.rule import candidate_from_metrics
+    from mnist_pipeline.champion.manual import force_promote_run, roll_back
+    from mnist_pipeline.champion.registry import list_champions, load_registry
     from mnist_pipeline.data.layout import DataLayout
-    from mnist_pipeline.errors import DataFormatError
-    from mnist_pipeline.runs.names import check_run_name
 
     layout = DataLayout(args.data_dir)
-    path = layout.registry
     now = datetime.now(UTC).isoformat(timespec="seconds")
     reason = args.reason or "manual"
     if args.run and not args.force_promote:
@@ -163,31 +160,16 @@ def cmd_champion(args: argparse.Namespace) -> int:
     if args.force_promote:
         if not args.run:
             raise PipelineError("--force-promote: expected --run RUN_NAME naming the run whose model to promote")
-        check_run_name(args.run)
-        metrics_path = args.reports_dir / "runs" / str(args.run) / "metrics.json"
-        try:
-            metrics = json.loads(metrics_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataFormatError(f"{metrics_path}: expected the run's metrics.json, found: {exc}") from exc
-        try:
-            candidate = candidate_from_metrics(metrics, args.force_promote)
-        except (KeyError, TypeError) as exc:
-            raise DataFormatError(f"{metrics_path}: expected a metrics.json of this pipeline, found no {exc}") from exc
-        model_file = layout.model_file(args.force_promote, candidate.key)
-        if not model_file.is_file():
-            raise DataFormatError(f"{model_file}: expected the run's saved model, found no such file")
-        force_promote(path, args.force_promote, candidate, reason, now)
+        force_promote_run(layout, args.reports_dir, args.force_promote, args.run, reason, now)
         print(f"{args.force_promote}: forced promotion of run {args.run} recorded")
     elif args.rollback:
-        registry = rollback(path, args.rollback, reason, now)
-        restored = registry.champions[args.rollback].candidate
-        model_file = layout.model_file(args.rollback, restored.key)
+        restored, model_file = roll_back(layout, args.rollback, reason, now)
         print(f"{args.rollback}: rolled back to run {restored.run_name} ({model_file})")
         if not model_file.is_file():
             print(f"warning: {model_file} no longer exists", file=sys.stderr)
-    rows = list_champions(load_registry(path))
+    rows = list_champions(load_registry(layout.registry))
     if not rows:
-        print(f"no champions yet ({path})")
+        print(f"no champions yet ({layout.registry})")
     for row in rows:
         forced = " (forced)" if row["forced"] else ""
         print(
@@ -219,11 +201,15 @@ def _add_image_shape(parser: argparse.ArgumentParser, default: str | None, help_
 
 
 def _add_run_options(run: argparse.ArgumentParser) -> None:
-    run.add_argument("--source", default="auto", help=f"{SOURCE_HELP} (default: %(default)s)")
-    _add_image_shape(run, "28x28", "28x28 for every source")
-    run.add_argument("--models", default=",".join(ALL_MODELS), help="comma-separated subset (default: %(default)s)")
-    run.add_argument("--profile", choices=PROFILES, default="default", help="training settings (default: %(default)s)")
-    run.add_argument("--epochs", nargs="+", metavar="NAME=N", help="override epochs per model, e.g. cnn=3")
+    run.add_argument("--source", default=defaults.SOURCE, help=f"{SOURCE_HELP} (default: %(default)s)")
+    _add_image_shape(run, format_image_shape(defaults.IMAGE_SHAPE), "%(default)s for every source")
+    run.add_argument("--models", default=",".join(model_names()), help="comma-separated subset (default: %(default)s)")
+    run.add_argument(
+        "--profile", choices=profile_names(), default=defaults.PROFILE, help="training settings (default: %(default)s)"
+    )
+    run.add_argument(
+        "--epochs", nargs="+", metavar="NAME=N", help=f"override epochs per model, e.g. {DEFAULT_PREDICT_MODEL}=3"
+    )
     run.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -231,27 +217,29 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--train-limit", type=int, metavar="N", help="train on the first N training images")
     run.add_argument("--test-limit", type=int, metavar="N", help="evaluate on the first N test images")
-    run.add_argument("--task-runner", choices=TASK_RUNNERS, default="threads", help="how models train side by side")
+    run.add_argument(
+        "--task-runner", choices=TASK_RUNNERS, default=defaults.TASK_RUNNER, help="how models train side by side"
+    )
     run.add_argument(
         "--dask-address", metavar="tcp://HOST:PORT", help="existing Dask scheduler (with --task-runner dask)"
     )
     _add_data_dir(run)
     run.add_argument(
-        "--reports-dir", type=Path, default=Path("reports"), help="where reports go (default: %(default)s)"
+        "--reports-dir", type=Path, default=defaults.REPORTS_DIR, help="where reports go (default: %(default)s)"
     )
     run.add_argument(
-        "--seed", type=int, default=42, help="seed for Python, numpy and TensorFlow (default: %(default)s)"
+        "--seed", type=int, default=defaults.SEED, help="seed for Python, numpy and TensorFlow (default: %(default)s)"
     )
     run.add_argument(
         "--promotion-margin",
         type=float,
-        default=0.0005,
+        default=defaults.PROMOTION_MARGIN,
         help="accuracy gain (fraction) a challenger needs to become champion (default: %(default)s)",
     )
     run.add_argument(
         "--max-recall-drop",
         type=float,
-        default=0.01,
+        default=defaults.MAX_RECALL_DROP,
         help="largest per-digit recall drop (fraction) a promoted model may have (default: %(default)s)",
     )
     run.add_argument(
@@ -267,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     ingest = sub.add_parser("ingest", help="fetch MNIST and publish it as Parquet under DATA_DIR/parquet")
-    ingest.add_argument("--source", default="auto", help=f"{SOURCE_HELP} (default: %(default)s)")
-    _add_image_shape(ingest, "28x28", "28x28 for every source")
+    ingest.add_argument("--source", default=defaults.SOURCE, help=f"{SOURCE_HELP} (default: %(default)s)")
+    _add_image_shape(ingest, format_image_shape(defaults.IMAGE_SHAPE), "%(default)s for every source")
     _add_data_dir(ingest)
     ingest.set_defaults(handler=cmd_ingest)
 
@@ -293,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("--force-promote", metavar="MODEL", help="make MODEL from --run the champion")
     action.add_argument("--rollback", metavar="MODEL", help="restore MODEL's previous champion")
     champion.add_argument("--run", metavar="RUN_NAME", help="run whose model --force-promote promotes")
-    champion.add_argument("--reports-dir", type=Path, default=Path("reports"), help="where run metrics live")
+    champion.add_argument("--reports-dir", type=Path, default=defaults.REPORTS_DIR, help="where run metrics live")
     champion.add_argument("--reason", help="why, recorded in the registry history")
     champion.set_defaults(handler=cmd_champion)
 
@@ -302,12 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs", nargs="+", type=Path, metavar="INPUT", help="image files, folders, .npz, IDX, Parquet"
     )
     predict.add_argument(
-        "--model", choices=ALL_MODELS, default="cnn", help="which model answers (default: %(default)s)"
+        "--model",
+        choices=model_names(),
+        default=DEFAULT_PREDICT_MODEL,
+        help="which model answers (default: %(default)s)",
     )
     predict.add_argument("--run", metavar="RUN_NAME", help="use this run's model instead of the champion")
     _add_data_dir(predict)
     predict.add_argument(
-        "--reports-dir", type=Path, default=Path("reports"), help="where run metrics live (with --run)"
+        "--reports-dir", type=Path, default=defaults.REPORTS_DIR, help="where run metrics live (with --run)"
     )
     predict.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output (default: table)")
     predict.set_defaults(handler=cmd_predict)

@@ -9,14 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 from prefect.context import TaskRunContext
 
 from mnist_pipeline.data.layout import DataLayout
-from mnist_pipeline.data.store import read_split
-from mnist_pipeline.files.atomic import atomic_path
 from tasks.guard import guarded
 
 
@@ -30,29 +26,16 @@ def key_from_parameters(_: TaskRunContext, parameters: dict[str, Any]) -> str:
 def evaluate_task(
     trained: dict[str, Any], model: str, key: str, data_dir: str, fingerprint: str, test_limit: int | None
 ) -> dict[str, Any]:
-    """Accuracy, loss, per-class metrics and confusion matrix on the (limited) test split.
+    """Accuracy, loss, per-class metrics and confusion matrix on the (limited) test split of `fingerprint`."""
+    from mnist_pipeline.modeling.evaluation import record_evaluation
 
-    The predictions go to data_dir/evaluations/<model>/<key>.parquet; the result names that file relative to
-    data_dir, so a moved data dir still finds it.
-    """
-    from mnist_pipeline.modeling.evaluation import evaluate_model
-    from mnist_pipeline.modeling.model_files import load_model
-
-    layout = DataLayout(Path(data_dir))
-    test = read_split(layout.pin(fingerprint).split_file("test")).head(test_limit)
-    # The training result names its model relative to the data dir (which may have moved since).
-    evaluation = evaluate_model(load_model(layout.root / trained["model_path"]), test)
-    predictions = layout.evaluation_file(model, key)
-    with atomic_path(predictions) as tmp:
-        pq.write_table(pa.Table.from_pandas(evaluation.predictions, preserve_index=False), tmp)
+    layout = DataLayout(Path(data_dir)).pin(fingerprint)
+    evaluated = record_evaluation(layout, model, trained["key"], key, test_limit)
     get_run_logger().info(
-        "%s: test accuracy %.4f, loss %.4f on %d images", model, evaluation.accuracy, evaluation.loss, test.rows
+        "%s: test accuracy %.4f, loss %.4f on %d images",
+        model,
+        evaluated["test_accuracy"],
+        evaluated["test_loss"],
+        evaluated["test_rows"],
     )
-    return {
-        "test_accuracy": float(evaluation.accuracy),
-        "test_loss": float(evaluation.loss),
-        "test_rows": test.rows,
-        "confusion_matrix": evaluation.confusion.tolist(),
-        "per_class": evaluation.per_class,
-        "predictions_file": str(predictions.relative_to(layout.root)),
-    }
+    return evaluated

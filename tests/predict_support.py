@@ -82,7 +82,7 @@ def train_champion(root: Path) -> Path:
     model = train_model("cnn", config, Split(images=images, labels=labels), seed=7).model
     data_dir = root / "data"
     path = data_dir / "models" / "cnn" / "drawn-digits.keras"
-    save_model(model, path, sidecar={"model": "cnn", "trained_on": "drawn digits"})
+    save_model(model, path)
     candidate = Candidate("drawn-digits", str(path), "run-drawn", "f" * 64, 2000, 0.99, (0.99,) * 10)
     force_promote(
         data_dir / "models" / "champions.json", "cnn", candidate, "test champion", "2026-11-27T00:00:00+00:00"

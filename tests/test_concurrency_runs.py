@@ -89,8 +89,8 @@ def test_a_limited_run_leaves_the_champions_alone(three_runs: Path, synthetic_np
 
 
 def test_a_run_folder_is_claimed_once(tmp_path: Path) -> None:
-    from flows.pipeline import claim_run_dir
     from mnist_pipeline.errors import PipelineError
+    from mnist_pipeline.runs.names import claim_run_dir
 
     assert claim_run_dir(tmp_path, "run-1").is_dir()
     with pytest.raises(PipelineError, match="expected a new run folder, found one already"):

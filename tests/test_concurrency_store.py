@@ -192,7 +192,7 @@ def test_models_keep_every_champion_and_the_newest_per_name(tmp_path: Path, monk
     record_decision(registry, decide_promotion("cnn", champion, None, PromotionPolicy()), champion, at="2026")
     monkeypatch.setenv(KEEP_ENV, "2")
 
-    removed = prune_models(models, registry)
+    removed = prune_models(DataLayout(models.parent))
 
     assert sorted(removed) == files[1:3]
     assert sorted(models.joinpath("cnn").iterdir()) == sorted(

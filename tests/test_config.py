@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from mnist_pipeline.config import ALL_MODELS, build_config
+from mnist_pipeline.config import build_config
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.modeling.registry import model_names
 
 
 def test_defaults_select_all_models_and_threads() -> None:
     config = build_config()
-    assert config.models == ALL_MODELS
+    assert config.models == model_names()
     assert (config.profile, config.task_runner, config.seed) == ("default", "threads", 42)
 
 

@@ -1,20 +1,37 @@
-"""The registry's builders reproduce the seed study's architectures exactly."""
+"""The registry names the seed study's models; their builders reproduce its architectures exactly."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.modeling.architectures import MODEL_REGISTRY, build_model, get_spec
+from mnist_pipeline.modeling import registry
+from mnist_pipeline.modeling.architectures import build_model
 
 SEED_PARAMS = {"ann_no_hidden": 7850, "ann_hidden_100": 79510, "cnn": 542230}
 SEED_HEADS = {"ann_no_hidden": "sigmoid", "ann_hidden_100": "sigmoid", "cnn": "softmax"}
 
 
-def test_registry_holds_the_three_seed_models() -> None:
-    assert list(MODEL_REGISTRY) == ["ann_no_hidden", "ann_hidden_100", "cnn"]
-    assert all(spec.name == name for name, spec in MODEL_REGISTRY.items())
+def test_registry_holds_the_three_seed_models_with_the_seed_accuracies() -> None:
+    assert registry.model_names() == ("ann_no_hidden", "ann_hidden_100", "cnn")
+    assert all(entry.name == name for name, entry in registry.MODELS.items())
+    assert dict(registry.seed_accuracies()) == {"ann_no_hidden": 0.9254, "ann_hidden_100": 0.9741, "cnn": 0.9866}
+    assert registry.DEFAULT_PREDICT_MODEL in registry.MODELS
+
+
+def test_reading_the_registry_imports_no_keras() -> None:
+    code = (
+        "import sys\n"
+        "from mnist_pipeline.modeling.registry import find_model, model_names, seed_accuracies\n"
+        "from mnist_pipeline.modeling.profiles import resolve_config\n"
+        "[find_model(name) for name in model_names()], seed_accuracies(), resolve_config('best', model_names()[0])\n"
+        "assert not {'keras', 'tensorflow'} & set(sys.modules), sorted(sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 @pytest.mark.parametrize("name", list(SEED_PARAMS))
@@ -58,4 +75,4 @@ def test_unknown_model_names_the_known_ones() -> None:
     with pytest.raises(PipelineError, match=r"ann_no_hidden, ann_hidden_100, cnn.*'resnet'"):
         build_model("resnet")
     with pytest.raises(PipelineError):
-        get_spec("")
+        registry.find_model("")

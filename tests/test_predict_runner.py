@@ -43,7 +43,7 @@ def test_numpy_runner_matches_keras_on_a_float32_ann(tmp_path: Path, images: np.
     train_images, labels = draw_digits(500, seed=2)
     config = TrainConfig(profile="seed", epochs=1, batch_size=64)
     model = train_model("ann_hidden_100", config, Split(images=train_images, labels=labels), seed=1).model
-    save_model(model, tmp_path / "ann.keras", sidecar={})
+    save_model(model, tmp_path / "ann.keras")
     ours = load_classifier(tmp_path / "ann.keras").logits(images)
     np.testing.assert_allclose(ours, KerasClassifier(tmp_path / "ann.keras").logits(images), rtol=1e-4, atol=1e-4)
 

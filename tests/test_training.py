@@ -59,7 +59,7 @@ def test_epochs_override_and_round_trip_through_json() -> None:
 
 
 def test_unknown_profile_model_or_bad_settings_are_pipeline_errors() -> None:
-    with pytest.raises(PipelineError, match=r"default, seed.*'fast'"):
+    with pytest.raises(PipelineError, match=r"seed, default, best.*'fast'"):
         resolve_config("fast", "cnn")
     with pytest.raises(PipelineError, match="'vgg'"):
         resolve_config("seed", "vgg")
@@ -168,21 +168,18 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     data = make_split(200)
     model = train_model("ann_no_hidden", QUICK, data, seed=0).model
     path = tmp_path / "models" / "ann.keras"
-    save_model(model, path, sidecar={"model": "ann_no_hidden", "seed": 0})
+    save_model(model, path)
     loaded = load_model(path)
     np.testing.assert_array_equal(loaded.predict(data.images, verbose=0), model.predict(data.images, verbose=0))
-    assert model_files.read_sidecar(path) == {"model": "ann_no_hidden", "seed": 0}
-    assert sorted(p.name for p in path.parent.iterdir()) == ["ann.keras", "ann.keras.json"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["ann.keras"]
 
 
 def test_failed_save_keeps_the_previous_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = make_split(200)
     path = tmp_path / "ann.keras"
-    save_model(train_model("ann_no_hidden", QUICK, data, seed=0).model, path, sidecar={"seed": 0})
+    save_model(train_model("ann_no_hidden", QUICK, data, seed=0).model, path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     newer = train_model("ann_no_hidden", QUICK, data, seed=1).model
-    with pytest.raises(TypeError):
-        save_model(newer, path, sidecar={"seed": object()})
 
     def fail_halfway(_model: object, target: Path) -> None:
         Path(target).write_bytes(b"PK half a zip")
@@ -190,7 +187,7 @@ def test_failed_save_keeps_the_previous_model(tmp_path: Path, monkeypatch: pytes
 
     monkeypatch.setattr(model_files.keras.saving, "save_model", fail_halfway)
     with pytest.raises(OSError, match="disk full"):
-        save_model(newer, path, sidecar={"seed": 1})
+        save_model(newer, path)
     monkeypatch.undo()
     assert {p.name for p in tmp_path.iterdir()} == set(before)
     assert (tmp_path / "ann.keras").read_bytes() == before["ann.keras"]

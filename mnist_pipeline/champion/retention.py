@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from mnist_pipeline.champion.registry import INSTALLING_KINDS, load_registry
+from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -27,24 +28,24 @@ def models_to_keep_per_name() -> int:
     return int(raw)
 
 
-def prune_models(models_dir: Path, registry: Path) -> list[Path]:
+def prune_models(layout: DataLayout) -> list[Path]:
     """Delete old non-champion models; call under the registry lock so the champion set cannot change meanwhile."""
     keep = models_to_keep_per_name()
-    history = load_registry(registry).history
+    history = load_registry(layout.registry).history
     # Found by name and key, not by the recorded path, which goes stale when the data dir moves.
     champions = {
-        (models_dir / event["model"] / f"{event['candidate']['key']}.keras").resolve()
+        layout.model_file(event["model"], event["candidate"]["key"]).resolve()
         for event in history
         if event["kind"] in INSTALLING_KINDS
     }
     removed = []
-    for folder in sorted(path for path in models_dir.iterdir() if path.is_dir()) if models_dir.is_dir() else []:
+    for folder in sorted(path for path in layout.models.iterdir() if path.is_dir()) if layout.models.is_dir() else []:
         models = sorted(folder.glob("*.keras"), key=lambda path: path.stat().st_mtime, reverse=True)
         for old in models[keep:]:
             if old.resolve() in champions:
                 continue
             old.unlink(missing_ok=True)
-            old.with_name(old.name + ".json").unlink(missing_ok=True)  # its sidecar
+            old.with_name(old.name + ".json").unlink(missing_ok=True)  # a sidecar, as versions before 0.2 wrote
             removed.append(old)
             log.info("removed old model %s (keeping champions and the newest %d per name)", old, keep)
     return removed

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from mnist_pipeline import defaults
 from mnist_pipeline.errors import PipelineError
 
 # Accuracies are ratios of counts: float subtraction must not turn an exact tie at the margin into a win or a loss.
@@ -72,10 +73,10 @@ def candidate_from_metrics(metrics: dict[str, Any], model: str) -> Candidate:
 
 @dataclass(frozen=True)
 class PromotionPolicy:
-    """How much better a challenger must be; both thresholds are fractions (0.0005 = 0.05 points)."""
+    """How much better a challenger must be; both thresholds are fractions (see `defaults`)."""
 
-    min_accuracy_gain: float = 0.0005
-    max_recall_drop: float = 0.01
+    min_accuracy_gain: float = defaults.PROMOTION_MARGIN
+    max_recall_drop: float = defaults.MAX_RECALL_DROP
 
     def __post_init__(self) -> None:
         for name in ("min_accuracy_gain", "max_recall_drop"):

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from mnist_pipeline import defaults
 from mnist_pipeline.data.dataset import RawDataset
 from mnist_pipeline.errors import DataFormatError, PipelineError
 
-DEFAULT_IMAGE_SHAPE = (28, 28)
 OPTION = "--image-shape"
 _PATTERN = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")
 
@@ -21,7 +21,7 @@ _PATTERN = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")
 def parse_image_shape(value: Any) -> tuple[int, int]:
     """Accept 'HxW' (CLI, deployment parameter) or a (height, width) pair; both sides positive."""
     if value is None:
-        return DEFAULT_IMAGE_SHAPE
+        return defaults.IMAGE_SHAPE
     match = _PATTERN.fullmatch(value) if isinstance(value, str) else None
     if match:
         shape = (int(match[1]), int(match[2]))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mnist_pipeline.data.image_shape import DEFAULT_IMAGE_SHAPE, check_dataset_shape
+from mnist_pipeline import defaults
+from mnist_pipeline.data.image_shape import check_dataset_shape
 from mnist_pipeline.data.ingest_records import compute_input_key, find_recorded_dataset, record_dataset
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.sources import SourceSpec, list_source_inputs, load_source, parse_source
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def ingest(
-    source: str | SourceSpec, data_dir: Path, image_shape: tuple[int, int] = DEFAULT_IMAGE_SHAPE
+    source: str | SourceSpec, data_dir: Path, image_shape: tuple[int, int] = defaults.IMAGE_SHAPE
 ) -> IngestResult:
     """Load `source` (cached under data_dir/raw), check its image size, write it as a version under datasets/.
 
@@ -87,7 +88,7 @@ def publish_if_valid(layout: DataLayout, fingerprint: str, image_shape: tuple[in
 
 
 def ingest_and_publish(
-    source: str | SourceSpec, data_dir: Path, image_shape: tuple[int, int] = DEFAULT_IMAGE_SHAPE
+    source: str | SourceSpec, data_dir: Path, image_shape: tuple[int, int] = defaults.IMAGE_SHAPE
 ) -> tuple[IngestResult, ValidationReport]:
     """`mnist-pipeline ingest`: ingest, then publish through the same validation gate a pipeline run uses."""
     result = ingest(source, data_dir, image_shape)

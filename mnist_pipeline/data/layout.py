@@ -59,6 +59,10 @@ class DataLayout:
         dir moves, the key does not."""
         return self.models / model / f"{key}.keras"
 
+    def resume_file(self, model: str, key: str) -> Path:
+        """Training state saved at each epoch end, so a killed run resumes; removed once the model is saved."""
+        return self.models / model / f"{key}.resume.npz"
+
     @property
     def registry(self) -> Path:
         """The champion registry."""

@@ -1,21 +1,16 @@
-"""The model registry: the seed study's three architectures, one builder function each.
+"""The seed study's three architectures, one builder function each (registered in `modeling.registry`).
 
 Every model takes raw uint8 images (height, width) and starts with parameter-free preprocessing (pixels / 255,
 flatten or add a channel axis), so a saved `.keras` file is self-contained: feed it Parquet pixels as they are.
 Every model ends in a Dense head; evaluation relies on that to read the head's logits.
-Adding a model = one builder function + one MODEL_REGISTRY entry.
+Adding a model = one builder function here (or in any module) + one entry in `modeling.registry`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import keras
 
-from mnist_pipeline.errors import PipelineError
-
-Builder = Callable[[tuple[int, int], int, "LayerOptions"], keras.Model]
+from mnist_pipeline.modeling.registry import load_builder
 
 
 class LayerOptions:
@@ -55,16 +50,7 @@ class LayerOptions:
         ]
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A named architecture: how to build it and one line saying what it is."""
-
-    name: str
-    description: str
-    build: Builder
-
-
-def build_ann_no_hidden(image_shape: tuple[int, int], n_classes: int, opts: LayerOptions) -> keras.Model:
+def build_ann_no_hidden(name: str, image_shape: tuple[int, int], n_classes: int, opts: LayerOptions) -> keras.Model:
     """Input(784) -> Dense(10, sigmoid)."""
     return keras.Sequential(
         [
@@ -72,11 +58,11 @@ def build_ann_no_hidden(image_shape: tuple[int, int], n_classes: int, opts: Laye
             keras.layers.Flatten(dtype=opts.dtype_policy),
             opts.head(n_classes, "sigmoid"),
         ],
-        name="ann_no_hidden",
+        name=name,
     )
 
 
-def build_ann_hidden_100(image_shape: tuple[int, int], n_classes: int, opts: LayerOptions) -> keras.Model:
+def build_ann_hidden_100(name: str, image_shape: tuple[int, int], n_classes: int, opts: LayerOptions) -> keras.Model:
     """Input(784) -> Dense(100, relu) -> Dense(10, sigmoid)."""
     return keras.Sequential(
         [
@@ -85,11 +71,11 @@ def build_ann_hidden_100(image_shape: tuple[int, int], n_classes: int, opts: Lay
             opts.dense(100, "relu", name="hidden"),
             opts.head(n_classes, "sigmoid"),
         ],
-        name="ann_hidden_100",
+        name=name,
     )
 
 
-def build_cnn(image_shape: tuple[int, int], n_classes: int, opts: LayerOptions) -> keras.Model:
+def build_cnn(name: str, image_shape: tuple[int, int], n_classes: int, opts: LayerOptions) -> keras.Model:
     """Input(28,28,1) -> Conv2D(32, 3x3, relu) -> MaxPool(2x2) -> Flatten -> Dense(100, relu) -> Dense(10, softmax)."""
     policy = opts.dtype_policy
     return keras.Sequential(
@@ -104,26 +90,8 @@ def build_cnn(image_shape: tuple[int, int], n_classes: int, opts: LayerOptions) 
             opts.dense(100, "relu", name="hidden"),
             opts.head(n_classes, "softmax"),
         ],
-        name="cnn",
+        name=name,
     )
-
-
-MODEL_REGISTRY: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec("ann_no_hidden", "ANN, no hidden layer (sigmoid outputs)", build_ann_no_hidden),
-        ModelSpec("ann_hidden_100", "ANN, one 100-unit ReLU hidden layer (sigmoid outputs)", build_ann_hidden_100),
-        ModelSpec("cnn", "CNN: 32 3x3 filters, 2x2 max pool, 100-unit ReLU layer (softmax outputs)", build_cnn),
-    )
-}
-
-
-def get_spec(name: str) -> ModelSpec:
-    """The registered spec, or a PipelineError listing the names we know."""
-    try:
-        return MODEL_REGISTRY[name]
-    except KeyError:
-        raise PipelineError(f"model: expected one of {', '.join(MODEL_REGISTRY)}, found {name!r}") from None
 
 
 def build_model(
@@ -134,4 +102,5 @@ def build_model(
     dtype_policy: str = "float32",
 ) -> keras.Model:
     """A fresh, uncompiled model; the same `seed` gives the same initial weights in any thread or process."""
-    return get_spec(name).build(tuple(image_shape), n_classes, LayerOptions(seed, dtype_policy))
+    build = load_builder(name)
+    return build(name, tuple(image_shape), n_classes, LayerOptions(seed, dtype_policy))

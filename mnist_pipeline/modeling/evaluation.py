@@ -10,12 +10,19 @@ included, the loss Keras trains on and `model.evaluate` reports is softmax cross
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mnist_pipeline.data.dataset import Split
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.store import read_split
+from mnist_pipeline.files.atomic import atomic_path
+from mnist_pipeline.modeling.model_files import load_model
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,11 @@ class Evaluation:
     confusion: np.ndarray
     per_class: dict[str, list[float] | list[int]]
     predictions: pd.DataFrame
+
+    @property
+    def rows(self) -> int:
+        """How many test images were scored."""
+        return len(self.predictions)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -101,3 +113,31 @@ def evaluate_model(model: keras.Model, test: Split, batch_size: int = 1024) -> E
         per_class=per_class_metrics(cm),
         predictions=predictions,
     )
+
+
+def evaluate_saved_model(model_file: Path, test_file: Path, test_limit: int | None) -> Evaluation:
+    """Score a saved model on the first `test_limit` rows (all when None) of a test split file.
+
+    The one way both a run's evaluation and a champion's re-scoring measure a model, so the two compare.
+    """
+    return evaluate_model(load_model(model_file), read_split(test_file).head(test_limit))
+
+
+def record_evaluation(layout: DataLayout, model: str, model_key: str, eval_key: str, test_limit: int | None) -> dict:
+    """Evaluate a trained model on the (pinned) layout's test split and keep its predictions for reuse.
+
+    The predictions go to data_dir/evaluations/<model>/<eval_key>.parquet; the summary names that file relative to
+    data_dir, so a moved data dir still finds it.
+    """
+    evaluation = evaluate_saved_model(layout.model_file(model, model_key), layout.split_file("test"), test_limit)
+    predictions = layout.evaluation_file(model, eval_key)
+    with atomic_path(predictions) as tmp:
+        pq.write_table(pa.Table.from_pandas(evaluation.predictions, preserve_index=False), tmp)
+    return {
+        "test_accuracy": float(evaluation.accuracy),
+        "test_loss": float(evaluation.loss),
+        "test_rows": evaluation.rows,
+        "confusion_matrix": evaluation.confusion.tolist(),
+        "per_class": evaluation.per_class,
+        "predictions_file": str(predictions.relative_to(layout.root)),
+    }

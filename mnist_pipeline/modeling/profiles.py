@@ -1,4 +1,5 @@
-"""Training profiles: `seed` replays the seed study's training, `default` is tuned for accuracy and speed.
+"""Training profiles: `seed` replays the seed study's training, `default` is tuned for accuracy and speed, `best`
+for accuracy alone (per-model settings live in the model registry).
 
 A TrainConfig is plain data (JSON via `to_dict()`, back via `TrainConfig(**d)`) so it can be a cache key and a
 Prefect parameter. Why `default` looks the way it does: bench/RESULTS.md, section "Training profile".
@@ -6,12 +7,12 @@ Prefect parameter. Why `default` looks the way it does: bench/RESULTS.md, sectio
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from mnist_pipeline.config import ALL_MODELS
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.modeling.hardware import PRECISIONS, PrecisionChoice, resolve_precision
+from mnist_pipeline.modeling.registry import find_model
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -65,75 +66,43 @@ class TrainConfig:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class Profile:
-    """Settings shared by every model, then per-model settings on top (models not named get the shared ones)."""
-
-    shared: dict[str, Any]
-    per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-PROFILES: dict[str, Profile] = {
-    "default": Profile(
-        shared={
-            "epochs": 8,
-            "batch_size": 512,
-            "learning_rate": 1e-2,
-            "lr_schedule": "cosine",
-            "validation_fraction": 0.05,
-            "early_stopping_patience": 3,
-        },
-        per_model={
-            "ann_no_hidden": {"epochs": 10},
-            "cnn": {
-                "epochs": 5,
-                "batch_size": 256,
-                "learning_rate": 5e-3,
-                "warmup_epochs": 0.3,
-                "precision": "auto",
-            },
-        },
-    ),
-    "seed": Profile(
-        shared={"epochs": 5, "batch_size": 32, "learning_rate": 1e-3, "lr_schedule": "constant"},
-        per_model={"cnn": {"epochs": 10}},
-    ),
+# Each profile's settings for every model; a model's registry entry may replace some of them for that profile.
+# Order: the seed study's settings first, then ours, as the report compares them.
+PROFILES: dict[str, dict[str, Any]] = {
+    "seed": {"epochs": 5, "batch_size": 32, "learning_rate": 1e-3, "lr_schedule": "constant"},
+    "default": {
+        "epochs": 8,
+        "batch_size": 512,
+        "learning_rate": 1e-2,
+        "lr_schedule": "cosine",
+        "validation_fraction": 0.05,
+        "early_stopping_patience": 3,
+    },
     # The seed's layers trained as well as a small search on the validation split found (bench/RESULTS.md,
     # "The best profile"): seeded shifts and rotations for the two models with hidden layers (they hurt the
     # linear model), longer cosine schedules, no early stopping (the schedule ends at a learning rate of 0).
-    "best": Profile(
-        shared={
-            "epochs": 40,
-            "batch_size": 256,
-            "learning_rate": 5e-3,
-            "lr_schedule": "cosine",
-            "warmup_epochs": 1.0,
-            "validation_fraction": 0.05,
-            "augment_shift": 2.0,
-            "augment_rotation": 10.0,
-        },
-        per_model={
-            "ann_no_hidden": {
-                "epochs": 20,
-                "batch_size": 64,
-                "learning_rate": 3e-3,
-                "warmup_epochs": 0.0,
-                "augment_shift": 0.0,
-                "augment_rotation": 0.0,
-            },
-            "cnn": {"epochs": 20, "precision": "auto"},
-        },
-    ),
+    "best": {
+        "epochs": 40,
+        "batch_size": 256,
+        "learning_rate": 5e-3,
+        "lr_schedule": "cosine",
+        "warmup_epochs": 1.0,
+        "validation_fraction": 0.05,
+        "augment_shift": 2.0,
+        "augment_rotation": 10.0,
+    },
 }
+
+
+def profile_names() -> tuple[str, ...]:
+    return tuple(PROFILES)
 
 
 def _profile_config(profile: str, model: str) -> TrainConfig:
     if profile not in PROFILES:
         raise PipelineError(f"profile: expected one of {', '.join(PROFILES)}, found {profile!r}")
-    if model not in ALL_MODELS:
-        raise PipelineError(f"model: expected one of {', '.join(ALL_MODELS)}, found {model!r}")
-    chosen = PROFILES[profile]
-    return TrainConfig(profile=profile, **{**chosen.shared, **chosen.per_model.get(model, {})})
+    overrides = find_model(model).profiles.get(profile, {})
+    return TrainConfig(profile=profile, **{**PROFILES[profile], **overrides})
 
 
 def choose_precision(profile: str, model: str, precision: str | None = None) -> PrecisionChoice:
@@ -147,7 +116,7 @@ def choose_precision(profile: str, model: str, precision: str | None = None) -> 
 def resolve_config(profile: str, model: str, epochs: int | None = None, precision: str | None = None) -> TrainConfig:
     """The training config for `model` under `profile`, with precision resolved for this machine.
 
-    `epochs` (e.g. from --epochs cnn=3) and `precision` (--precision) override the profile's values.
+    `epochs` (from --epochs NAME=N) and `precision` (--precision) override the profile's values.
     """
     config = _profile_config(profile, model)
     if epochs is not None:

@@ -19,9 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from mnist_pipeline.config import ALL_MODELS
+from mnist_pipeline import defaults
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files.atomic import atomic_path
+from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL, find_model
 from mnist_pipeline.predict.answer import Answer, answer
 from mnist_pipeline.predict.model_choice import ModelChoice
 
@@ -46,17 +47,15 @@ def build_batch_config(**values: Any) -> BatchConfig:
     raw_input = values.get("input")
     if not raw_input or not Path(str(raw_input)).exists():
         raise PipelineError(f"input: expected an existing folder or Parquet file, found {raw_input!r}")
-    model = values.get("model") or "cnn"
-    if model not in ALL_MODELS:
-        raise PipelineError(f"model: expected one of {', '.join(ALL_MODELS)}, found {model!r}")
-    threshold = values.get("low_confidence", 0.9)
+    model = find_model(values.get("model") or DEFAULT_PREDICT_MODEL).name
+    threshold = values.get("low_confidence", defaults.LOW_CONFIDENCE)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold <= 1:
         raise PipelineError(f"low_confidence: expected a probability in (0, 1], found {threshold!r}")
     return BatchConfig(
         input=Path(str(raw_input)).resolve(),
         model=model,
-        data_dir=Path(values.get("data_dir") or "data").resolve(),
-        output_dir=Path(values.get("output_dir") or "reports/predictions").resolve(),
+        data_dir=Path(values.get("data_dir") or defaults.DATA_DIR).resolve(),
+        output_dir=Path(values.get("output_dir") or defaults.PREDICTIONS_DIR).resolve(),
         low_confidence=float(threshold),
     )
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from mnist_pipeline import defaults
 from mnist_pipeline.champion.registry import find_champion, load_registry
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.errors import DataFormatError, PipelineError
@@ -29,7 +30,7 @@ class ModelChoice:
 def choose_model(model: str, data_dir: Path, run: str | None = None, reports_dir: Path | None = None) -> ModelChoice:
     """The champion of `model`, or with `run` that run's `model` (read from its metrics.json)."""
     if run is not None:
-        return _run_model(model, run, reports_dir or Path("reports"), DataLayout(data_dir))
+        return _run_model(model, run, reports_dir or defaults.REPORTS_DIR, DataLayout(data_dir))
     registry_path = DataLayout(data_dir).registry
     champion = find_champion(load_registry(registry_path), model)
     if champion is None:

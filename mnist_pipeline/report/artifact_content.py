@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-# The seed study's test accuracies (DESIGN.md §1), the bar every run is compared with.
-SEED_ACCURACY = {"ann_no_hidden": 0.9254, "ann_hidden_100": 0.9741, "cnn": 0.9866}
+from mnist_pipeline.modeling.registry import seed_accuracies
 
 
 def _cell(value: Any) -> str:
@@ -32,7 +31,7 @@ def build_metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per model for the table artifact."""
     rows = []
     for name, model in metrics["models"].items():
-        seed = SEED_ACCURACY.get(name)
+        seed = seed_accuracies().get(name)
         rows.append(
             {
                 "model": name,
@@ -86,3 +85,21 @@ def render_report_location(path: Path, server_url: str) -> str:
             "Prefect server with `make server` (it serves the reports too) and later runs link to the report here.",
         ]
     )
+
+
+def render_promotion_markdown(run_name: str, decisions: dict[str, dict[str, Any]]) -> str:
+    """One row per model: promoted or not, against which champion, and why."""
+    lines = [
+        f"# Champion/challenger, run {_cell(run_name)}",
+        "",
+        "| model | promoted | compared with | why |",
+        "|---|---|---|---|",
+    ]
+    for name, decision in decisions.items():
+        if not decision.get("considered", True):
+            outcome, versus = "not considered (limited run)", "-"
+        else:
+            outcome = "**yes**" if decision["promoted"] else "no"
+            versus = f"run {decision['champion_run']}" if decision.get("champion_run") else "no champion"
+        lines.append(f"| {_cell(name)} | {outcome} | {_cell(versus)} | {_cell(decision['reason'])} |")
+    return "\n".join(lines)

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from mnist_pipeline.modeling.registry import seed_accuracies
 from mnist_pipeline.report import charts
-from mnist_pipeline.report.artifact_content import SEED_ACCURACY
 from mnist_pipeline.report.mistakes import Mistake
 
 # The artifact page's content column is about 900 CSS pixels wide at a 1280-pixel window.
@@ -70,7 +70,7 @@ def render_accuracy_markdown(metrics: dict[str, Any], colors: dict[str, str]) ->
     chart = charts.plot_accuracy(
         names,
         [metrics["models"][name]["test_accuracy"] for name in names],
-        [SEED_ACCURACY.get(name) for name in names],
+        [seed_accuracies().get(name) for name in names],
         [colors[name] for name in names],
         champions=champion_accuracies(metrics, names),
     )

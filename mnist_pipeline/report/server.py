@@ -26,6 +26,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from mnist_pipeline import defaults
+
 logger = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
@@ -122,7 +124,7 @@ def find_report_url(reports_dir: Path, report_path: Path, timeout: float = 2.0) 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mnist_pipeline.report.server", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--reports-dir", type=Path, default=Path("reports"), help="directory to serve (default: reports)"
+        "--reports-dir", type=Path, default=defaults.REPORTS_DIR, help="directory to serve (default: %(default)s)"
     )
     parser.add_argument(
         "--port", type=int, default=resolve_port(), help=f"loopback port (default: ${PORT_ENV} or 4201)"

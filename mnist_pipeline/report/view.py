@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from mnist_pipeline.modeling.profiles import profile_names
+from mnist_pipeline.modeling.registry import seed_accuracies
 from mnist_pipeline.report import charts
-from mnist_pipeline.report.artifact_content import SEED_ACCURACY
 from mnist_pipeline.report.mistakes import Mistake
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
@@ -71,12 +72,12 @@ def build_per_class(per_class: dict[str, Sequence[float]], n_classes: int) -> li
     ]
 
 
-def build_model(
+def build_model_view(
     name: str, model: dict[str, Any], anchor: str, color: str, mistakes: Sequence[Mistake]
 ) -> dict[str, Any]:
     """Everything the page shows about one model."""
     matrix = np.asarray(model["confusion_matrix"], dtype=np.int64)
-    reference = SEED_ACCURACY.get(name)
+    reference = seed_accuracies().get(name)
     return {
         "name": name,
         "anchor": anchor,
@@ -137,9 +138,6 @@ def build_history(history: Sequence[dict[str, Any]], metrics: dict[str, Any], co
     }
 
 
-COMPARED_PROFILES = ("seed", "default", "best")
-
-
 def _is_full_run(run: dict[str, Any]) -> bool:
     parameters = run.get("run", {}).get("parameters") or {}
     return not parameters.get("train_limit") and not parameters.get("test_limit")
@@ -154,18 +152,18 @@ def build_profile_comparison(history: Sequence[dict[str, Any]], metrics: dict[st
     latest: dict[str, dict[str, Any]] = {}
     for run in sorted([*history, metrics], key=lambda run: run.get("run", {}).get("started_at", "")):
         profile = run.get("run", {}).get("profile")
-        if profile in COMPARED_PROFILES and _is_full_run(run) and run.get("data", {}).get("fingerprint") == fingerprint:
+        if profile in profile_names() and _is_full_run(run) and run.get("data", {}).get("fingerprint") == fingerprint:
             latest[profile] = run
     if len(latest) < 2:
         return None
-    profiles = [profile for profile in COMPARED_PROFILES if profile in latest]
+    profiles = [profile for profile in profile_names() if profile in latest]
     names = list(metrics["models"])
     for run in latest.values():
         names += [name for name in run.get("models", {}) if name not in names]
     rows = [
         {
             "name": name,
-            "seed_study": SEED_ACCURACY.get(name),
+            "seed_study": seed_accuracies().get(name),
             "accuracies": [latest[p].get("models", {}).get(name, {}).get("test_accuracy") for p in profiles],
         }
         for name in names
@@ -203,7 +201,7 @@ def build_report_context(
     names = list(metrics["models"])
     colors, anchors = assign_colors(names), make_anchors(names)
     models = [
-        build_model(name, metrics["models"][name], anchors[name], colors[name], mistakes.get(name, []))
+        build_model_view(name, metrics["models"][name], anchors[name], colors[name], mistakes.get(name, []))
         for name in names
     ]
     stages = [(stage, values.get("seconds", 0.0)) for stage, values in metrics.get("stages", {}).items()]

@@ -21,16 +21,14 @@ from typing import Any
 
 from mnist_pipeline.data.checksums import hash_folder_files
 from mnist_pipeline.modeling.hardware import count_usable_cores
+from mnist_pipeline.modeling.registry import find_model
 
 # Libraries whose version changes kernels, initialisers or optimizers, hence the weights.
 WEIGHT_LIBRARIES = ("tensorflow", "keras")
 
-# Modules whose source decides what a trained model is; editing any of them invalidates every cached model.
-TRAINING_CODE_MODULES = (
-    "mnist_pipeline.modeling.augmentation",
-    "mnist_pipeline.modeling.architectures",
-    "mnist_pipeline.modeling.training",
-)
+# Modules whose source decides what any trained model is; editing one invalidates every cached model. A model's
+# builder module (from the registry) is hashed too, so editing it invalidates that module's models.
+TRAINING_CODE_MODULES = ("mnist_pipeline.modeling.augmentation", "mnist_pipeline.modeling.training")
 # Modules whose source decides a validation outcome: the whole validation package, the profile it checks, the
 # expected shape, the integrity hashes and which sources count as canonical MNIST (exact counts, 28x28).
 VALIDATION_CODE_MODULES = (
@@ -63,9 +61,9 @@ def hash_module_sources(modules: Iterable[str]) -> str:
     return digest.hexdigest()
 
 
-def hash_training_code() -> str:
-    """Hash of the model and training source files."""
-    return hash_module_sources(TRAINING_CODE_MODULES)
+def hash_training_code(model: str) -> str:
+    """Hash of the training source files and of `model`'s builder module."""
+    return hash_module_sources((*TRAINING_CODE_MODULES, find_model(model).builder_module))
 
 
 def describe_runtime(tf_threads: int | None) -> dict[str, Any]:
@@ -95,7 +93,7 @@ def compute_training_key(
         "config": train_config,
         "seed": seed,
         "train_limit": train_limit,
-        "code": hash_training_code(),
+        "code": hash_training_code(model),
         "runtime": describe_runtime(tf_threads),
     }
     return _short_hash(payload)

@@ -1,8 +1,13 @@
-"""Run names become directory names and links: only names that cannot leave reports/runs/ are accepted."""
+"""How a run is named, labelled and given its report folder.
+
+Run names become directory names and links: only names that cannot leave reports/runs/ are accepted.
+"""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from mnist_pipeline.errors import PipelineError
@@ -26,3 +31,30 @@ def check_run_name(name: Any) -> str:
             "at most 200 characters), so the report stays inside reports/runs/"
         )
     return name
+
+
+def compose_run_name(prefix: str, run_id: str, at: datetime, id_digits: int) -> str:
+    """Readable, sortable, unique: `<prefix>-YYYY-MM-DD-HHMMSS-<first id_digits of the flow run id>`.
+
+    The id's digits keep apart runs started in the same second on any process or worker; `claim_run_dir` then
+    makes sure no two runs ever share a folder.
+    """
+    return check_run_name(f"{prefix}-{at:%Y-%m-%d-%H%M%S}-{run_id[:id_digits]}")
+
+
+def claim_run_dir(reports_dir: Path, name: str) -> Path:
+    """Create this run's report folder; it must not exist yet (mkdir is atomic, so exactly one run gets it)."""
+    run_dir = reports_dir / "runs" / check_run_name(name)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir()
+    except FileExistsError as exc:
+        raise PipelineError(
+            f"{run_dir}: expected a new run folder, found one already (two runs with one name?)"
+        ) from exc
+    return run_dir
+
+
+def run_tags(profile: str, source: str, models: tuple[str, ...]) -> set[str]:
+    """Profile, source kind and model tags, so runs can be filtered in the Prefect UI's run history."""
+    return {f"profile:{profile}", f"source:{source.partition(':')[0]}"} | {f"model:{name}" for name in models}

@@ -1,0 +1,64 @@
+"""The metrics.json document (contract in DESIGN.md §5), assembled from what each stage returned."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from mnist_pipeline.config import RunConfig
+
+
+def assemble_metrics(
+    config: RunConfig,
+    run: dict[str, Any],
+    manifest: dict[str, Any],
+    validation: dict[str, Any],
+    results: dict[str, Any],
+    stages: dict[str, float],
+    provenance: dict[str, Any],
+) -> dict[str, Any]:
+    """`run` names the flow run: name, flow_run_id, flow_run_url, started_at; `results` is train_and_evaluate's."""
+    models = {}
+    for name, trained in results["trained"].items():
+        evaluated = results["evaluated"][name]
+        models[name] = {
+            **evaluated,
+            "epochs": trained["train_config"]["epochs"],
+            "epochs_run": trained["epochs_run"],
+            "best_epoch": trained["best_epoch"],
+            "batch_size": trained["train_config"]["batch_size"],
+            "train_seconds": trained["train_seconds"],
+            "started_at": trained["started_at"],
+            "finished_at": trained["finished_at"],
+            "cached": results["cached"][name],
+            "resumed_from_epoch": trained.get("resumed_from_epoch", 0),
+            "params": trained["params"],
+            "profile": config.profile,
+            "train_config": trained["train_config"],
+            "train_rows": trained["train_rows"],
+            "history": trained["history"],
+            "epoch_seconds": trained["epoch_seconds"],
+            "model_path": trained["model_path"],
+            "key": trained["key"],
+        }
+    return {
+        "run": {
+            **run,
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "profile": config.profile,
+            "seed": config.seed,
+            "task_runner": config.task_runner,
+            **provenance,
+            "parameters": config.to_parameters(),
+        },
+        "data": {
+            "fingerprint": manifest["fingerprint"],
+            "train_rows": manifest["splits"]["train"]["rows"],
+            "test_rows": manifest["splits"]["test"]["rows"],
+            "source": manifest["source"],
+            "origin": manifest["origin"],
+        },
+        "validation": validation,
+        "stages": {stage: {"seconds": round(seconds, 3)} for stage, seconds in stages.items()},
+        "models": models,
+    }

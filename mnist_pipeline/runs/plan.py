@@ -1,0 +1,58 @@
+"""What a run will do before it does it: how models train side by side, and each model's job and keys.
+
+Plain data out (dicts that travel as Prefect parameters), so the flow only submits what this plans.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from mnist_pipeline.config import RunConfig
+from mnist_pipeline.modeling.hardware import count_usable_cores
+from mnist_pipeline.modeling.profiles import choose_precision, resolve_config
+from mnist_pipeline.runs.cache_keys import compute_evaluation_key, compute_training_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunnerChoice:
+    """Which task runner trains the models side by side, with its options (Prefect's names for them)."""
+
+    kind: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def choose_task_runner(config: RunConfig, n_models: int) -> RunnerChoice:
+    """Threads share one TF runtime; processes and Dask give each model its own (a local Dask cluster gets one
+    single-threaded worker process per model)."""
+    if config.task_runner == "dask":
+        if config.dask_address:
+            return RunnerChoice("dask", {"address": config.dask_address})
+        cluster = {"n_workers": n_models, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+        return RunnerChoice("dask", {"cluster_kwargs": cluster})
+    return RunnerChoice(config.task_runner, {"max_workers": n_models})
+
+
+def tf_threads_per_model(config: RunConfig, n_models: int) -> int | None:
+    """Split the cores between model processes; threads share one TF runtime that already sizes itself."""
+    if config.task_runner == "threads":
+        return None
+    return max(1, count_usable_cores() // n_models)
+
+
+def plan_training(config: RunConfig, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """One job per selected model: its resolved training config, training key and evaluation key."""
+    jobs = []
+    tf_threads = tf_threads_per_model(config, len(config.models))
+    for name in config.models:
+        train_config = resolve_config(config.profile, name, config.epochs.get(name), config.precision).to_dict()
+        log.info("%s: precision %s", name, choose_precision(config.profile, name, config.precision).reason)
+        key = compute_training_key(
+            name, manifest["fingerprint"], train_config, config.seed, config.train_limit, tf_threads
+        )
+        eval_key = compute_evaluation_key(key, manifest["splits"]["test"]["sha256"], config.test_limit)
+        jobs.append({"model": name, "key": key, "eval_key": eval_key, "train_config": train_config})
+    return jobs

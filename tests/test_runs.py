@@ -1,0 +1,105 @@
+"""Run naming, tagging, runner choice, planning and the metrics document, called without Prefect."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from mnist_pipeline import defaults
+from mnist_pipeline.config import RunConfig, build_config
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.runs.metrics import assemble_metrics
+from mnist_pipeline.runs.names import claim_run_dir, compose_run_name, run_tags
+from mnist_pipeline.runs.plan import choose_task_runner, plan_training, tf_threads_per_model
+
+AT = datetime(2026, 11, 27, 5, 4, 3, tzinfo=UTC)
+MANIFEST = {
+    "fingerprint": "ab" * 32,
+    "splits": {"train": {"rows": 1200, "sha256": "1" * 64}, "test": {"rows": 300, "sha256": "2" * 64}},
+    "source": "npz",
+    "origin": "/tmp/digits.npz",
+}
+
+
+def test_run_names_sort_by_time_and_carry_the_run_id() -> None:
+    assert compose_run_name("run", "0123456789abcdef", AT, 6) == "run-2026-11-27-050403-012345"
+    assert compose_run_name("predict", "0123456789abcdef", AT, 8) == "predict-2026-11-27-050403-01234567"
+    with pytest.raises(PipelineError, match="run name"):
+        compose_run_name("../up", "0123", AT, 6)
+
+
+def test_a_run_folder_is_claimed_once(tmp_path: Path) -> None:
+    first = claim_run_dir(tmp_path, "run-a")
+    assert first == tmp_path / "runs" / "run-a" and first.is_dir()
+    with pytest.raises(PipelineError, match="already"):
+        claim_run_dir(tmp_path, "run-a")
+
+
+def test_tags_name_profile_source_kind_and_models() -> None:
+    tags = run_tags("best", "idx:/data/fashion", ("cnn",))
+    assert tags == {"profile:best", "source:idx", "model:cnn"}
+
+
+@pytest.mark.parametrize(
+    ("runner", "address", "kind", "options"),
+    [
+        ("threads", None, "threads", {"max_workers": 3}),
+        ("processes", None, "processes", {"max_workers": 3}),
+        ("dask", "tcp://10.0.0.5:8786", "dask", {"address": "tcp://10.0.0.5:8786"}),
+    ],
+)
+def test_runner_choice(runner: str, address: str | None, kind: str, options: dict) -> None:
+    choice = choose_task_runner(build_config(task_runner=runner, dask_address=address), 3)
+    assert (choice.kind, choice.options) == (kind, options)
+
+
+def test_a_local_dask_cluster_gets_one_single_threaded_worker_per_model() -> None:
+    choice = choose_task_runner(build_config(task_runner="dask"), 2)
+    assert choice.options["cluster_kwargs"]["n_workers"] == 2
+    assert choice.options["cluster_kwargs"]["threads_per_worker"] == 1
+
+
+def test_threads_share_tensorflow_processes_split_the_cores() -> None:
+    assert tf_threads_per_model(build_config(task_runner="threads"), 3) is None
+    assert tf_threads_per_model(build_config(task_runner="processes"), 3) >= 1
+
+
+def test_plan_gives_each_model_its_resolved_config_and_distinct_keys() -> None:
+    config = build_config(epochs={"cnn": 2}, test_limit=100)
+    jobs = plan_training(config, MANIFEST)
+    assert [job["model"] for job in jobs] == list(config.models)
+    assert {job["model"]: job["train_config"]["epochs"] for job in jobs}["cnn"] == 2
+    assert len({job["key"] for job in jobs}) == len({job["eval_key"] for job in jobs}) == len(jobs)
+    assert all(job["train_config"]["precision"] != "auto" for job in jobs)
+    other_limit = plan_training(build_config(epochs={"cnn": 2}, test_limit=200), MANIFEST)
+    assert [job["key"] for job in other_limit] == [job["key"] for job in jobs]
+    assert all(a["eval_key"] != b["eval_key"] for a, b in zip(jobs, other_limit, strict=True))
+
+
+def test_metrics_document_has_the_contract_sections() -> None:
+    config = RunConfig(models=("cnn",))
+    trained = {
+        "train_config": {"epochs": 3, "batch_size": 256},
+        "epochs_run": 3,
+        "best_epoch": 3,
+        "train_seconds": 9.5,
+        "started_at": "a",
+        "finished_at": "b",
+        "params": 542230,
+        "train_rows": 1200,
+        "history": {"loss": [1.0, 0.5, 0.2]},
+        "epoch_seconds": [4.0, 3.0, 2.0],
+        "model_path": "/data/models/cnn/k.keras",
+        "key": "k",
+    }
+    results = {"trained": {"cnn": trained}, "evaluated": {"cnn": {"test_accuracy": 0.99}}, "cached": {"cnn": False}}
+    run = {"name": "run-x", "flow_run_id": "id", "flow_run_url": None, "started_at": "s"}
+    metrics = assemble_metrics(config, run, MANIFEST, {"success": True}, results, {"train": 9.81234}, {"git": None})
+    assert set(metrics) == {"run", "data", "validation", "stages", "models"}
+    assert metrics["run"]["name"] == "run-x" and metrics["run"]["seed"] == defaults.SEED
+    assert metrics["data"]["test_rows"] == 300 and metrics["stages"]["train"] == {"seconds": 9.812}
+    model = metrics["models"]["cnn"]
+    assert (model["test_accuracy"], model["epochs"], model["batch_size"], model["key"]) == (0.99, 3, 256, "k")
+    assert model["resumed_from_epoch"] == 0 and model["epoch_seconds"] == [4.0, 3.0, 2.0]
