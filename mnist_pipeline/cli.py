@@ -115,10 +115,15 @@ def print_flow_run_url(metrics_path: Path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     check_prefect_api()
+    from flows.temporary_server import start_temporary_server
+
+    server = start_temporary_server()  # boots in its own process while this one imports the flow
     from flows.pipeline import mnist_pipeline
     from mnist_pipeline.runs.log_filters import install_pipeline_logging
 
     install_pipeline_logging()
+    if server is not None:
+        server.wait(float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
     outputs = mnist_pipeline(**config.to_parameters())
     print(f"report: {outputs['report']}")
     print(f"metrics: {outputs['metrics']}")

@@ -48,3 +48,32 @@ def test_bad_schedule_fails_before_anything_registers(
     assert code == 2
     assert len(err) == 1 and message in err[0]
     assert not (tmp_path / "data").exists()
+
+
+def test_without_a_server_the_run_uses_a_temporary_one_and_stops_it(tmp_path: Path, synthetic_npz: Path) -> None:
+    """The temporary server starts before the flow's imports, holds this run's history, and is gone afterwards."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "prefect-home"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_API_URL")}
+    env["PREFECT_HOME"] = str(home)
+    command = [sys.executable, "-m", "mnist_pipeline.cli", "run", "--source", f"npz:{synthetic_npz}"]
+    command += ["--models", "ann_no_hidden", "--epochs", "ann_no_hidden=1"]
+    command += ["--data-dir", str(tmp_path / "data"), "--reports-dir", str(tmp_path / "reports")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics_line = next(line for line in done.stdout.splitlines() if line.startswith("metrics: "))
+    metrics = json.loads(Path(metrics_line.removeprefix("metrics: ")).read_text())
+    assert metrics["run"]["flow_run_url"] is None  # a temporary server has no UI to link to
+    assert (home / "prefect.db").stat().st_size > 0  # the run's history went to this PREFECT_HOME's database
+    still_running = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if f"PREFECT_HOME={home}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                still_running.append(proc.name)
+        except OSError:
+            continue
+    assert still_running == []

@@ -44,6 +44,8 @@ def assemble_metrics(
     return {
         "run": {
             **run,
+            # Only a link a browser can open: a temporary server has no UI, so its runs record none.
+            "flow_run_url": run["flow_run_url"] if str(run["flow_run_url"]).startswith("http") else None,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "profile": config.profile,
             "seed": config.seed,
