@@ -3,6 +3,7 @@
 Exactly the seed's models and training (Adam 1e-3, sparse categorical cross-entropy, batch 32, 5/5/10 epochs,
 pixels / 255, no validation split). Nothing from mnist_pipeline except reading the Parquet arrays, so it runs offline
 on the data `mnist-pipeline ingest` wrote. Prints (and with --out writes) per-model train seconds and test accuracy.
+It spells the seed's model names itself, on purpose: it is the study's notebook, not a user of the model registry.
 """
 
 from __future__ import annotations
