@@ -26,7 +26,13 @@ from mnist_pipeline.hardware import count_usable_cores
 WEIGHT_LIBRARIES = ("tensorflow", "keras")
 
 # Modules whose source decides what a trained model is; editing any of them invalidates every cached model.
-TRAINING_CODE_MODULES = ("mnist_pipeline.augmentation", "mnist_pipeline.models", "mnist_pipeline.training")
+TRAINING_CODE_MODULES = (
+    "mnist_pipeline.augmentation",
+    "mnist_pipeline.conv_pool",
+    "mnist_pipeline.fused_adam",
+    "mnist_pipeline.models",
+    "mnist_pipeline.training",
+)
 # Modules whose source decides a validation outcome: the whole validation package, the profile it checks, the
 # expected shape, the integrity hashes and which sources count as canonical MNIST (exact counts, 28x28).
 VALIDATION_CODE_MODULES = (
