@@ -3,7 +3,8 @@
 Measures on the machine that runs it, in one process: TF's float32 matmul throughput (best of 5, n x n), then the
 seed CNN trained by the package's own `train_model` (default profile settings, full train split) for 2 epochs in
 each precision; the second epoch (no tracing) gives images/s and GFLOP/s. Also times the CNN's layers alone
-(forward + backward on one batch) to show where a step spends its time. Prints one JSON object.
+(forward + backward on one batch) to show where a step spends its time, and the conv + pool pair the way training
+computes it (mnist_pipeline.modeling.conv_pool). Prints one JSON object.
   bench_cnn_throughput.py --data-dir data [--precisions float32,mixed_bfloat16] [--out FILE]
 """
 
@@ -16,8 +17,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mnist_pipeline import defaults
 from mnist_pipeline.data.store import read_split
 from mnist_pipeline.modeling.hardware import describe_cpu
+from mnist_pipeline.modeling.registry import CNN_MODEL
 
 # Multiply-adds x 2 of the seed CNN per image; training = forward + backward (two forward-sized products per
 # layer, except the first layer, which needs no input gradient).
@@ -46,9 +49,17 @@ def time_layers(precision: str, batch: int = 256, repeats: int = 20) -> dict[str
     import numpy as np
     import tensorflow as tf
 
+    from mnist_pipeline.modeling.conv_pool import PooledConv2D
+
+    conv = keras.layers.Conv2D(32, 3, activation="relu", dtype=precision)
+    conv.build((batch, 28, 28, 1))
     shapes = {
         "conv 3x3x32": (keras.layers.Conv2D(32, 3, activation="relu", dtype=precision), (batch, 28, 28, 1)),
         "maxpool 2x2": (keras.layers.MaxPooling2D(2, dtype=precision), (batch, 26, 26, 32)),
+        "conv+pool as trained (PooledConv2D)": (
+            PooledConv2D(conv, keras.layers.MaxPooling2D(2, dtype=precision)),
+            (batch, 28, 28, 1),
+        ),
         "dense 5408->100": (keras.layers.Dense(100, activation="relu", dtype=precision), (batch, 5408)),
         "dense 100->10": (keras.layers.Dense(10, dtype="float32"), (batch, 100)),
     }
@@ -79,8 +90,10 @@ def measure_cnn(data_dir: Path, precision: str) -> dict[str, Any]:
     from mnist_pipeline.modeling.training import train_model
 
     train = read_split(data_dir / "parquet" / "train.parquet")
-    config = replace(resolve_config("default", "cnn", epochs=2, precision=precision), early_stopping_patience=None)
-    result = train_model("cnn", config, train, seed=42)
+    config = replace(
+        resolve_config(defaults.PROFILE, CNN_MODEL, epochs=2, precision=precision), early_stopping_patience=None
+    )
+    result = train_model(CNN_MODEL, config, train, seed=defaults.SEED)
     images = round(train.rows * (1 - config.validation_fraction))
     second = result.epoch_seconds[-1]
     return {
@@ -97,7 +110,7 @@ def measure_cnn(data_dir: Path, precision: str) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser.add_argument("--data-dir", type=Path, default=defaults.DATA_DIR)
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -108,7 +121,7 @@ def main() -> None:
     results = [measure_cnn(args.data_dir, precision) for precision in args.precisions.split(",")]
     for result in results:
         result["fraction_of_float32_matmul_peak"] = round(result["gflops"] / max(peak.values()), 3)
-    report = {"cpu": describe_cpu(), "matmul_gflops": peak, "cnn": results}
+    report = {"cpu": describe_cpu(), "matmul_gflops": peak, CNN_MODEL: results}
     print(json.dumps(report, indent=2))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -28,7 +28,12 @@ WEIGHT_LIBRARIES = ("tensorflow", "keras")
 
 # Modules whose source decides what any trained model is; editing one invalidates every cached model. A model's
 # builder module (from the registry) is hashed too, so editing it invalidates that module's models.
-TRAINING_CODE_MODULES = ("mnist_pipeline.modeling.augmentation", "mnist_pipeline.modeling.training")
+TRAINING_CODE_MODULES = (
+    "mnist_pipeline.modeling.augmentation",
+    "mnist_pipeline.modeling.conv_pool",
+    "mnist_pipeline.modeling.fused_adam",
+    "mnist_pipeline.modeling.training",
+)
 # Modules whose source decides a validation outcome: the whole validation package, the profile it checks, the
 # expected shape, the integrity hashes and which sources count as canonical MNIST (exact counts, 28x28).
 VALIDATION_CODE_MODULES = (
