@@ -26,7 +26,7 @@ log = logging.getLogger("mnist_pipeline.temporary_server")
 
 # What Prefect sets for its own temporary server: no UI, ephemeral-server behaviour (no background services).
 SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
-# uvicorn exits with 3 when its port was taken between choosing it and binding it.
+# uvicorn exits with 3 when its port was taken between choosing it and binding it (another process won the race).
 PORT_TAKEN = 3
 
 
@@ -55,11 +55,11 @@ class TemporaryServer:
         while time.monotonic() < deadline:
             code = self.process.poll()
             if code == PORT_TAKEN:
-                self.port = find_free_port()
-                self.process = _launch(self.port)
-                self.api_url = f"http://127.0.0.1:{self.port}/api"
-                os.environ["PREFECT_API_URL"] = self.api_url
-            elif code is not None:
+                # Prefect read PREFECT_API_URL when it was imported, so the server cannot move to another port now.
+                raise PipelineError(
+                    f"temporary Prefect server: expected port {self.port} free, found it taken (run again)"
+                )
+            if code is not None:
                 raise PipelineError(f"temporary Prefect server: expected it to start, found it exited with {code}")
             try:
                 with urllib.request.urlopen(f"{self.api_url}/health", timeout=2):

@@ -77,3 +77,22 @@ def test_without_a_server_the_run_uses_a_temporary_one_and_stops_it(tmp_path: Pa
         except OSError:
             continue
     assert still_running == []
+
+
+@pytest.mark.parametrize(("code", "message"), [(3, "found it taken"), (1, "exited with 1")])
+def test_a_temporary_server_that_exits_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, code: int, message: str
+) -> None:
+    import subprocess
+    import sys
+
+    from flows import temporary_server
+    from mnist_pipeline.errors import PipelineError
+
+    def exit_at_once(port: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-c", f"raise SystemExit({code})"])
+
+    monkeypatch.setattr(temporary_server, "_launch", exit_at_once)
+    server = temporary_server.TemporaryServer()
+    with pytest.raises(PipelineError, match=message):
+        server.wait(timeout=30)
