@@ -25,7 +25,15 @@ from mnist_pipeline.errors import PipelineError
 log = logging.getLogger("mnist_pipeline.temporary_server")
 
 # What Prefect sets for its own temporary server: no UI, ephemeral-server behaviour (no background services).
-SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+# Also: no block-type registration (1.5 s on a new database; a run uses no blocks) and no memo of it, so a lasting
+# `prefect server start` on the same PREFECT_HOME still registers the block types its UI lists.
+SERVER_ENV = {
+    "PREFECT_UI_ENABLED": "0",
+    "PREFECT__SERVER_EPHEMERAL": "1",
+    "PREFECT__SERVER_FINAL": "1",
+    "PREFECT_API_BLOCKS_REGISTER_ON_START": "0",
+    "PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION": "0",
+}
 # uvicorn exits with 3 when its port was taken between choosing it and binding it (another process won the race).
 PORT_TAKEN = 3
 

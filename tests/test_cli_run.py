@@ -69,6 +69,8 @@ def test_without_a_server_the_run_uses_a_temporary_one_and_stops_it(tmp_path: Pa
     metrics = json.loads(Path(metrics_line.removeprefix("metrics: ")).read_text())
     assert metrics["run"]["flow_run_url"] is None  # a temporary server has no UI to link to
     assert (home / "prefect.db").stat().st_size > 0  # the run's history went to this PREFECT_HOME's database
+    memo = home / "memo_store.toml"  # block types were not registered, nor marked as done for a later server
+    assert not memo.exists() or "block_auto_registration" not in memo.read_text()
     still_running = []
     for proc in Path("/proc").iterdir():
         try:
@@ -96,3 +98,17 @@ def test_a_temporary_server_that_exits_is_one_clear_error(
     server = temporary_server.TemporaryServer()
     with pytest.raises(PipelineError, match=message):
         server.wait(timeout=30)
+
+
+def test_the_command_leaves_the_exit_collection_nothing_to_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from mnist_pipeline import cli
+
+    monkeypatch.setattr(cli, "main", lambda: 0)
+    gc.unfreeze()
+    try:
+        assert cli.console_main() == 0
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
