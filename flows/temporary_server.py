@@ -45,7 +45,15 @@ def find_free_port() -> int:
 
 
 def _launch(port: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app"]
+    # uvicorn as Prefect runs it, behind a step that gives a new PREFECT_HOME its database from a template.
+    command = [
+        sys.executable,
+        "-m",
+        "flows.database_template",
+        "serve",
+        "--factory",
+        "prefect.server.api.server:create_app",
+    ]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]
     return subprocess.Popen(command, env={**os.environ, **SERVER_ENV})
 

@@ -1,0 +1,78 @@
+"""The temporary server's database template: built by Prefect's own migrations, copied only into a new home."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from flows.database_template import build_template, seed_database, sqlite_file
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite+aiosqlite:////home/u/.prefect/prefect.db", Path("/home/u/.prefect/prefect.db")),
+        ("sqlite+aiosqlite:////tmp/p.db?timeout=30", Path("/tmp/p.db")),
+        ("sqlite+aiosqlite:///:memory:", None),
+        ("sqlite+aiosqlite:///file::memory:?cache=shared", None),
+        ("postgresql+asyncpg://user:secret@db:5432/prefect", None),
+    ],
+)
+def test_only_a_sqlite_file_can_be_seeded(url: str, expected: Path | None) -> None:
+    assert sqlite_file(url) == expected
+
+
+@pytest.mark.parametrize("database_url", [None, "postgresql+asyncpg://u:p@db/prefect"])
+def test_the_database_is_the_one_prefect_would_use(tmp_path: Path, database_url: str | None) -> None:
+    """Asked in a new process, as the server's process asks: Prefect fixes its settings once per process."""
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if "DATABASE" not in key}
+    env["PREFECT_HOME"] = str(tmp_path / "home")
+    if database_url is not None:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+    code = "from flows.database_template import configured_database; print(configured_database())"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    expected = tmp_path / "home" / "prefect.db" if database_url is None else None
+    assert done.stdout.strip() == str(expected)
+
+
+def test_a_new_home_gets_a_copy_and_an_existing_database_is_never_replaced(tmp_path: Path) -> None:
+    template = tmp_path / "template.db"
+    template.write_bytes(b"migrated schema")
+    database = tmp_path / "new-home" / "prefect.db"
+    assert seed_database(database, template)
+    assert database.read_bytes() == b"migrated schema"
+    database.write_bytes(b"this home's run history")
+    assert not seed_database(database, template)
+    assert database.read_bytes() == b"this home's run history"
+    assert sorted(p.name for p in database.parent.iterdir()) == ["prefect.db"]  # no partial copy left
+
+
+def test_without_a_template_prefect_creates_the_database_itself(tmp_path: Path) -> None:
+    database = tmp_path / "home" / "prefect.db"
+    assert not seed_database(database, tmp_path / "no-template.db")
+    assert not database.exists()
+
+
+def test_the_template_is_prefect_fully_migrated_in_one_file(tmp_path: Path) -> None:
+    import prefect.server.database
+    from alembic.script import ScriptDirectory
+
+    migrations = Path(prefect.server.database.__file__).parent / "_migrations"
+    (head,) = ScriptDirectory(str(migrations), version_locations=[str(migrations / "versions" / "sqlite")]).get_heads()
+    template = tmp_path / "share" / "prefect.db"
+    build_template(template)
+    with closing(sqlite3.connect(template)) as database:
+        (revision,) = database.execute("SELECT version_num FROM alembic_version").fetchone()
+        (journal,) = database.execute("PRAGMA journal_mode").fetchone()
+        tables = {row[0] for row in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert revision == head
+    assert journal == "delete"  # no -wal file holds part of it
+    assert {"flow_run", "task_run", "artifact"} <= tables
+    assert sorted(p.name for p in template.parent.iterdir()) == ["prefect.db"]
