@@ -24,6 +24,7 @@ from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.versions import pin_version
 from mnist_pipeline.files.atomic import copy_file_atomic, write_json_atomic
 from mnist_pipeline.report.publish import to_json
+from mnist_pipeline.report.view import assign_colors
 from mnist_pipeline.runs.metrics import assemble_metrics
 from mnist_pipeline.runs.names import claim_run_dir, compose_run_name, run_tags
 from mnist_pipeline.runs.plan import RunnerChoice, choose_task_runner, plan_training, tf_threads_per_model
@@ -32,7 +33,7 @@ from tasks.evaluate import evaluate_task
 from tasks.guard import guarded
 from tasks.ingest import ingest_task, publish_task
 from tasks.promote import decide_task, record_task
-from tasks.report import report_task
+from tasks.report import charts_task, report_task
 from tasks.train import train_task
 from tasks.validate import validate_task
 
@@ -106,6 +107,14 @@ def train_and_evaluate(
         evaluations[name] = evaluate_task.with_options(**options).submit(
             trainings[name], name, job["eval_key"], str(config.data_dir), fingerprint, config.test_limit
         )
+    # Each model's charts are drawn as soon as it is evaluated (the ANNs' while the CNN trains) for the report.
+    colors = assign_colors([job["model"] for job in jobs])
+    drawings = [
+        charts_task.submit(
+            trainings[name], evaluations[name], colors[name], str(config.data_dir), fingerprint, str(config.reports_dir)
+        )
+        for name in evaluations
+    ]
     # Cached results hold model paths relative to the data dir (which may have moved since); resolve them here.
     trained = {name: future.result() for name, future in trainings.items()}
     for summary in trained.values():
@@ -121,12 +130,16 @@ def train_and_evaluate(
         predictions = Path(run_dir) / "predictions" / f"{name}.parquet"
         copy_file_atomic(layout.root / evaluated[name]["predictions_file"], predictions)
         evaluated[name]["predictions_path"] = str(predictions)
+    evaluate_seconds, started = time.perf_counter() - started, time.perf_counter()
+    for drawing in drawings:
+        drawing.result()
     return {
         "trained": trained,
         "evaluated": evaluated,
         "cached": cached,
         # "evaluate" is what evaluation adds after the last training ended (the rest overlapped with training).
-        "seconds": {"train": train_seconds, "evaluate": time.perf_counter() - started},
+        # "charts" likewise: the per-model charts still being drawn once every evaluation was done.
+        "seconds": {"train": train_seconds, "evaluate": evaluate_seconds, "charts": time.perf_counter() - started},
     }
 
 

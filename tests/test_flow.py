@@ -124,7 +124,7 @@ def test_flow_completes_and_writes_the_metrics_contract(first_run: tuple[Path, A
     assert all(isinstance(stage["seconds"], float) and stage["seconds"] >= 0 for stage in metrics["stages"].values())
     assert metrics["run"]["name"].startswith("run-")
     assert metrics["validation"]["success"] is True
-    assert {"ingest", "validate", "train", "evaluate", "report"} <= set(metrics["stages"])
+    assert {"ingest", "validate", "train", "evaluate", "charts", "report"} <= set(metrics["stages"])
     assert metrics["run"]["flow_run_id"] == str(state.state_details.flow_run_id)
     run_dir = tmp / "reports" / "runs" / metrics["run"]["name"]
     assert (run_dir / "report.html").is_file() and (tmp / "reports" / "latest.html").is_file()

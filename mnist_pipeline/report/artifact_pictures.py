@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -27,6 +27,11 @@ PNG_PREFIX = "data:image/png;base64,"
 
 def compact_png(data_uri: str, max_width: int = MAX_WIDTH) -> str:
     """The same picture, no wider than `max_width`, as a palette PNG (charts use few colours)."""
+    inputs = f"{max_width}|{data_uri}".encode()
+    return cast(str, charts.cached_chart("compact", inputs, lambda: _compact_png(data_uri, max_width)))
+
+
+def _compact_png(data_uri: str, max_width: int) -> str:
     from PIL import Image
 
     with Image.open(io.BytesIO(base64.b64decode(data_uri.removeprefix(PNG_PREFIX)))) as source:
@@ -49,6 +54,14 @@ def plot_mistakes(mistakes: Sequence[Mistake]) -> str | None:
     shown = list(mistakes)[:MISTAKES_SHOWN]
     if not shown:
         return None
+    inputs = b"".join(
+        np.ascontiguousarray(m.image, dtype=np.uint8).tobytes() + f"|{m.label}|{m.predicted}|{m.confidence}|".encode()
+        for m in shown
+    )
+    return charts.cached_chart("mistakes", inputs, lambda: _draw_mistakes(shown))
+
+
+def _draw_mistakes(shown: Sequence[Mistake]) -> str:
     with charts.new_figure(7.2, 1.35) as figure:
         for index, mistake in enumerate(shown, start=1):
             ax = figure.add_subplot(1, MISTAKES_SHOWN, index)

@@ -124,7 +124,8 @@ def cache_charts_in(directory: Path) -> Iterator[None]:
         _CACHE_DIR.reset(token)
 
 
-def _cached(kind: str, inputs: bytes, draw: Callable[[], str | None]) -> str | None:
+def cached_chart(kind: str, inputs: bytes, draw: Callable[[], str | None]) -> str | None:
+    """`draw()`, or the picture it drew before from the same `inputs` (inside `cache_charts_in` only)."""
     directory = _CACHE_DIR.get()
     if directory is None:
         return draw()
@@ -146,7 +147,7 @@ def plot_confusion(matrix: np.ndarray, normalise: bool) -> str:
     counts = np.ascontiguousarray(matrix, dtype=np.int64)
     inputs = counts.tobytes() + bytes([counts.shape[0] % 256, normalise])
     return cast(
-        str, _cached("confusion", inputs, lambda: _draw_confusion(counts.tobytes(), counts.shape[0], normalise))
+        str, cached_chart("confusion", inputs, lambda: _draw_confusion(counts.tobytes(), counts.shape[0], normalise))
     )
 
 
@@ -205,7 +206,7 @@ def plot_training(history: dict[str, Sequence[float]], color: str) -> str | None
         key: [float(v) for v in history.get(key) or []] for key in ("loss", "accuracy", "val_loss", "val_accuracy")
     }
     history_json = json.dumps(shown)
-    return _cached("training", f"{history_json}|{color}".encode(), lambda: _draw_training(history_json, color))
+    return cached_chart("training", f"{history_json}|{color}".encode(), lambda: _draw_training(history_json, color))
 
 
 @functools.lru_cache(maxsize=32)
