@@ -3,8 +3,10 @@
 (a) `bench/seed_script.py`: the seed notebook's exact models and training as plain Keras; its summed training
     seconds are the baseline.
 (b) `mnist-pipeline run` cold: empty data dir (only the downloaded wheel is reused, so network speed is not
-    measured), fresh PREFECT_HOME (Prefect's temporary server creates its database), wall time of the whole
-    command, ingestion to report.
+    measured), fresh PREFECT_HOME (its database copied from the template `make install` builds, when there is
+    one: the output says), wall time of the whole command, ingestion to report.
+(b0) the same as (b) with the template turned off: Prefect's temporary server builds the new home's database
+    with its migrations (a plain `pip install`, or a home on a machine that never ran `make install`).
 (c) the same command again, warm: nothing changed, every model comes from the cache.
 (b') cold data again (a new empty data dir) but with the Prefect database (b) created: a user's later first run.
 (e) warm again, against a running `prefect server` (as `make server` starts it) instead of a temporary one.
@@ -31,6 +33,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from flows.database_template import TEMPLATE_ENV, template_path
 from mnist_pipeline.modeling.hardware import describe_cpu
 from mnist_pipeline.modeling.registry import seed_accuracies
 
@@ -137,18 +140,26 @@ def main() -> None:
     shutil.move(work / "data", work / "data-first")
     shutil.copytree(work / "data-first" / "raw", work / "data" / "raw")
     cold_db_seconds, cold_db = run_pipeline(work, env)
+    shutil.rmtree(work / "data-first")
+    shutil.move(work / "data", work / "data-first")
+    shutil.copytree(work / "data-first" / "raw", work / "data" / "raw")
+    unseeded_env = {**env, "PREFECT_HOME": str(work / "unseeded-home"), TEMPLATE_ENV: ""}
+    unseeded_seconds, unseeded = run_pipeline(work, unseeded_env)
     server_warm_seconds, server_warm = run_warm_against_server(work, env)
     baseline, seed_out = run_command(
         [sys.executable, str(ROOT / "bench" / "seed_script.py"), "--data-dir", str(work / "data")], env
     )
     seed = json.loads(seed_out)
     training = seed["train_seconds_total"]
+    template = template_path()
     lines = [f"cpu: {describe_cpu()}", f"(a) seed script: {baseline:.1f} s wall, training {training:.1f} s"]
     lines += [
         f"  {name:<15} {100 * m['test_accuracy']:.2f} %, train {m['train_seconds']:.1f} s"
         for name, m in seed["models"].items()
     ]
-    lines += describe("(b) pipeline cold", cold_seconds, cold, baseline)
+    seeded = "from the template" if template is not None and template.is_file() else "no template: migrated"
+    lines += describe(f"(b) pipeline cold (new Prefect database {seeded})", cold_seconds, cold, baseline)
+    lines += describe("(b0) pipeline cold, new Prefect database migrated", unseeded_seconds, unseeded, baseline)
     lines += describe("(c) pipeline warm", warm_seconds, warm, baseline)
     lines += describe("(b') pipeline cold data, existing Prefect database", cold_db_seconds, cold_db, baseline)
     lines += describe("(e) pipeline warm, running Prefect server", server_warm_seconds, server_warm, baseline)
@@ -157,6 +168,8 @@ def main() -> None:
         "cold": {"seconds": cold_seconds, "metrics": cold},
         "warm": {"seconds": warm_seconds, "metrics": warm},
         "cold_existing_db": {"seconds": cold_db_seconds, "metrics": cold_db},
+        "cold_migrated_db": {"seconds": unseeded_seconds, "metrics": unseeded},
+        "database_template": seeded,
         "warm_running_server": {"seconds": server_warm_seconds, "metrics": server_warm},
         "seed_wall_seconds": baseline,
         "cpu": describe_cpu(),

@@ -24,10 +24,17 @@ from importlib.metadata import version
 from pathlib import Path
 
 SQLITE_PREFIX = "sqlite+aiosqlite:///"
+TEMPLATE_ENV = "MNIST_PIPELINE_PREFECT_TEMPLATE"
 
 
-def template_path() -> Path:
-    """Where this environment keeps the template: beside the installed Prefect, one per Prefect version."""
+def template_path() -> Path | None:
+    """Where this environment keeps the template: beside the installed Prefect, one per Prefect version.
+
+    TEMPLATE_ENV names another file instead, or, set empty, turns seeding off (Prefect then migrates as usual).
+    """
+    chosen = os.environ.get(TEMPLATE_ENV)
+    if chosen is not None:
+        return Path(chosen) if chosen else None
     return Path(sys.prefix) / "share" / "mnist-pipeline" / f"prefect-{version('prefect')}.db"
 
 
@@ -90,9 +97,9 @@ def configured_database() -> Path | None:
 
 def serve(uvicorn_args: list[str]) -> None:
     """The temporary server's process: seed its database when it has none, then run uvicorn."""
-    database = configured_database()
-    if database is not None:
-        seed_database(database, template_path())
+    database, template = configured_database(), template_path()
+    if database is not None and template is not None:
+        seed_database(database, template)
     from uvicorn.main import main as uvicorn_main
 
     uvicorn_main(uvicorn_args, prog_name="uvicorn")
@@ -103,6 +110,9 @@ def main(argv: list[str]) -> None:
         serve(argv[1:])
         return
     template = template_path()
+    if template is None:
+        print(f"Prefect database template: none ({TEMPLATE_ENV} is empty)")
+        return
     if not template.is_file():
         build_template(template)
     print(f"Prefect database template: {template}")

@@ -54,12 +54,26 @@ def test_without_a_server_the_run_uses_a_temporary_one_and_stops_it(tmp_path: Pa
     """The temporary server starts before the flow's imports, holds this run's history, and is gone afterwards."""
     import json
     import os
+    import shutil
+    import sqlite3
     import subprocess
     import sys
+    from contextlib import closing
+
+    from flows.database_template import TEMPLATE_ENV, build_template, template_path
 
     home = tmp_path / "prefect-home"
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_API_URL")}
     env["PREFECT_HOME"] = str(home)
+    # The new home starts from a template, here one with a table of our own to recognise it by.
+    installed, template = template_path(), tmp_path / "template.db"
+    if installed is not None and installed.is_file():
+        shutil.copyfile(installed, template)
+    else:
+        build_template(template)
+    with closing(sqlite3.connect(template)) as database:
+        database.execute("CREATE TABLE seeded_from_template (id INTEGER)")
+    env[TEMPLATE_ENV] = str(template)
     command = [sys.executable, "-m", "mnist_pipeline.cli", "run", "--source", f"npz:{synthetic_npz}"]
     command += ["--models", "ann_no_hidden", "--epochs", "ann_no_hidden=1"]
     command += ["--data-dir", str(tmp_path / "data"), "--reports-dir", str(tmp_path / "reports")]
@@ -68,7 +82,11 @@ def test_without_a_server_the_run_uses_a_temporary_one_and_stops_it(tmp_path: Pa
     metrics_line = next(line for line in done.stdout.splitlines() if line.startswith("metrics: "))
     metrics = json.loads(Path(metrics_line.removeprefix("metrics: ")).read_text())
     assert metrics["run"]["flow_run_url"] is None  # a temporary server has no UI to link to
-    assert (home / "prefect.db").stat().st_size > 0  # the run's history went to this PREFECT_HOME's database
+    with closing(sqlite3.connect(home / "prefect.db")) as database:
+        tables = {row[0] for row in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        runs = database.execute("SELECT count(*) FROM flow_run").fetchone()[0]
+    assert "seeded_from_template" in tables  # the database is the template's copy ...
+    assert runs >= 2  # ... and holds this run's history (the flow and its training subflow)
     memo = home / "memo_store.toml"  # block types were not registered, nor marked as done for a later server
     assert not memo.exists() or "block_auto_registration" not in memo.read_text()
     still_running = []

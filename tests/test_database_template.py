@@ -76,3 +76,14 @@ def test_the_template_is_prefect_fully_migrated_in_one_file(tmp_path: Path) -> N
     assert journal == "delete"  # no -wal file holds part of it
     assert {"flow_run", "task_run", "artifact"} <= tables
     assert sorted(p.name for p in template.parent.iterdir()) == ["prefect.db"]
+
+
+def test_the_template_can_be_named_or_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.database_template import TEMPLATE_ENV, template_path
+
+    monkeypatch.delenv(TEMPLATE_ENV, raising=False)
+    assert template_path() is not None and template_path().name.startswith("prefect-")
+    monkeypatch.setenv(TEMPLATE_ENV, str(tmp_path / "mine.db"))
+    assert template_path() == tmp_path / "mine.db"
+    monkeypatch.setenv(TEMPLATE_ENV, "")
+    assert template_path() is None
