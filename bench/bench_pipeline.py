@@ -73,6 +73,14 @@ def run_pipeline(work: Path, env: dict[str, str], *extra: str) -> tuple[float, d
     return seconds, json.loads(Path(metrics_line.removeprefix("metrics: ")).read_text())
 
 
+def start_cold(work: Path) -> None:
+    """A new empty data dir (the downloaded wheel kept) and no chart cache: models and charts are made again."""
+    shutil.rmtree(work / "data-first", ignore_errors=True)
+    shutil.move(work / "data", work / "data-first")
+    shutil.copytree(work / "data-first" / "raw", work / "data" / "raw")
+    shutil.rmtree(work / "reports" / ".charts", ignore_errors=True)
+
+
 def describe(label: str, seconds: float, metrics: dict[str, Any], baseline: float) -> list[str]:
     stages = ", ".join(f"{name} {info['seconds']:.1f}" for name, info in metrics["stages"].items())
     lines = [f"{label}: {seconds:.1f} s wall, ratio to the seed script's wall {seconds / baseline:.3f} ({stages})"]
@@ -137,12 +145,9 @@ def main() -> None:
     cold_seconds, cold = run_pipeline(work, env)
     cold_rss = peak_child_rss_gb()
     warm_seconds, warm = run_pipeline(work, env)
-    shutil.move(work / "data", work / "data-first")
-    shutil.copytree(work / "data-first" / "raw", work / "data" / "raw")
+    start_cold(work)
     cold_db_seconds, cold_db = run_pipeline(work, env)
-    shutil.rmtree(work / "data-first")
-    shutil.move(work / "data", work / "data-first")
-    shutil.copytree(work / "data-first" / "raw", work / "data" / "raw")
+    start_cold(work)
     unseeded_env = {**env, "PREFECT_HOME": str(work / "unseeded-home"), TEMPLATE_ENV: ""}
     unseeded_seconds, unseeded = run_pipeline(work, unseeded_env)
     server_warm_seconds, server_warm = run_warm_against_server(work, env)

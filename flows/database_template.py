@@ -71,19 +71,22 @@ def seed_database(database: Path, template: Path) -> bool:
     """Copy `template` to `database` if no database is there yet; True when copied.
 
     An existing database is never replaced: the copy is published with a hard link, which fails when another
-    process created the database first.
+    process created the database first. A leftover journal (`-wal`, `-journal`) without its database is not
+    applied to a copy either. Where the copy cannot be made (no hard links, disk full), Prefect creates the
+    database itself, as without a template.
     """
-    if database.exists() or not template.is_file():
+    journals = [database.with_name(database.name + suffix) for suffix in ("-wal", "-journal")]
+    if database.exists() or any(journal.exists() for journal in journals) or not template.is_file():
         return False
-    database.parent.mkdir(parents=True, exist_ok=True)
     partial = database.with_name(f".{database.name}.{os.getpid()}.partial")
-    shutil.copyfile(template, partial)
     try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, partial)
         os.link(partial, database)
-    except FileExistsError:
+    except OSError:
         return False
     finally:
-        partial.unlink()
+        partial.unlink(missing_ok=True)
     return True
 
 

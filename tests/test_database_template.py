@@ -87,3 +87,25 @@ def test_the_template_can_be_named_or_turned_off(tmp_path: Path, monkeypatch: py
     assert template_path() == tmp_path / "mine.db"
     monkeypatch.setenv(TEMPLATE_ENV, "")
     assert template_path() is None
+
+
+def test_a_leftover_journal_or_a_failed_copy_leaves_the_database_to_prefect(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    template = tmp_path / "template.db"
+    template.write_bytes(b"migrated schema")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "prefect.db-wal").write_bytes(b"pages of a deleted database")
+    assert not seed_database(home / "prefect.db", template)
+    assert not (home / "prefect.db").exists()
+
+    def no_hard_links(*_: object) -> None:
+        raise PermissionError("hard links not supported here")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    other = tmp_path / "other-home"
+    assert not seed_database(other / "prefect.db", template)
+    assert list(other.iterdir()) == []  # neither a database nor a partial copy
