@@ -34,7 +34,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from flows.database_template import TEMPLATE_ENV, template_path
+from flows.database_template import TEMPLATE_ENV, find_template
 from mnist_pipeline.modeling.hardware import describe_cpu
 from mnist_pipeline.modeling.registry import seed_accuracies
 
@@ -171,7 +171,7 @@ def main() -> None:
     unseeded_seconds, unseeded, _ = run_pipeline(work, unseeded_env)
     server_warm_seconds, server_warm, _ = run_warm_against_server(work, env)
     baseline_after, seed_after = run_seed_script(work, env)
-    template = template_path()
+    template = find_template()
     lines = [f"cpu: {describe_cpu()}"]
     lines += describe_seed("(a) seed script, right before (b)", baseline, seed)
     lines += describe_seed("(a') seed script, after everything else", baseline_after, seed_after)

@@ -4,12 +4,10 @@ Why: on a new PREFECT_HOME the temporary server first runs Prefect's 114 Alembic
 file. Profiled on a 2-core machine that is 7.6 s of SQLAlchemy reflection inside `batch_alter_table`, every time
 a user, a test or a scheduled job starts from a new home; the result is the same empty schema each time.
 `make install` builds that schema once per environment (`python -m flows.database_template`, next to the Prefect
-it belongs to), and the temporary server's process copies it into a home that has no database yet, as PostgreSQL
-creates databases from `template1`. Prefect still runs its migrations at start-up; on the copy they find nothing
-to do. Without a template (a plain `pip install`) nothing changes: Prefect migrates as usual.
-
-This module is also the temporary server's entry point: `python -m flows.database_template serve UVICORN_ARGS`
-seeds the database, then hands the process to uvicorn with those arguments.
+it belongs to), and the temporary server's process (flows/temporary_server.py) copies it into a home that has no
+database yet, as PostgreSQL creates databases from `template1`. Prefect still runs its migrations at start-up;
+on the copy they find nothing to do. Without a template (a plain `pip install`) nothing changes: Prefect
+migrates as usual.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ SQLITE_PREFIX = "sqlite+aiosqlite:///"
 TEMPLATE_ENV = "MNIST_PIPELINE_PREFECT_TEMPLATE"
 
 
-def template_path() -> Path | None:
+def find_template() -> Path | None:
     """Where this environment keeps the template: beside the installed Prefect, one per Prefect version.
 
     TEMPLATE_ENV names another file instead, or, set empty, turns seeding off (Prefect then migrates as usual).
@@ -38,7 +36,7 @@ def template_path() -> Path | None:
     return Path(sys.prefix) / "share" / "mnist-pipeline" / f"prefect-{version('prefect')}.db"
 
 
-def sqlite_file(url: str) -> Path | None:
+def parse_sqlite_file(url: str) -> Path | None:
     """The file behind a SQLite connection URL; None for other databases and in-memory SQLite."""
     if not url.startswith(SQLITE_PREFIX):
         return None
@@ -51,20 +49,37 @@ def sqlite_file(url: str) -> Path | None:
 def build_template(template: Path) -> None:
     """Run Prefect's migrations on an empty file and publish it as `template` (rename: never half-built).
 
-    The journal is switched from WAL to a single file so that the template is one self-contained file.
+    The database is named with Prefect's current setting, and its older spelling is removed, so that no other
+    database configured in the environment is migrated instead. The journal is switched from WAL to a single
+    file so that the template is one self-contained file, and it is checked to be at Prefect's newest schema.
     """
     template.parent.mkdir(parents=True, exist_ok=True)
     partial = template.with_name(f".{template.name}.{os.getpid()}.partial")
-    env = {**os.environ, "PREFECT_API_DATABASE_CONNECTION_URL": f"{SQLITE_PREFIX}{partial}"}
+    env = {key: value for key, value in os.environ.items() if not key.endswith("DATABASE_CONNECTION_URL")}
+    env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"{SQLITE_PREFIX}{partial}"
     command = [sys.executable, "-m", "prefect", "server", "database", "upgrade", "--yes"]
     try:
         subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
         with closing(sqlite3.connect(partial)) as database:
-            database.execute("PRAGMA journal_mode=DELETE")
+            (journal,) = database.execute("PRAGMA journal_mode=DELETE").fetchone()
+            revision = database.execute("SELECT version_num FROM alembic_version").fetchone()
+        if journal != "delete" or revision is None or revision[0] != newest_revision():
+            raise RuntimeError(f"{partial}: expected Prefect's newest schema in one file, found {journal}, {revision}")
         os.replace(partial, template)
     finally:
         for leftover in partial.parent.glob(f"{partial.name}*"):
             leftover.unlink()
+
+
+def newest_revision() -> str:
+    """The head of Prefect's SQLite migrations, the revision a fully migrated database records."""
+    import prefect.server.database
+    from alembic.script import ScriptDirectory
+
+    migrations = Path(prefect.server.database.__file__).parent / "_migrations"
+    scripts = ScriptDirectory(str(migrations), version_locations=[str(migrations / "versions" / "sqlite")])
+    (head,) = scripts.get_heads()
+    return str(head)
 
 
 def seed_database(database: Path, template: Path) -> bool:
@@ -90,29 +105,17 @@ def seed_database(database: Path, template: Path) -> bool:
     return True
 
 
-def configured_database() -> Path | None:
+def find_configured_database() -> Path | None:
     """The SQLite file the Prefect server in this process will use, from Prefect's own settings."""
     from prefect.settings import get_current_settings
 
     url = get_current_settings().server.database.connection_url
-    return sqlite_file(url if isinstance(url, str) else url.get_secret_value())
+    return parse_sqlite_file(url if isinstance(url, str) else url.get_secret_value())
 
 
-def serve(uvicorn_args: list[str]) -> None:
-    """The temporary server's process: seed its database when it has none, then run uvicorn."""
-    database, template = configured_database(), template_path()
-    if database is not None and template is not None:
-        seed_database(database, template)
-    from uvicorn.main import main as uvicorn_main
-
-    uvicorn_main(uvicorn_args, prog_name="uvicorn")
-
-
-def main(argv: list[str]) -> None:
-    if argv[:1] == ["serve"]:
-        serve(argv[1:])
-        return
-    template = template_path()
+def main() -> None:
+    """`python -m flows.database_template` (run by `make install`): build this environment's template if missing."""
+    template = find_template()
     if template is None:
         print(f"Prefect database template: none ({TEMPLATE_ENV} is empty)")
         return
@@ -122,4 +125,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

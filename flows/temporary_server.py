@@ -3,9 +3,12 @@
 Without PREFECT_API_URL, Prefect starts a temporary server on the first API call: the CLI process first imports
 the flow (Prefect, pandas, ...), then imports Prefect's whole server package only to launch it as a child process,
 then waits for the child to boot (and, on a new PREFECT_HOME, to create its database). Measured on a 2-core
-machine, that import alone was ~6 s under load. Starting the same child process (same command and settings as
-Prefect's own `SubprocessASGIServer`) before those imports lets it boot while the CLI imports the flow, and the
-CLI never imports the server package. Nothing here imports Prefect.
+machine, that import alone was ~6 s under load. Starting the server process first (uvicorn with the app and
+settings of Prefect's own `SubprocessASGIServer`, plus the two below) lets it boot while the CLI imports the flow,
+and the CLI never imports the server package. Nothing the CLI calls here imports Prefect.
+
+Run as a module, this file is the server's process (`serve`): it first gives a new PREFECT_HOME its database from
+the template `make install` builds (flows/database_template.py), then runs uvicorn.
 """
 
 from __future__ import annotations
@@ -26,14 +29,16 @@ log = logging.getLogger("mnist_pipeline.temporary_server")
 
 # What Prefect sets for its own temporary server: no UI, ephemeral-server behaviour (no background services).
 # Also: no block-type registration (1.5 s on a new database; a run uses no blocks) and no memo of it, so a lasting
-# `prefect server start` on the same PREFECT_HOME still registers the block types its UI lists.
+# `prefect server start` on the same PREFECT_HOME still registers the block types its UI lists. Prefect's
+# current setting names; their older spellings are removed from the server's environment (`_server_env`).
 SERVER_ENV = {
     "PREFECT_UI_ENABLED": "0",
     "PREFECT__SERVER_EPHEMERAL": "1",
     "PREFECT__SERVER_FINAL": "1",
-    "PREFECT_API_BLOCKS_REGISTER_ON_START": "0",
-    "PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION": "0",
+    "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "0",
+    "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "0",
 }
+OLDER_SPELLINGS = ("PREFECT_API_BLOCKS_REGISTER_ON_START", "PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION")
 # uvicorn exits with 3 when its port was taken between choosing it and binding it (another process won the race).
 PORT_TAKEN = 3
 
@@ -44,18 +49,24 @@ def find_free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _server_env() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in OLDER_SPELLINGS}
+    return {**env, **SERVER_ENV}
+
+
 def _launch(port: int) -> subprocess.Popen[bytes]:
-    # uvicorn as Prefect runs it, behind a step that gives a new PREFECT_HOME its database from a template.
+    # This module run as the server's process (`serve`): -P keeps a `flows/` folder in the working directory from
+    # standing in for this package.
     command = [
         sys.executable,
+        "-P",
         "-m",
-        "flows.database_template",
-        "serve",
+        "flows.temporary_server",
         "--factory",
         "prefect.server.api.server:create_app",
     ]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]
-    return subprocess.Popen(command, env={**os.environ, **SERVER_ENV})
+    return subprocess.Popen(command, env=_server_env())
 
 
 class TemporaryServer:
@@ -111,3 +122,20 @@ def start_temporary_server() -> TemporaryServer | None:
     os.environ["PREFECT_API_URL"] = server.api_url
     os.environ["PREFECT_UI_URL"] = ""
     return server
+
+
+def serve(uvicorn_args: list[str]) -> None:
+    """The server's process: give a new PREFECT_HOME its database from the template, then run uvicorn as Prefect
+    runs it (same arguments, same exit codes)."""
+    from flows.database_template import find_configured_database, find_template, seed_database
+
+    database, template = find_configured_database(), find_template()
+    if database is not None and template is not None:
+        seed_database(database, template)
+    from uvicorn.main import main as uvicorn_main
+
+    uvicorn_main(uvicorn_args, prog_name="uvicorn")
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1:])

@@ -60,13 +60,13 @@ def test_without_a_server_the_run_uses_a_temporary_one_and_stops_it(tmp_path: Pa
     import sys
     from contextlib import closing
 
-    from flows.database_template import TEMPLATE_ENV, build_template, template_path
+    from flows.database_template import TEMPLATE_ENV, build_template, find_template
 
     home = tmp_path / "prefect-home"
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_API_URL")}
     env["PREFECT_HOME"] = str(home)
     # The new home starts from a template, here one with a table of our own to recognise it by.
-    installed, template = template_path(), tmp_path / "template.db"
+    installed, template = find_template(), tmp_path / "template.db"
     if installed is not None and installed.is_file():
         shutil.copyfile(installed, template)
     else:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.database_template import build_template, seed_database, sqlite_file
+from flows.database_template import build_template, parse_sqlite_file, seed_database
 
 
 @pytest.mark.parametrize(
@@ -22,7 +22,7 @@ from flows.database_template import build_template, seed_database, sqlite_file
     ],
 )
 def test_only_a_sqlite_file_can_be_seeded(url: str, expected: Path | None) -> None:
-    assert sqlite_file(url) == expected
+    assert parse_sqlite_file(url) == expected
 
 
 @pytest.mark.parametrize("database_url", [None, "postgresql+asyncpg://u:p@db/prefect"])
@@ -36,7 +36,7 @@ def test_the_database_is_the_one_prefect_would_use(tmp_path: Path, database_url:
     env["PREFECT_HOME"] = str(tmp_path / "home")
     if database_url is not None:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
-    code = "from flows.database_template import configured_database; print(configured_database())"
+    code = "from flows.database_template import find_configured_database; print(find_configured_database())"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     expected = tmp_path / "home" / "prefect.db" if database_url is None else None
     assert done.stdout.strip() == str(expected)
@@ -60,7 +60,10 @@ def test_without_a_template_prefect_creates_the_database_itself(tmp_path: Path) 
     assert not database.exists()
 
 
-def test_the_template_is_prefect_fully_migrated_in_one_file(tmp_path: Path) -> None:
+def test_the_template_is_prefect_fully_migrated_in_one_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever database the environment names (either spelling of the setting) is left alone."""
+    for setting in ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL"):
+        monkeypatch.setenv(setting, f"sqlite+aiosqlite:///{tmp_path / 'users-own.db'}")
     import prefect.server.database
     from alembic.script import ScriptDirectory
 
@@ -76,17 +79,18 @@ def test_the_template_is_prefect_fully_migrated_in_one_file(tmp_path: Path) -> N
     assert journal == "delete"  # no -wal file holds part of it
     assert {"flow_run", "task_run", "artifact"} <= tables
     assert sorted(p.name for p in template.parent.iterdir()) == ["prefect.db"]
+    assert not (tmp_path / "users-own.db").exists()
 
 
 def test_the_template_can_be_named_or_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from flows.database_template import TEMPLATE_ENV, template_path
+    from flows.database_template import TEMPLATE_ENV, find_template
 
     monkeypatch.delenv(TEMPLATE_ENV, raising=False)
-    assert template_path() is not None and template_path().name.startswith("prefect-")
+    assert find_template() is not None and find_template().name.startswith("prefect-")
     monkeypatch.setenv(TEMPLATE_ENV, str(tmp_path / "mine.db"))
-    assert template_path() == tmp_path / "mine.db"
+    assert find_template() == tmp_path / "mine.db"
     monkeypatch.setenv(TEMPLATE_ENV, "")
-    assert template_path() is None
+    assert find_template() is None
 
 
 def test_a_leftover_journal_or_a_failed_copy_leaves_the_database_to_prefect(
@@ -109,3 +113,16 @@ def test_a_leftover_journal_or_a_failed_copy_leaves_the_database_to_prefect(
     other = tmp_path / "other-home"
     assert not seed_database(other / "prefect.db", template)
     assert list(other.iterdir()) == []  # neither a database nor a partial copy
+
+
+def test_the_server_gets_the_current_setting_names_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's older spelling must not override what the temporary server needs (the older name loses to the
+    current one in Prefect, but only when the current one is set)."""
+    from flows.temporary_server import SERVER_ENV, _server_env
+
+    monkeypatch.setenv("PREFECT_API_BLOCKS_REGISTER_ON_START", "1")
+    monkeypatch.setenv("PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION", "1")
+    env = _server_env()
+    assert "PREFECT_API_BLOCKS_REGISTER_ON_START" not in env
+    assert "PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION" not in env
+    assert {key: env[key] for key in SERVER_ENV} == SERVER_ENV
