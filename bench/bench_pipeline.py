@@ -43,8 +43,8 @@ BIN = Path(sys.executable).parent
 
 
 def run_command(command: list[str], env: dict[str, str]) -> tuple[float, str, float]:
-    """Run a command: its seconds, its output (for the metrics path) and its peak RSS in GB (the process and the
-    children it waited for, such as the temporary Prefect server)."""
+    """Run a command: its seconds, its output (for the metrics path) and its peak RSS in GB (the largest of the
+    process and the children it waited for, such as the temporary Prefect server)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         process = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)

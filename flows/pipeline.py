@@ -29,11 +29,12 @@ from mnist_pipeline.runs.metrics import assemble_metrics
 from mnist_pipeline.runs.names import claim_run_dir, compose_run_name, run_tags
 from mnist_pipeline.runs.plan import RunnerChoice, choose_task_runner, plan_training, tf_threads_per_model
 from mnist_pipeline.runs.provenance import collect_versions, find_git_commit
+from tasks.charts import charts_task
 from tasks.evaluate import evaluate_task
 from tasks.guard import guarded
 from tasks.ingest import ingest_task, publish_task
 from tasks.promote import decide_task, record_task
-from tasks.report import charts_task, report_task
+from tasks.report import report_task
 from tasks.train import train_task
 from tasks.validate import validate_task
 
@@ -109,12 +110,18 @@ def train_and_evaluate(
         )
     # Each model's charts are drawn as soon as it is evaluated (the ANNs' while the CNN trains) for the report.
     colors = assign_colors([job["model"] for job in jobs])
-    drawings = [
-        charts_task.submit(
-            trainings[name], evaluations[name], colors[name], str(config.data_dir), fingerprint, str(config.reports_dir)
+    drawings = {
+        name: charts_task.submit(
+            trainings[name],
+            evaluations[name],
+            name,
+            colors[name],
+            str(config.data_dir),
+            fingerprint,
+            str(config.reports_dir),
         )
         for name in evaluations
-    ]
+    }
     # Cached results hold model paths relative to the data dir (which may have moved since); resolve them here.
     trained = {name: future.result() for name, future in trainings.items()}
     for summary in trained.values():
@@ -131,8 +138,10 @@ def train_and_evaluate(
         copy_file_atomic(layout.root / evaluated[name]["predictions_file"], predictions)
         evaluated[name]["predictions_path"] = str(predictions)
     evaluate_seconds, started = time.perf_counter() - started, time.perf_counter()
-    for drawing in drawings:
-        drawing.result()
+    for name, drawing in drawings.items():
+        drawing.wait()
+        if not drawing.state.is_completed():  # only a head start: the report draws whatever is missing
+            logger.warning("%s: charts not drawn ahead (%s); the report draws them", name, drawing.state.message)
     return {
         "trained": trained,
         "evaluated": evaluated,

@@ -50,30 +50,6 @@ def publish_pictures(metrics: dict[str, Any], mistakes: dict[str, list[Any]], re
     )
 
 
-@task(name="charts")
-@guarded
-def charts_task(
-    trained: dict[str, Any],
-    evaluated: dict[str, Any],
-    color: str,
-    data_dir: str,
-    fingerprint: str,
-    reports_dir: str,
-) -> None:
-    """Draw one model's charts into the report's chart cache as soon as it is evaluated."""
-    import numpy as np
-
-    from mnist_pipeline.report import select_mistakes
-    from mnist_pipeline.report.model_charts import draw_model_charts
-
-    layout = DataLayout(Path(data_dir)).pin(fingerprint)
-    test = read_split(layout.split_file("test"))
-    predictions = pd.read_parquet(layout.root / evaluated["predictions_file"])
-    mistakes = select_mistakes(predictions, test.images, limit=GALLERY_SIZE)
-    with cache_charts_in(Path(reports_dir) / CHART_CACHE):
-        draw_model_charts(np.asarray(evaluated["confusion_matrix"]), trained["history"], color, mistakes)
-
-
 @task(name="report")
 @guarded
 def report_task(metrics: dict[str, Any], data_dir: str, reports_dir: str) -> str:

@@ -56,14 +56,16 @@ def train_task(
     layout = DataLayout(Path(data_dir)).pin(fingerprint)
     # Progress goes to the API from one thread of its own, in epoch order: training never waits for the UI (these
     # calls were ~40 ms an epoch of each model's time outside its epochs, three models sharing two cores).
-    shown: list[Future[None]] = []
+    updates: list[Future[None]] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"progress-{model}") as progress:
 
         def report_epoch(report: Any) -> None:
-            shown.append(progress.submit(copy_context().run, show_epoch, report))
+            updates.append(progress.submit(copy_context().run, show_epoch, report))
 
         summary = run_training_job(layout, model, key, config, seed, train_limit, tuple(image_shape), report_epoch)
-    for update in shown:
-        update.result()
+    # Progress is for people watching; a failed update must not throw away the trained model.
+    failed = [update.exception() for update in updates if update.exception() is not None]
+    if failed:
+        logger.warning("%s: %d progress update(s) not shown: %s", model, len(failed), failed[0])
     update_progress_artifact(progress_id, 100.0, description=f"{model}: done in {summary['train_seconds']:.1f} s")
     return summary

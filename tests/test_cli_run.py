@@ -85,8 +85,10 @@ def test_without_a_server_the_run_uses_a_temporary_one_and_stops_it(tmp_path: Pa
     with closing(sqlite3.connect(home / "prefect.db")) as database:
         tables = {row[0] for row in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         runs = database.execute("SELECT count(*) FROM flow_run").fetchone()[0]
+        block_types = database.execute("SELECT count(*) FROM block_type").fetchone()[0]
     assert "seeded_from_template" in tables  # the database is the template's copy ...
     assert runs >= 2  # ... and holds this run's history (the flow and its training subflow)
+    assert block_types == 0  # the temporary server registered none
     memo = home / "memo_store.toml"  # block types were not registered, nor marked as done for a later server
     assert not memo.exists() or "block_auto_registration" not in memo.read_text()
     still_running = []
@@ -120,9 +122,12 @@ def test_a_temporary_server_that_exits_is_one_clear_error(
 
 def test_the_command_leaves_the_exit_collection_nothing_to_walk(monkeypatch: pytest.MonkeyPatch) -> None:
     import gc
+    from importlib.metadata import entry_points
 
     from mnist_pipeline import cli
 
+    (command,) = entry_points(group="console_scripts", name="mnist-pipeline")
+    assert command.value == "mnist_pipeline.cli:console_main"
     monkeypatch.setattr(cli, "main", lambda: 0)
     gc.unfreeze()
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -95,6 +96,26 @@ def assert_overlapping(runs: list[Any]) -> None:
     assert latest_start < earliest_end, spans
 
 
+def draw_expected_charts(tmp: Path, metrics: dict[str, Any]) -> set[str]:
+    """The chart cache's file names for this run's models, drawn here from the run's own outputs."""
+    from mnist_pipeline.data.layout import DataLayout
+    from mnist_pipeline.data.store import read_split
+    from mnist_pipeline.report import select_mistakes
+    from mnist_pipeline.report.charts import cache_charts_in
+    from mnist_pipeline.report.model_charts import draw_model_charts
+    from mnist_pipeline.report.view import assign_colors
+    from tasks.report import GALLERY_SIZE
+
+    test = read_split(DataLayout(tmp / "data").pin(metrics["data"]["fingerprint"]).split_file("test"))
+    colors = assign_colors(list(metrics["models"]))
+    expected = tmp / "expected-charts"
+    with cache_charts_in(expected):
+        for name, model in metrics["models"].items():
+            mistakes = select_mistakes(pd.read_parquet(model["predictions_path"]), test.images, limit=GALLERY_SIZE)
+            draw_model_charts(np.asarray(model["confusion_matrix"]), model["history"], colors[name], mistakes)
+    return {p.name for p in expected.iterdir()}
+
+
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory: pytest.TempPathFactory, synthetic_npz: Path) -> tuple[Path, Any, dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("flow")
@@ -128,6 +149,9 @@ def test_flow_completes_and_writes_the_metrics_contract(first_run: tuple[Path, A
     assert metrics["run"]["flow_run_id"] == str(state.state_details.flow_run_id)
     run_dir = tmp / "reports" / "runs" / metrics["run"]["name"]
     assert (run_dir / "report.html").is_file() and (tmp / "reports" / "latest.html").is_file()
+    # Each model's `charts` task drew what the report and the UI show: had the two disagreed on any input, the
+    # report would have added pictures of its own to the run's chart cache.
+    assert {p.name for p in (tmp / "reports" / ".charts").iterdir()} == draw_expected_charts(tmp, metrics)
     # First run in a fresh data dir: every model becomes champion, and the `champion` CLI lists this run for each.
     listing = subprocess.run(
         [str(Path(sys.executable).with_name("mnist-pipeline")), "champion", "--data-dir", str(tmp / "data")],
@@ -307,3 +331,26 @@ def test_cli_run_with_a_corrupt_source_exits_cleanly_with_one_message(tmp_path: 
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     assert f"{corrupt}: expected an .npz (zip) archive" in done.stderr
+
+
+def test_a_failed_progress_update_keeps_the_trained_model(
+    tmp_path: Path, synthetic_npz: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Epoch progress is sent beside training; when the API refuses it, the model is still trained and kept."""
+    import tasks.train
+
+    real_update = tasks.train.update_progress_artifact
+    refused: list[str] = []
+
+    def refuse_epoch_updates(artifact_id: Any, progress: float, description: str | None = None) -> Any:
+        if description and " epoch " in description:
+            refused.append(description)
+            raise RuntimeError("progress API unavailable")
+        return real_update(artifact_id, progress, description=description)
+
+    monkeypatch.setattr(tasks.train, "update_progress_artifact", refuse_epoch_updates)
+    state, metrics = run_flow(tmp_path, synthetic_npz, models=["ann_no_hidden"], epochs={"ann_no_hidden": 2})
+    assert state.is_completed(), state.message
+    assert refused == ["ann_no_hidden: epoch 1", "ann_no_hidden: epoch 2"]
+    assert metrics["models"]["ann_no_hidden"]["epochs_run"] == 2
+    assert Path(metrics["models"]["ann_no_hidden"]["model_path"]).is_file()

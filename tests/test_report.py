@@ -519,3 +519,28 @@ def test_charts_drawn_after_each_evaluation_leave_the_report_nothing_to_draw(
     assert len(list(tmp_path.iterdir())) == drawn
     assert all(heatmap in html for heatmap in heatmaps)
     assert all(page.count("data:image/png;base64,") == 4 for page in pages)
+
+
+def test_figures_are_drawn_one_at_a_time_each_with_the_whole_style() -> None:
+    """matplotlib's style is process-wide: a second thread's figure waits, and then gets the full style."""
+    import threading
+
+    import matplotlib
+
+    from mnist_pipeline.report import charts
+
+    inside: list[float] = []
+    entered = threading.Event()
+
+    def draw_in_another_thread() -> None:
+        with charts.new_figure(1.0, 1.0):
+            entered.set()
+            inside.append(matplotlib.rcParams["font.size"])
+
+    with charts.new_figure(1.0, 1.0):
+        other = threading.Thread(target=draw_in_another_thread)
+        other.start()
+        assert not entered.wait(0.5)  # blocked while this figure is being drawn
+    other.join(timeout=30)
+    assert entered.is_set() and inside == [charts.STYLE["font.size"]]
+    assert matplotlib.rcParams["font.size"] != charts.STYLE["font.size"]  # the style does not leak out

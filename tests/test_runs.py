@@ -45,7 +45,7 @@ def test_tags_name_profile_source_kind_and_models() -> None:
 @pytest.mark.parametrize(
     ("runner", "address", "kind", "options"),
     [
-        ("threads", None, "threads", {"max_workers": 3}),
+        ("threads", None, "threads", {"max_workers": 9}),
         ("processes", None, "processes", {"max_workers": 3}),
         ("dask", "tcp://10.0.0.5:8786", "dask", {"address": "tcp://10.0.0.5:8786"}),
     ],

@@ -8,8 +8,10 @@ scaled to the UI's content width and reduced to a small palette: a whole run sta
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -23,12 +25,20 @@ MAX_WIDTH = 880
 PALETTE_COLORS = 64
 MISTAKES_SHOWN = 8
 PNG_PREFIX = "data:image/png;base64,"
+# What draws the pictures cached from here: this module and the charts module (its style).
+_CODE_HASH = hashlib.sha256(charts.CODE_HASH + Path(__file__).read_bytes()).digest()
 
 
-def compact_png(data_uri: str, max_width: int = MAX_WIDTH) -> str:
-    """The same picture, no wider than `max_width`, as a palette PNG (charts use few colours)."""
+def compact_png(data_uri: str, max_width: int = MAX_WIDTH, cached: bool = False) -> str:
+    """The same picture, no wider than `max_width`, as a palette PNG (charts use few colours).
+
+    `cached`: keep it in the chart cache, for per-model pictures only (the run-level ones change every run).
+    """
+    if not cached:
+        return _compact_png(data_uri, max_width)
     inputs = f"{max_width}|{data_uri}".encode()
-    return cast(str, charts.cached_chart("compact", inputs, lambda: _compact_png(data_uri, max_width)))
+    drawn = charts.cached_chart("compact", inputs, lambda: _compact_png(data_uri, max_width), code=_CODE_HASH)
+    return cast(str, drawn)
 
 
 def _compact_png(data_uri: str, max_width: int) -> str:
@@ -43,10 +53,10 @@ def _compact_png(data_uri: str, max_width: int) -> str:
     return PNG_PREFIX + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def markdown_image(alt: str, data_uri: str) -> str:
+def markdown_image(alt: str, data_uri: str, cached: bool = False) -> str:
     """An inline image; alt text is limited to characters that cannot end the markdown construct."""
     safe_alt = "".join(char for char in alt if char.isalnum() or char in " -_.,%()")
-    return f"![{safe_alt}]({compact_png(data_uri)})"
+    return f"![{safe_alt}]({compact_png(data_uri, cached=cached)})"
 
 
 def plot_mistakes(mistakes: Sequence[Mistake]) -> str | None:
@@ -54,11 +64,12 @@ def plot_mistakes(mistakes: Sequence[Mistake]) -> str | None:
     shown = list(mistakes)[:MISTAKES_SHOWN]
     if not shown:
         return None
-    inputs = b"".join(
-        np.ascontiguousarray(m.image, dtype=np.uint8).tobytes() + f"|{m.label}|{m.predicted}|{m.confidence}|".encode()
-        for m in shown
-    )
-    return charts.cached_chart("mistakes", inputs, lambda: _draw_mistakes(shown))
+    inputs = b""
+    for m in shown:
+        image = np.ascontiguousarray(m.image)
+        header = f"{image.shape}|{image.dtype}|{m.label}|{m.predicted}|{m.confidence!r}|{image.nbytes}|"
+        inputs += header.encode() + image.tobytes()
+    return charts.cached_chart("mistakes", inputs, lambda: _draw_mistakes(shown), code=_CODE_HASH)
 
 
 def _draw_mistakes(shown: Sequence[Mistake]) -> str:
@@ -109,21 +120,23 @@ def render_model_markdown(name: str, model: dict[str, Any], color: str, mistakes
         "",
         "## Confusion matrix (rows = true digit)",
         "",
-        markdown_image(f"{name} confusion matrix, counts", charts.plot_confusion(matrix, normalise=False)),
+        markdown_image(f"{name} confusion matrix, counts", charts.plot_confusion(matrix, normalise=False), cached=True),
         "",
         "Row-normalised: % of each true digit that went to each prediction (diagonal greyed out).",
         "",
-        markdown_image(f"{name} confusion matrix, row-normalised", charts.plot_confusion(matrix, normalise=True)),
+        markdown_image(
+            f"{name} confusion matrix, row-normalised", charts.plot_confusion(matrix, normalise=True), cached=True
+        ),
     ]
     curves = charts.plot_training(model.get("history") or {}, color)
     if curves is not None:
-        lines += ["", "## Training curves", "", markdown_image(f"{name} training curves", curves)]
+        lines += ["", "## Training curves", "", markdown_image(f"{name} training curves", curves, cached=True)]
     strip = plot_mistakes(mistakes)
     if strip is not None:
         lines += [
             "",
             "## Most confident mistakes (true → predicted, confidence)",
             "",
-            markdown_image(f"{name} most confident mistakes", strip),
+            markdown_image(f"{name} most confident mistakes", strip, cached=True),
         ]
     return "\n".join(lines)

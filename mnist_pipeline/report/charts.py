@@ -1,7 +1,9 @@
 """Charts for the report as inline PNG data URIs (matplotlib Agg, seaborn), so the page needs no other file.
 
 matplotlib and seaborn are imported inside the functions: importing the CLI must stay cheap. Figures are built
-as `Figure` objects rendered by the Agg canvas, never through pyplot's global state, so threads cannot collide.
+as `Figure` objects rendered by the Agg canvas, never through pyplot's global state; the style, though, is
+matplotlib's process-wide rc settings, so figures are drawn one at a time (the models' `charts` tasks run in
+threads side by side, and one task's restored settings would otherwise land in another's half-drawn figure).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import io
 import json
 import logging
 import math
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,7 +31,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 _CACHE_DIR: ContextVar[Path | None] = ContextVar("chart_cache_dir", default=None)
-_CODE_HASH = hashlib.sha256(Path(__file__).read_bytes()).digest()
+_DRAWING = threading.RLock()
+CODE_HASH = hashlib.sha256(Path(__file__).read_bytes()).digest()
 DPI = 144
 STYLE = {
     "font.size": 9,
@@ -62,7 +66,7 @@ def new_figure(width: float, height: float) -> Iterator[Figure]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    with matplotlib.rc_context(STYLE):
+    with _DRAWING, matplotlib.rc_context(STYLE):
         figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
         FigureCanvasAgg(figure)
         yield figure
@@ -124,12 +128,13 @@ def cache_charts_in(directory: Path) -> Iterator[None]:
         _CACHE_DIR.reset(token)
 
 
-def cached_chart(kind: str, inputs: bytes, draw: Callable[[], str | None]) -> str | None:
-    """`draw()`, or the picture it drew before from the same `inputs` (inside `cache_charts_in` only)."""
+def cached_chart(kind: str, inputs: bytes, draw: Callable[[], str | None], code: bytes = CODE_HASH) -> str | None:
+    """`draw()`, or the picture it drew before from the same `inputs` and drawing `code` (a hash of the modules
+    that draw it; this one by default), inside `cache_charts_in` only."""
     directory = _CACHE_DIR.get()
     if directory is None:
         return draw()
-    key = hashlib.sha256(_CODE_HASH + kind.encode() + inputs).hexdigest()[:32]
+    key = hashlib.sha256(code + kind.encode() + inputs).hexdigest()[:32]
     path = directory / f"{kind}-{key}.txt"
     try:
         return path.read_text() or None

@@ -29,4 +29,4 @@ def draw_model_charts(
     )
     for picture in pictures:
         if picture is not None:
-            compact_png(picture)
+            compact_png(picture, cached=True)

@@ -15,6 +15,7 @@ from mnist_pipeline.modeling.profiles import choose_precision, resolve_config
 from mnist_pipeline.runs.cache_keys import compute_evaluation_key, compute_training_key
 
 log = logging.getLogger(__name__)
+TASKS_PER_MODEL = 3  # train, evaluate, charts
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,19 @@ class RunnerChoice:
 
 def choose_task_runner(config: RunConfig, n_models: int) -> RunnerChoice:
     """Threads share one TF runtime; processes and Dask give each model its own (a local Dask cluster gets one
-    single-threaded worker process per model)."""
+    single-threaded worker process per model).
+
+    In threads, a task waiting for its upstream holds a thread, so each of a model's tasks gets one: otherwise
+    the evaluation and charts of a model listed first could take every free thread while its training runs, and
+    the other models' would queue behind them. Only the trainings compute at the same time either way.
+    """
     if config.task_runner == "dask":
         if config.dask_address:
             return RunnerChoice("dask", {"address": config.dask_address})
         cluster = {"n_workers": n_models, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
         return RunnerChoice("dask", {"cluster_kwargs": cluster})
+    if config.task_runner == "threads":
+        return RunnerChoice("threads", {"max_workers": TASKS_PER_MODEL * n_models})
     return RunnerChoice(config.task_runner, {"max_workers": n_models})
 
 
