@@ -12,7 +12,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import read_split
 from mnist_pipeline.report.artifact_content import build_metrics_rows, render_report_location, render_summary_markdown
-from mnist_pipeline.report.charts import cache_charts_in
+from mnist_pipeline.report.charts import cache_charts_in, prune_chart_cache
 from mnist_pipeline.report.server import find_report_url, resolve_base_url
 from tasks.guard import guarded
 
@@ -76,5 +76,6 @@ def report_task(metrics: dict[str, Any], data_dir: str, reports_dir: str) -> str
         )
     with cache_charts_in(Path(reports_dir) / CHART_CACHE):
         publish_pictures(metrics, mistakes, Path(reports_dir))
+    prune_chart_cache(Path(reports_dir) / CHART_CACHE)
     get_run_logger().info("report written to %s%s", path, f" (served at {url})" if url else "")
     return str(path)

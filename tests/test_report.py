@@ -544,3 +544,23 @@ def test_figures_are_drawn_one_at_a_time_each_with_the_whole_style() -> None:
     other.join(timeout=30)
     assert entered.is_set() and inside == [charts.STYLE["font.size"]]
     assert matplotlib.rcParams["font.size"] != charts.STYLE["font.size"]  # the style does not leak out
+
+
+def test_charts_no_run_used_for_a_month_are_pruned(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from mnist_pipeline.report import charts
+
+    with charts.cache_charts_in(tmp_path):
+        used = charts.plot_confusion(np.diag([9, 8, 7]), normalise=False)
+        charts.plot_confusion(np.diag([5, 5, 5]), normalise=False)
+    month_ago = time.time() - 31 * 86400
+    for path in tmp_path.iterdir():
+        os.utime(path, (month_ago, month_ago))
+    with charts.cache_charts_in(tmp_path):
+        assert charts.plot_confusion(np.diag([9, 8, 7]), normalise=False) == used  # a hit renews it
+    removed = charts.prune_chart_cache(tmp_path)
+    assert len(removed) == 1 and not removed[0].exists()
+    (kept,) = tmp_path.iterdir()
+    assert kept.read_text() == used

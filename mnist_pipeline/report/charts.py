@@ -15,7 +15,9 @@ import io
 import json
 import logging
 import math
+import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -33,6 +35,7 @@ logger = logging.getLogger(__name__)
 _CACHE_DIR: ContextVar[Path | None] = ContextVar("chart_cache_dir", default=None)
 _DRAWING = threading.RLock()
 CODE_HASH = hashlib.sha256(Path(__file__).read_bytes()).digest()
+CACHE_UNUSED_DAYS = 30
 DPI = 144
 STYLE = {
     "font.size": 9,
@@ -137,7 +140,9 @@ def cached_chart(kind: str, inputs: bytes, draw: Callable[[], str | None], code:
     key = hashlib.sha256(code + kind.encode() + inputs).hexdigest()[:32]
     path = directory / f"{kind}-{key}.txt"
     try:
-        return path.read_text() or None
+        uri = path.read_text() or None
+        os.utime(path)  # its modification time is its last use, for `prune_chart_cache`
+        return uri
     except OSError:
         uri = draw()
     try:
@@ -145,6 +150,21 @@ def cached_chart(kind: str, inputs: bytes, draw: Callable[[], str | None], code:
     except OSError as exc:  # the cache only saves time; an unwritable folder must not fail the report
         logger.debug("chart cache %s not written: %s", path, exc)
     return uri
+
+
+def prune_chart_cache(directory: Path, unused_days: float = CACHE_UNUSED_DAYS) -> list[Path]:
+    """Remove cached charts no run has used for `unused_days`: models that were retrained or dropped leave charts
+    nobody reads again. Returns what went."""
+    cutoff = time.time() - unused_days * 86400
+    removed = []
+    for path in directory.glob("*.txt"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except OSError:  # another run removed or refreshed it meanwhile
+            continue
+    return removed
 
 
 def plot_confusion(matrix: np.ndarray, normalise: bool) -> str:
