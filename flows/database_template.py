@@ -21,6 +21,8 @@ from contextlib import closing
 from importlib.metadata import version
 from pathlib import Path
 
+from mnist_pipeline.files.atomic import atomic_path
+
 SQLITE_PREFIX = "sqlite+aiosqlite:///"
 TEMPLATE_ENV = "MNIST_PIPELINE_PREFECT_TEMPLATE"
 
@@ -47,28 +49,27 @@ def parse_sqlite_file(url: str) -> Path | None:
 
 
 def build_template(template: Path) -> None:
-    """Run Prefect's migrations on an empty file and publish it as `template` (rename: never half-built).
+    """Run Prefect's migrations on an empty file and publish it as `template` (`atomic_path`: never half-built).
 
     The database is named with Prefect's current setting, and its older spelling is removed, so that no other
     database configured in the environment is migrated instead. The journal is switched from WAL to a single
     file so that the template is one self-contained file, and it is checked to be at Prefect's newest schema.
     """
-    template.parent.mkdir(parents=True, exist_ok=True)
-    partial = template.with_name(f".{template.name}.{os.getpid()}.partial")
     env = {key: value for key, value in os.environ.items() if not key.endswith("DATABASE_CONNECTION_URL")}
-    env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"{SQLITE_PREFIX}{partial}"
     command = [sys.executable, "-m", "prefect", "server", "database", "upgrade", "--yes"]
-    try:
-        subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
-        with closing(sqlite3.connect(partial)) as database:
-            (journal,) = database.execute("PRAGMA journal_mode=DELETE").fetchone()
-            revision = database.execute("SELECT version_num FROM alembic_version").fetchone()
-        if journal != "delete" or revision is None or revision[0] != newest_revision():
-            raise RuntimeError(f"{partial}: expected Prefect's newest schema in one file, found {journal}, {revision}")
-        os.replace(partial, template)
-    finally:
-        for leftover in partial.parent.glob(f"{partial.name}*"):
-            leftover.unlink()
+    with atomic_path(template) as partial:
+        try:
+            env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"{SQLITE_PREFIX}{partial}"
+            subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+            with closing(sqlite3.connect(partial)) as database:
+                (journal,) = database.execute("PRAGMA journal_mode=DELETE").fetchone()
+                revision = database.execute("SELECT version_num FROM alembic_version").fetchone()
+            if journal != "delete" or revision is None or revision[0] != newest_revision():
+                found = f"{journal}, {revision}"
+                raise RuntimeError(f"{partial}: expected Prefect's newest schema in one file, found {found}")
+        finally:  # SQLite's own side files of a failed or interrupted build
+            for suffix in ("-wal", "-shm", "-journal"):
+                partial.with_name(partial.name + suffix).unlink(missing_ok=True)
 
 
 def newest_revision() -> str:

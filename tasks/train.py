@@ -64,7 +64,7 @@ def train_task(
 
         summary = run_training_job(layout, model, key, config, seed, train_limit, tuple(image_shape), report_epoch)
     # Progress is for people watching; a failed update must not throw away the trained model.
-    failed = [update.exception() for update in updates if update.exception() is not None]
+    failed = [error for error in (update.exception() for update in updates) if error is not None]
     if failed:
         logger.warning("%s: %d progress update(s) not shown: %s", model, len(failed), failed[0])
     update_progress_artifact(progress_id, 100.0, description=f"{model}: done in {summary['train_seconds']:.1f} s")
