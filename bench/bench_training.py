@@ -5,6 +5,7 @@ Runs the package's own train_model/evaluate_model, so what is timed is what the 
   bench_training.py --models cnn --epochs 1 --batch-size 128                     # one knob at a time
   bench_training.py --mode threads --threads 1                                   # three models at once
   bench_training.py --models cnn --epochs 30 --augment-shift 2 --validation-only  # a search step (no test split)
+  bench_training.py --models ann_no_hidden --profile best --folds 5 --batch-size 32  # a search step, 5-fold CV
 Prints one JSON object per model (and a total). Matmul peak and the CNN's share of it: bench_cnn_throughput.py.
 """
 
@@ -13,15 +14,21 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from mnist_pipeline import defaults
 from mnist_pipeline.data.dataset import Split
 from mnist_pipeline.data.store import read_split
 from mnist_pipeline.modeling.registry import model_names
+
+if TYPE_CHECKING:
+    from mnist_pipeline.modeling.profiles import TrainConfig
 
 OVERRIDES = {
     "batch_size": int,
@@ -52,22 +59,68 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--validation-only", action="store_true", help="report validation accuracy only (hyper-parameter search)"
     )
-    return parser.parse_args()
+    parser.add_argument(
+        "--folds",
+        type=int,
+        help="k-fold cross-validation on the train split instead (no validation split, no test split): every "
+        "train image is scored once, so differences of ~0.1 point can be told from noise",
+    )
+    parser.add_argument("--fold-seed", type=int, default=7, help="seed of the fold assignment (not of training)")
+    args = parser.parse_args()
+    if args.folds is not None and args.folds < 2:
+        parser.error(f"--folds: expected at least 2, found {args.folds}")
+    return args
 
 
-def run_one(name: str, args: argparse.Namespace, train: Split, test: Split) -> dict[str, Any]:
-    from mnist_pipeline.modeling.evaluation import evaluate_model
+def make_config(name: str, args: argparse.Namespace) -> TrainConfig:
     from mnist_pipeline.modeling.profiles import resolve_config
-    from mnist_pipeline.modeling.training import train_model
 
     config = resolve_config(args.profile, name, args.epochs)
     changes = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}
     if args.no_early_stopping:
         changes["early_stopping_patience"] = None
-    config = replace(config, **changes)
+    return replace(config, **changes)
+
+
+def split_folds(train: Split, folds: int, seed: int) -> Iterator[tuple[Split, Split]]:
+    """(fit, held) pairs from one seeded permutation of train: every image is held out exactly once."""
+    order = np.random.default_rng(seed).permutation(train.rows)
+    for held in np.array_split(order, folds):
+        kept = np.setdiff1d(np.arange(train.rows), held)
+        yield Split(train.images[kept], train.labels[kept]), Split(train.images[held], train.labels[held])
+
+
+def run_cross_validation(name: str, args: argparse.Namespace, train: Split) -> dict[str, Any]:
+    """Train on k-1 folds, score the held-out fold, k times; the test split is never read."""
+    from mnist_pipeline.modeling.evaluation import evaluate_model
+    from mnist_pipeline.modeling.training import train_model
+
+    config = replace(make_config(name, args), validation_fraction=0.0, early_stopping_patience=None)
+    accuracies, seconds = [], 0.0
+    for fit, held in split_folds(train, args.folds, args.fold_seed):
+        result = train_model(name, config, fit, seed=args.seed)
+        accuracies.append(evaluate_model(result.model, held).accuracy)
+        seconds += result.seconds
+    return {
+        "model": name,
+        "config": config.to_dict(),
+        "folds": args.folds,
+        "fold_seed": args.fold_seed,
+        "seed": args.seed,
+        "fold_accuracy": [round(value, 5) for value in accuracies],
+        "cv_accuracy": round(float(np.mean(accuracies)), 5),
+        "train_seconds": round(seconds, 2),
+    }
+
+
+def run_one(name: str, args: argparse.Namespace, train: Split, test: Split | None) -> dict[str, Any]:
+    from mnist_pipeline.modeling.evaluation import evaluate_model
+    from mnist_pipeline.modeling.training import train_model
+
+    config = make_config(name, args)
     result = train_model(name, config, train, seed=args.seed)
     scores: dict[str, Any] = {}
-    if not args.validation_only:
+    if test is not None:
         started = time.perf_counter()
         evaluation = evaluate_model(result.model, test)
         scores = {
@@ -95,10 +148,13 @@ def main() -> None:
 
     configure_tensorflow(args.threads, deterministic=not args.nondeterministic)
     train = read_split(args.data_dir / "parquet" / "train.parquet")
-    test = read_split(args.data_dir / "parquet" / "test.parquet")
+    no_test = args.validation_only or args.folds is not None
+    test = None if no_test else read_split(args.data_dir / "parquet" / "test.parquet")
     names = args.models.split(",")
     started = time.perf_counter()
-    if args.mode == "threads":
+    if args.folds is not None:
+        results = [run_cross_validation(name, args, train) for name in names]
+    elif args.mode == "threads":
         with ThreadPoolExecutor(max_workers=len(names)) as pool:
             results = list(pool.map(lambda name: run_one(name, args, train, test), names))
     else:
