@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,12 +16,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mnist_pipeline.data import store
+from mnist_pipeline.data import store, versions
 from mnist_pipeline.data.checksums import fingerprint_dataset, hash_split
 from mnist_pipeline.data.dataset import RawDataset, make_split
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import publish_dataset, read_manifest, read_split
-from mnist_pipeline.errors import DataFormatError
+from mnist_pipeline.errors import DataFormatError, PipelineError
+from mnist_pipeline.files.locks import is_locked
 
 HEIGHT, WIDTH = 7, 9
 
@@ -245,3 +248,49 @@ def test_split_file_without_an_expected_column_is_refused(tmp_path: Path) -> Non
         DataFormatError, match=f"^{path}: expected Parquet with columns .*, found no height, width, image$"
     ):
         read_split(path)
+
+
+def test_a_pin_is_taken_under_the_ingest_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retention runs under the ingest lock and unlinks removed versions' pin files: a pin must not race it."""
+    layout = DataLayout(tmp_path)
+    fingerprint = publish_dataset(dataset(), layout).manifest["fingerprint"]
+    seen: list[bool] = []
+    real_open_lock = versions.open_lock
+
+    def open_lock_watching(path: Path):
+        seen.append(is_locked(versions.locks_dir(layout) / "ingest.lock"))
+        return real_open_lock(path)
+
+    monkeypatch.setattr(versions, "open_lock", open_lock_watching)
+    with versions.pin_version(layout, fingerprint):
+        assert is_locked(versions.locks_dir(layout) / f"pin-{fingerprint[:16]}")
+        assert not is_locked(versions.locks_dir(layout) / "ingest.lock")
+    assert seen == [True]
+
+
+def test_pinning_a_version_that_is_gone_names_its_folder(tmp_path: Path) -> None:
+    layout = DataLayout(tmp_path)
+    gone = publish_dataset(dataset(seed=0), layout).manifest["fingerprint"]
+    publish_dataset(dataset(seed=1), layout)
+    shutil.rmtree(layout.versions / gone[:16])
+    with (
+        pytest.raises(PipelineError, match=re.escape(str(layout.versions / gone[:16]))),
+        versions.pin_version(layout, gone),
+    ):
+        pytest.fail("pinned a version that is not there")
+    assert not (versions.locks_dir(layout) / f"pin-{gone[:16]}").exists()
+
+
+def test_a_version_ingested_again_counts_as_new_for_retention(tmp_path: Path) -> None:
+    """An old version written again (same content) is about to be used: retention keeps it as the newest."""
+    layout = DataLayout(tmp_path)
+    fingerprints = []
+    for seed in range(3):
+        fingerprints.append(publish_dataset(dataset(seed=seed), layout).manifest["fingerprint"])
+        os.utime(layout.versions / fingerprints[-1][:16], (1_000_000 + seed, 1_000_000 + seed))
+    with versions.ingest_lock(layout):
+        assert not store.write_version(dataset(seed=0), layout).written
+    publish_dataset(dataset(seed=3), layout)
+    kept = {path.name for path in layout.versions.iterdir()}
+    assert fingerprints[0][:16] in kept and fingerprints[1][:16] not in kept
+    assert len(kept) == versions.KEPT_VERSIONS

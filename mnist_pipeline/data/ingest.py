@@ -12,7 +12,14 @@ from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.sources import SourceSpec, list_source_inputs, load_source, parse_source
 from mnist_pipeline.data.store import IngestResult, write_version
 from mnist_pipeline.validation.results import ValidationReport
-from mnist_pipeline.data.versions import clean_leftovers, ingest_lock, make_current, pin_version, set_aside
+from mnist_pipeline.data.versions import (
+    clean_leftovers,
+    ingest_lock,
+    make_current,
+    mark_ingested,
+    pin_version,
+    set_aside,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,7 @@ def ingest(
                 recorded["fingerprint"][:12],
                 ", ".join(path.name for path in inputs or []),
             )
+            mark_ingested(layout, recorded["fingerprint"])
             return IngestResult(recorded, written=False, path=layout.parquet, reused=True)
         dataset = load_source(spec, layout.raw)
         check_dataset_shape(dataset, image_shape)

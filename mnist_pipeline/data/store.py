@@ -26,7 +26,7 @@ from mnist_pipeline.data.checksums import fingerprint_dataset, hash_split
 from mnist_pipeline.data.dataset import SPLITS, RawDataset, Split
 from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.data.layout import DataLayout
-from mnist_pipeline.data.versions import MARKER, ingest_lock, make_current
+from mnist_pipeline.data.versions import MARKER, ingest_lock, make_current, mark_ingested
 
 COLUMNS = ("row_id", "label", "height", "width", "image")
 MANIFEST_VERSION = 1
@@ -184,6 +184,7 @@ def write_version(dataset: RawDataset, layout: DataLayout) -> IngestResult:
     fingerprint = fingerprint_dataset(split_hashes)
     pinned = layout.pin(fingerprint)
     if _stored_fingerprint(pinned) == fingerprint:
+        mark_ingested(layout, fingerprint)
         return IngestResult(read_manifest(pinned), written=False, path=pinned.parquet)
     if layout.root.joinpath("parquet").exists() and not layout.root.joinpath("parquet").is_symlink():
         raise DataFormatError(

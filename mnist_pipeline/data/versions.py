@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mnist_pipeline.files.atomic import remove_stale_temps, replace_symlink, sync_path
 from mnist_pipeline.data.layout import DataLayout, version_name
+from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files.locks import hold_lock, is_locked, open_lock
 
 MARKER = ".created-by-mnist-pipeline"
@@ -40,10 +41,24 @@ def ingest_lock(layout: DataLayout) -> Iterator[None]:
 
 @contextmanager
 def pin_version(layout: DataLayout, fingerprint: str) -> Iterator[None]:
-    """Keep retention away from this version while the block runs (a shared lock: many runs may pin one version)."""
-    handle = open_lock(_pin_file(layout, version_name(fingerprint)))
-    try:
+    """Keep retention away from this version while the block runs (a shared lock: many runs may pin one version).
+
+    The pin is taken under the ingest lock, once the version is known to be there: retention runs only under that
+    lock and unlinks the pin file of each version it deletes, so a pin taken outside it could land on a file
+    retention was about to unlink, for a folder it was about to delete. Raises PipelineError, naming the folder,
+    when a concurrent ingest's retention removed the version first.
+    """
+    name = version_name(fingerprint)
+    with ingest_lock(layout):
+        folder = layout.versions / name
+        if not folder.is_dir():
+            raise PipelineError(
+                f"{folder}: expected dataset version {name} to be there for this run, found it gone "
+                "(a concurrent ingest's retention removed it first); run again to ingest it anew"
+            )
+        handle = open_lock(_pin_file(layout, name))
         fcntl.flock(handle, fcntl.LOCK_SH)
+    try:
         yield
     finally:
         handle.close()
@@ -62,6 +77,11 @@ def make_current(layout: DataLayout, fingerprint: str) -> None:
         replace_symlink(layout.root / "parquet", f"{layout.versions.name}/{name}")
         os.utime(layout.versions / name)  # newest for retention, whenever it was first written
     remove_old_versions(layout)
+
+
+def mark_ingested(layout: DataLayout, fingerprint: str) -> None:
+    """Make a version that was just ingested again the newest for retention, as a newly written one is."""
+    os.utime(layout.versions / version_name(fingerprint))
 
 
 def set_aside(layout: DataLayout, fingerprint: str) -> Path | None:
