@@ -62,17 +62,34 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--folds",
         type=int,
-        help="k-fold cross-validation on the train split instead (no validation split, no test split): every "
-        "train image is scored once, so differences of ~0.1 point can be told from noise",
+        help="k-fold cross-validation on the train split instead (no validation split, no early stopping, no test "
+        "split): every train image is scored once, far more than a validation split scores",
     )
     parser.add_argument("--fold-seed", type=int, default=7, help="seed of the fold assignment (not of training)")
     args = parser.parse_args()
-    if args.folds is not None and args.folds < 2:
-        parser.error(f"--folds: expected at least 2, found {args.folds}")
+    if args.folds is not None:
+        refuse_with_folds(parser, args)
     return args
 
 
+def refuse_with_folds(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--folds decides the held-out data and trains one fold at a time: flags that say otherwise are errors."""
+    if args.folds < 2:
+        parser.error(f"--folds: expected at least 2, found {args.folds}")
+    given = {
+        "--mode threads": args.mode == "threads",
+        "--validation-only": args.validation_only,
+        "--validation-fraction": args.validation_fraction is not None,
+        "--early-stopping-patience": args.early_stopping_patience is not None,
+        "--no-early-stopping": args.no_early_stopping,
+    }
+    conflicting = [flag for flag, present in given.items() if present]
+    if conflicting:
+        parser.error(f"--folds: expected no {', '.join(conflicting)} (folds replace the validation split)")
+
+
 def make_config(name: str, args: argparse.Namespace) -> TrainConfig:
+    """The profile's config for `name` with this command's overrides, as the pipeline would resolve it."""
     from mnist_pipeline.modeling.profiles import resolve_config
 
     config = resolve_config(args.profile, name, args.epochs)
