@@ -11,7 +11,7 @@ import pytest
 
 import mnist_pipeline.data.ingest as ingest_module
 from mnist_pipeline.data.ingest import ingest_and_publish
-from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.layout import DataLayout, version_name
 from mnist_pipeline.data.sources import list_source_inputs, parse_source
 from mnist_pipeline.data.store import IngestResult
 from mnist_pipeline.runs.cache_keys import compute_evaluation_key, compute_validation_key
@@ -41,9 +41,12 @@ def test_an_unchanged_input_is_not_decoded_again(tmp_path: Path, monkeypatch: py
         raise AssertionError("the source was decoded although its input is unchanged")
 
     monkeypatch.setattr(ingest_module, "load_source", refuse_to_decode)
+    version = DataLayout(tmp_path / "data").versions / version_name(first.manifest["fingerprint"])
+    os.utime(version, (1_000_000, 1_000_000))
     again = ingest(source, tmp_path / "data")
     assert again.reused and not again.written
     assert again.manifest == first.manifest
+    assert version.stat().st_mtime > 1_000_000, "a reused version must count as newest for retention"
 
 
 def test_a_changed_input_or_an_edited_split_is_ingested_again(tmp_path: Path) -> None:

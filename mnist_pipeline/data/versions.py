@@ -13,7 +13,7 @@ import fcntl
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from mnist_pipeline.files.atomic import remove_stale_temps, replace_symlink, sync_path
@@ -49,19 +49,17 @@ def pin_version(layout: DataLayout, fingerprint: str) -> Iterator[None]:
     when a concurrent ingest's retention removed the version first.
     """
     name = version_name(fingerprint)
-    with ingest_lock(layout):
-        folder = layout.versions / name
-        if not folder.is_dir():
-            raise PipelineError(
-                f"{folder}: expected dataset version {name} to be there for this run, found it gone "
-                "(a concurrent ingest's retention removed it first); run again to ingest it anew"
-            )
-        handle = open_lock(_pin_file(layout, name))
-        fcntl.flock(handle, fcntl.LOCK_SH)
-    try:
+    with ExitStack() as pin:
+        with ingest_lock(layout):
+            folder = layout.versions / name
+            if not folder.is_dir():
+                raise PipelineError(
+                    f"{folder}: expected dataset version {name} to be there for this run, found it gone "
+                    "(a concurrent ingest's retention removed it first); run again to ingest it anew"
+                )
+            handle = pin.enter_context(open_lock(_pin_file(layout, name)))
+            fcntl.flock(handle, fcntl.LOCK_SH)
         yield
-    finally:
-        handle.close()
 
 
 def current_version(layout: DataLayout) -> str | None:
