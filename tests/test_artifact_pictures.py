@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import io
 import re
 from pathlib import Path
@@ -112,6 +113,17 @@ def test_report_location_names_the_file_and_how_to_get_a_link(run: dict) -> None
     path = Path("/srv/reports/runs/run-1/report.html")
     text = render_report_location(path, "http://127.0.0.1:4201")
     assert f"`{path}`" in text and "make server" in text and "file://" not in text
+
+
+def test_a_run_on_another_test_split_has_no_seed_study_figures(run: dict) -> None:
+    other = copy.deepcopy(run)
+    other["data"]["test_sha256"] = "0" * 64
+    colors = assign_colors(list(run["models"]))
+    summary = render_summary_markdown(other, "/tmp/r.html")
+    assert not [figure for figure in ("92.54 %", "97.41 %", "98.66 %") if figure in summary]
+    assert "92.54 %" in render_summary_markdown(run, "/tmp/r.html")
+    assert "seed study" not in render_accuracy_markdown(other, colors)
+    assert "seed study" in render_accuracy_markdown(run, colors)
 
 
 def test_summary_links_the_served_report(run: dict) -> None:

@@ -142,6 +142,8 @@ def test_flow_completes_and_writes_the_metrics_contract(first_run: tuple[Path, A
     assert metrics["models"]["cnn"]["test_accuracy"] > 0.5
     assert metrics["data"]["train_rows"] == 1200 and metrics["data"]["source"] == "npz"
     assert len(metrics["data"]["fingerprint"]) == 64
+    manifest = json.loads((tmp / "data" / "parquet" / "manifest.json").read_text())
+    assert metrics["data"]["test_sha256"] == manifest["splits"]["test"]["sha256"]
     assert all(isinstance(stage["seconds"], float) and stage["seconds"] >= 0 for stage in metrics["stages"].values())
     assert metrics["run"]["name"].startswith("run-")
     assert metrics["validation"]["success"] is True

@@ -23,6 +23,12 @@ def test_registry_holds_the_three_seed_models_with_the_seed_accuracies() -> None
     assert registry.DEFAULT_PREDICT_MODEL in registry.MODELS
 
 
+def test_the_seed_study_is_a_bar_only_on_mnists_test_split() -> None:
+    assert registry.seed_study_accuracies(registry.SEED_STUDY_TEST_SHA256) == registry.seed_accuracies()
+    assert dict(registry.seed_study_accuracies("0" * 64)) == {}
+    assert dict(registry.seed_study_accuracies(None)) == {}
+
+
 def test_reading_the_registry_imports_no_keras() -> None:
     code = (
         "import sys\n"

@@ -252,6 +252,23 @@ def test_unknown_model_has_no_reference(variant: Page) -> None:
     assert "\u2013" in table
 
 
+def test_a_run_on_another_test_split_is_not_set_beside_the_seed_study() -> None:
+    """The seed study's figures are MNIST test accuracies: a run on another dataset shows none of them, anywhere."""
+    runs = []
+    for name, started, profile in (("run-seed", "2025-05-01", "seed"), ("run-now", "2025-05-02", "default")):
+        run = with_profile(make_metrics(name, f"{started}T12:00:00+00:00"), profile)
+        run["data"]["test_sha256"] = "0" * 64
+        runs.append(run)
+    other = Page(render_report(runs[1], {}, runs[:1]))
+    assert other.find("table", id="profiles-table")
+    for table in ("accuracy-table", "profiles-table"):
+        text = other.text(table)
+        assert not [figure for figure in ("92.54 %", "97.41 %", "98.66 %") if figure in text], table
+    assert "no-seed-study" in other.texts
+    mnist = make_metrics("run-mnist", "2025-05-03T12:00:00+00:00")
+    assert "no-seed-study" not in Page(render_report(mnist, {}, [])).texts
+
+
 def test_failed_check_is_flagged(variant: Page) -> None:
     text = variant.text("validation")
     assert "failed" in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.modeling.registry import seed_accuracies
+from mnist_pipeline.modeling.registry import seed_study_accuracies
 
 
 def _cell(value: Any) -> str:
@@ -30,8 +30,9 @@ def render_validation_markdown(summary: dict[str, Any]) -> str:
 def build_metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per model for the table artifact."""
     rows = []
+    seed_study = seed_study_accuracies(metrics["data"].get("test_sha256"))
     for name, model in metrics["models"].items():
-        seed = seed_accuracies().get(name)
+        seed = seed_study.get(name)
         rows.append(
             {
                 "model": name,

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from mnist_pipeline.modeling.registry import seed_accuracies
+from mnist_pipeline.modeling.registry import seed_study_accuracies
 from mnist_pipeline.report import charts
 from mnist_pipeline.report.mistakes import Mistake
 
@@ -91,22 +91,24 @@ def champion_accuracies(metrics: dict[str, Any], names: Sequence[str]) -> list[f
 def render_accuracy_markdown(metrics: dict[str, Any], colors: dict[str, str]) -> str:
     """This run against the seed study and the champions, as the report's accuracy chart."""
     names = list(metrics["models"])
+    seed_study = seed_study_accuracies(metrics["data"].get("test_sha256"))
     chart = charts.plot_accuracy(
         names,
         [metrics["models"][name]["test_accuracy"] for name in names],
-        [seed_accuracies().get(name) for name in names],
+        [seed_study.get(name) for name in names],
         [colors[name] for name in names],
         champions=champion_accuracies(metrics, names),
     )
     test_rows = metrics["data"]["test_rows"]
+    beside = "the seed study's published numbers and " if seed_study else ""
     return "\n".join(
         [
             f"# Test accuracy, run {metrics['run']['name']}",
             "",
-            f"This run on {test_rows} test images, beside the seed study's published numbers and the champion each "
+            f"This run on {test_rows} test images, beside {beside}the champion each "
             "model faced (re-scored on this run's test images when its data differed).",
             "",
-            markdown_image("accuracy: this run, seed study, champion", chart),
+            markdown_image(f"accuracy: this run, {'seed study, ' if seed_study else ''}champion", chart),
         ]
     )
 

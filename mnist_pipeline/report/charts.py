@@ -88,11 +88,14 @@ def plot_accuracy(
     colors: Sequence[str],
     champions: Sequence[float | None] | None = None,
 ) -> str:
-    """Horizontal bars of this run beside the seed study (and the champion it faced, when given).
+    """Horizontal bars of this run beside the seed study (when any reference is given) and the champion it faced
+    (when given).
 
     The axis starts near the lowest score so gaps show.
     """
-    series = [("this run", accuracies, colors, "#000000"), ("seed study", references, SEED_COLOR, "#5b6570")]
+    series = [("this run", accuracies, colors, "#000000")]
+    if any(reference is not None for reference in references):
+        series.append(("seed study", references, SEED_COLOR, "#5b6570"))
     if champions is not None:
         series.append(("champion before this run", champions, CHAMPION_COLOR, "#5b6570"))
     values = [100 * v for _, group, _, _ in series for v in group if v is not None]

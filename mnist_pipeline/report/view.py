@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from mnist_pipeline.modeling.profiles import profile_names
-from mnist_pipeline.modeling.registry import seed_accuracies
+from mnist_pipeline.modeling.registry import seed_study_accuracies
 from mnist_pipeline.report import charts
 from mnist_pipeline.report.mistakes import Mistake
 
@@ -73,11 +73,15 @@ def build_per_class(per_class: dict[str, Sequence[float]], n_classes: int) -> li
 
 
 def build_model_view(
-    name: str, model: dict[str, Any], anchor: str, color: str, mistakes: Sequence[Mistake]
+    name: str,
+    model: dict[str, Any],
+    anchor: str,
+    color: str,
+    mistakes: Sequence[Mistake],
+    reference: float | None,
 ) -> dict[str, Any]:
-    """Everything the page shows about one model."""
+    """Everything the page shows about one model; `reference` is the seed study's accuracy, when it applies."""
     matrix = np.asarray(model["confusion_matrix"], dtype=np.int64)
-    reference = seed_accuracies().get(name)
     return {
         "name": name,
         "anchor": anchor,
@@ -163,7 +167,7 @@ def build_profile_comparison(history: Sequence[dict[str, Any]], metrics: dict[st
     rows = [
         {
             "name": name,
-            "seed_study": seed_accuracies().get(name),
+            "seed_study": seed_study_accuracies(metrics["data"].get("test_sha256")).get(name),
             "accuracies": [latest[p].get("models", {}).get(name, {}).get("test_accuracy") for p in profiles],
         }
         for name in names
@@ -200,8 +204,11 @@ def build_report_context(
     """The whole template context for one run's report."""
     names = list(metrics["models"])
     colors, anchors = assign_colors(names), make_anchors(names)
+    seed_study = seed_study_accuracies(metrics["data"].get("test_sha256"))
     models = [
-        build_model_view(name, metrics["models"][name], anchors[name], colors[name], mistakes.get(name, []))
+        build_model_view(
+            name, metrics["models"][name], anchors[name], colors[name], mistakes.get(name, []), seed_study.get(name)
+        )
         for name in names
     ]
     stages = [(stage, values.get("seconds", 0.0)) for stage, values in metrics.get("stages", {}).items()]
@@ -213,6 +220,7 @@ def build_report_context(
         "validation": metrics.get("validation") or {},
         "models": models,
         "best": best,
+        "seed_study_applies": bool(seed_study),
         "accuracy_chart": charts.plot_accuracy(
             names, [m["accuracy"] for m in models], [m["reference"] for m in models], [m["color"] for m in models]
         )

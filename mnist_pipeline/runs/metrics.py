@@ -57,6 +57,7 @@ def assemble_metrics(
             "fingerprint": manifest["fingerprint"],
             "train_rows": manifest["splits"]["train"]["rows"],
             "test_rows": manifest["splits"]["test"]["rows"],
+            "test_sha256": manifest["splits"]["test"]["sha256"],
             "source": manifest["source"],
             "origin": manifest["origin"],
         },
