@@ -80,7 +80,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     # The seed's layers trained as well as a small search on the validation split found (bench/RESULTS.md,
     # "The best profile"): seeded shifts and rotations for the two models with hidden layers (they hurt the
-    # linear model), longer cosine schedules, no early stopping (the schedule ends at a learning rate of 0).
+    # linear model), mild enough to help on Fashion-MNIST too ("The best profile on Fashion-MNIST"), longer cosine
+    # schedules, no early stopping (the schedule ends at a learning rate of 0).
     "best": {
         "epochs": 40,
         "batch_size": 256,
@@ -88,8 +89,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "lr_schedule": "cosine",
         "warmup_epochs": 1.0,
         "validation_fraction": 0.05,
-        "augment_shift": 2.0,
-        "augment_rotation": 10.0,
+        "augment_shift": 1.0,
+        "augment_rotation": 5.0,
     },
 }
 
