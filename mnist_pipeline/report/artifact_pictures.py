@@ -16,9 +16,9 @@ from typing import Any, cast
 
 import numpy as np
 
-from mnist_pipeline.modeling.registry import seed_study_accuracies
 from mnist_pipeline.report import charts
 from mnist_pipeline.report.mistakes import Mistake
+from mnist_pipeline.runs.metrics import seed_study_for
 
 # The artifact page's content column is about 900 CSS pixels wide at a 1280-pixel window.
 MAX_WIDTH = 880
@@ -91,7 +91,7 @@ def champion_accuracies(metrics: dict[str, Any], names: Sequence[str]) -> list[f
 def render_accuracy_markdown(metrics: dict[str, Any], colors: dict[str, str]) -> str:
     """This run against the seed study and the champions, as the report's accuracy chart."""
     names = list(metrics["models"])
-    seed_study = seed_study_accuracies(metrics["data"].get("test_sha256"))
+    seed_study = seed_study_for(metrics)
     chart = charts.plot_accuracy(
         names,
         [metrics["models"][name]["test_accuracy"] for name in names],

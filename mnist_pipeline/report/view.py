@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from mnist_pipeline.modeling.profiles import profile_names
-from mnist_pipeline.modeling.registry import seed_study_accuracies
 from mnist_pipeline.report import charts
 from mnist_pipeline.report.mistakes import Mistake
+from mnist_pipeline.runs.metrics import seed_study_for
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 CONFUSED_PAIRS = 5
@@ -164,10 +164,11 @@ def build_profile_comparison(history: Sequence[dict[str, Any]], metrics: dict[st
     names = list(metrics["models"])
     for run in latest.values():
         names += [name for name in run.get("models", {}) if name not in names]
+    seed_study = seed_study_for(metrics)
     rows = [
         {
             "name": name,
-            "seed_study": seed_study_accuracies(metrics["data"].get("test_sha256")).get(name),
+            "seed_study": seed_study.get(name),
             "accuracies": [latest[p].get("models", {}).get(name, {}).get("test_accuracy") for p in profiles],
         }
         for name in names
@@ -204,7 +205,7 @@ def build_report_context(
     """The whole template context for one run's report."""
     names = list(metrics["models"])
     colors, anchors = assign_colors(names), make_anchors(names)
-    seed_study = seed_study_accuracies(metrics["data"].get("test_sha256"))
+    seed_study = seed_study_for(metrics)
     models = [
         build_model_view(
             name, metrics["models"][name], anchors[name], colors[name], mistakes.get(name, []), seed_study.get(name)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from mnist_pipeline.config import RunConfig
+from mnist_pipeline.modeling.registry import seed_study_accuracies
 
 
 def assemble_metrics(
@@ -65,3 +68,11 @@ def assemble_metrics(
         "stages": {stage: {"seconds": round(seconds, 3)} for stage, seconds in stages.items()},
         "models": models,
     }
+
+
+def seed_study_for(metrics: dict[str, Any]) -> Mapping[str, float | None]:
+    """The seed study's accuracies this run may be set beside: none unless it was scored on MNIST's whole test split
+    (the study's figures are on those 10 000 images; a --test-limit run scored fewer, another dataset others)."""
+    if (metrics.get("run", {}).get("parameters") or {}).get("test_limit"):
+        return MappingProxyType({})
+    return seed_study_accuracies(metrics.get("data", {}).get("test_sha256"))
