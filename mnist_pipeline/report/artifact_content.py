@@ -53,7 +53,7 @@ def render_summary_markdown(metrics: dict[str, Any], report_path: str) -> str:
     run, data = metrics["run"], metrics["data"]
     validation = "passed" if metrics["validation"]["success"] else "FAILED"
     lines = [
-        f"# Run {_cell(run['name'])}",
+        f"# MNIST run {_cell(run['name'])}",
         "",
         f"Data: {_cell(data['source'])}, {data['train_rows']} train / {data['test_rows']} test images, "
         f"fingerprint `{data['fingerprint'][:12]}`. Validation: {validation}.",
