@@ -17,7 +17,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 
 from mnist_pipeline import defaults
 from mnist_pipeline.champion.registry import registry_lock
-from mnist_pipeline.champion.retention import prune_models
+from mnist_pipeline.champion.retention import mark_model_used, prune_models
 from mnist_pipeline.config import RunConfig, build_config
 from mnist_pipeline.data.image_shape import format_image_shape
 from mnist_pipeline.data.layout import DataLayout
@@ -86,7 +86,7 @@ def train_and_evaluate(
     trainings, evaluations = {}, {}
     for job in jobs:
         name = job["model"]
-        present = layout.model_file(name, job["key"]).is_file()
+        present = mark_model_used(layout, name, job["key"])  # a model this run reuses is not pruned meanwhile
         options = {"refresh_cache": not present, "result_storage": layout.prefect_results}
         trainings[name] = train_task.with_options(**options).submit(
             model=name,

@@ -13,12 +13,13 @@ from prefect import get_run_logger, task
 from prefect.context import TaskRunContext
 
 from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.runs.cache_entries import evaluate_record_name
 from tasks.guard import guarded
 
 
 def key_from_parameters(_: TaskRunContext, parameters: dict[str, Any]) -> str:
     """Prefect cache key: the precomputed evaluation key passed in by the flow."""
-    return f"evaluate-{parameters['model']}-{parameters['key']}"
+    return evaluate_record_name(parameters["model"], parameters["key"])
 
 
 @task(name="evaluate", cache_key_fn=key_from_parameters, persist_result=True, result_serializer="json")

@@ -12,12 +12,13 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import TaskRunContext
 
 from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.runs.cache_entries import train_record_name
 from tasks.guard import guarded
 
 
 def key_from_parameters(_: TaskRunContext, parameters: dict[str, Any]) -> str:
     """Prefect cache key: the precomputed training key passed in by the flow."""
-    return f"train-{parameters['model']}-{parameters['key']}"
+    return train_record_name(parameters["model"], parameters["key"])
 
 
 @task(name="train", cache_key_fn=key_from_parameters, persist_result=True, result_serializer="json")

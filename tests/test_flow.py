@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from mnist_pipeline.runs.cache_entries import read_model_key
 from tests.support import make_synthetic_digits
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -187,9 +189,13 @@ def test_rerun_reuses_every_model_and_changed_epochs_retrain_one(
     first_run: tuple[Path, Any, dict[str, Any]], synthetic_npz: Path
 ) -> None:
     tmp, _, first = first_run
+    for model in first["models"].values():
+        assert read_model_key(Path(model["predictions_path"])) == model["key"]  # so pruning the model finds it
+        os.utime(model["model_path"], (1000, 1000))
     state, again = run_flow(tmp, synthetic_npz)
     assert state.is_completed()
     assert all(model["cached"] for model in again["models"].values())
+    assert all(Path(model["model_path"]).stat().st_mtime > 1000 for model in again["models"].values())  # used now
     flow_run_id = str(state.state_details.flow_run_id)
     assert [run.state.name for run in read_task_runs(flow_run_id, "validate")] == ["Cached"]
     assert [run.state.name for run in read_task_runs(flow_run_id, "evaluate")] == ["Cached"] * 3

@@ -41,3 +41,16 @@ def record_dataset(layout: DataLayout, input_key: str, fingerprint: str) -> None
     """Remember that `input_key` gave the dataset version `fingerprint` (reused once the gate made it current)."""
     files = hash_folder_files(layout.pin(fingerprint).parquet)
     write_json_atomic(layout.ingest_records / f"{input_key}.json", {"fingerprint": fingerprint, "files": files})
+
+
+def forget_versions(layout: DataLayout, names: set[str]) -> list[Path]:
+    """Delete the records of dataset versions retention removed (they can never match again); returns what went."""
+    removed = []
+    for path in sorted(layout.ingest_records.glob("*.json")) if names else []:
+        try:
+            if version_name(json.loads(path.read_text())["fingerprint"]) in names:
+                path.unlink()
+                removed.append(path)
+        except (OSError, ValueError, KeyError, TypeError):  # unreadable: not ours to judge, left alone
+            continue
+    return removed

@@ -17,6 +17,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from mnist_pipeline.files.atomic import remove_stale_temps, replace_symlink, sync_path
+from mnist_pipeline.data.ingest_records import forget_versions
 from mnist_pipeline.data.layout import DataLayout, version_name
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files.locks import hold_lock, is_locked, open_lock
@@ -98,7 +99,9 @@ def set_aside(layout: DataLayout, fingerprint: str) -> Path | None:
 
 
 def remove_old_versions(layout: DataLayout) -> list[Path]:
-    """Keep the newest few versions ingest created, the current one, and every pinned one; returns what went."""
+    """Keep the newest few versions ingest created, the current one, and every pinned one; returns what went.
+
+    The ingest records of removed versions go too."""
     current = current_version(layout)
     created = [path for path in layout.versions.iterdir() if (path / MARKER).is_file()]
     created.sort(key=lambda path: path.stat().st_mtime, reverse=True)
@@ -110,6 +113,7 @@ def remove_old_versions(layout: DataLayout) -> list[Path]:
         shutil.rmtree(old, ignore_errors=True)
         _pin_file(layout, name).unlink(missing_ok=True)
         removed.append(old)
+    forget_versions(layout, {path.name.removesuffix(FAILED_SUFFIX) for path in removed})
     return removed
 
 

@@ -23,6 +23,7 @@ from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import read_split
 from mnist_pipeline.files.atomic import atomic_path
 from mnist_pipeline.modeling.model_files import load_model
+from mnist_pipeline.runs.cache_entries import tag_with_model_key
 
 
 @dataclass(frozen=True)
@@ -126,13 +127,15 @@ def evaluate_saved_model(model_file: Path, test_file: Path, test_limit: int | No
 def record_evaluation(layout: DataLayout, model: str, model_key: str, eval_key: str, test_limit: int | None) -> dict:
     """Evaluate a trained model on the (pinned) layout's test split and keep its predictions for reuse.
 
-    The predictions go to data_dir/evaluations/<model>/<eval_key>.parquet; the summary names that file relative to
-    data_dir, so a moved data dir still finds it.
+    The predictions go to data_dir/evaluations/<model>/<eval_key>.parquet, naming the model key in their schema
+    metadata (so pruning the model can find them); the summary names that file relative to data_dir, so a moved
+    data dir still finds it.
     """
     evaluation = evaluate_saved_model(layout.model_file(model, model_key), layout.split_file("test"), test_limit)
     predictions = layout.evaluation_file(model, eval_key)
+    table = tag_with_model_key(pa.Table.from_pandas(evaluation.predictions, preserve_index=False), model_key)
     with atomic_path(predictions) as tmp:
-        pq.write_table(pa.Table.from_pandas(evaluation.predictions, preserve_index=False), tmp)
+        pq.write_table(table, tmp)
     return {
         "test_accuracy": float(evaluation.accuracy),
         "test_loss": float(evaluation.loss),
