@@ -78,7 +78,7 @@ MODELS: dict[str, ModelEntry] = {
                     "precision": "auto",
                 },
                 "seed": {"epochs": 10},
-                "best": {"epochs": 20, "precision": "auto"},
+                "best": {"epochs": 20, "batch_size": 128, "learning_rate": 3e-3, "precision": "auto"},
             },
         ),
     )
