@@ -11,7 +11,6 @@ from mnist_pipeline.data.ingest_records import compute_input_key, find_recorded_
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.sources import SourceSpec, list_source_inputs, load_source, parse_source
 from mnist_pipeline.data.store import IngestResult, write_version
-from mnist_pipeline.validation.results import ValidationReport
 from mnist_pipeline.data.versions import (
     clean_leftovers,
     ingest_lock,
@@ -20,6 +19,7 @@ from mnist_pipeline.data.versions import (
     pin_version,
     set_aside,
 )
+from mnist_pipeline.validation.results import ValidationReport
 
 log = logging.getLogger(__name__)
 

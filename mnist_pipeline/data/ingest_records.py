@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.files.atomic import write_json_atomic
 from mnist_pipeline.data.checksums import hash_folder_files, sha256_file
 from mnist_pipeline.data.layout import DataLayout, version_name
+from mnist_pipeline.files.atomic import write_json_atomic
 
 
 def compute_input_key(kind: str, inputs: list[Path]) -> str:

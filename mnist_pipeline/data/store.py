@@ -21,12 +21,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mnist_pipeline import __version__
-from mnist_pipeline.files.atomic import sync_path, write_json_atomic
 from mnist_pipeline.data.checksums import fingerprint_dataset, hash_split
 from mnist_pipeline.data.dataset import SPLITS, RawDataset, Split
-from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.versions import MARKER, ingest_lock, make_current, mark_ingested
+from mnist_pipeline.errors import DataFormatError
+from mnist_pipeline.files.atomic import sync_path, write_json_atomic
 
 COLUMNS = ("row_id", "label", "height", "width", "image")
 MANIFEST_VERSION = 1

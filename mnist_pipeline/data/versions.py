@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from mnist_pipeline.files.atomic import remove_stale_temps, replace_symlink, sync_path
 from mnist_pipeline.data.ingest_records import forget_versions
 from mnist_pipeline.data.layout import DataLayout, version_name
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.files.atomic import remove_stale_temps, replace_symlink, sync_path
 from mnist_pipeline.files.locks import hold_lock, is_locked, open_lock
 
 MARKER = ".created-by-mnist-pipeline"

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_pipeline.data.dataset import RawDataset
-from mnist_pipeline.errors import ChecksumError, DataFormatError, PipelineError, SourceUnavailable
 from mnist_pipeline.data.sources import keras_url, pypi
 from mnist_pipeline.data.sources.local import find_idx_files, load_idx_dir, load_npz
+from mnist_pipeline.errors import ChecksumError, DataFormatError, PipelineError, SourceUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from mnist_pipeline.data.checksums import sha256_file, verify_sha256
 from mnist_pipeline.data.dataset import RawDataset
-from mnist_pipeline.errors import SourceUnavailable
 from mnist_pipeline.data.sources.local import load_npz
+from mnist_pipeline.errors import SourceUnavailable
 
 log = logging.getLogger(__name__)
 

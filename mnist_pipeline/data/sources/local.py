@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from mnist_pipeline.data.dataset import RawDataset, make_split
-from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.data.idx import read_idx
+from mnist_pipeline.errors import DataFormatError
 
 # Standard stems; each may also appear with "." instead of the last "-" and with or without ".gz".
 IDX_STEMS = {

@@ -21,8 +21,8 @@ import numpy as np
 
 from mnist_pipeline.data.checksums import sha256_file, verify_sha256
 from mnist_pipeline.data.dataset import RawDataset, make_split
-from mnist_pipeline.errors import DataFormatError, SourceUnavailable
 from mnist_pipeline.data.safe_pickle import load_numpy_pickle
+from mnist_pipeline.errors import DataFormatError, SourceUnavailable
 
 
 @dataclass(frozen=True)
