@@ -17,7 +17,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 
 from mnist_pipeline import defaults
 from mnist_pipeline.champion.registry import registry_lock
-from mnist_pipeline.champion.retention import mark_model_used, prune_models
+from mnist_pipeline.champion.retention import mark_model_used, pin_models, prune_models
 from mnist_pipeline.config import RunConfig, build_config
 from mnist_pipeline.data.image_shape import format_image_shape
 from mnist_pipeline.data.layout import DataLayout
@@ -86,7 +86,7 @@ def train_and_evaluate(
     trainings, evaluations = {}, {}
     for job in jobs:
         name = job["model"]
-        present = mark_model_used(layout, name, job["key"])  # a model this run reuses is not pruned meanwhile
+        present = mark_model_used(layout, name, job["key"])  # newest for pruning (the run also pins it)
         options = {"refresh_cache": not present, "result_storage": layout.prefect_results}
         trainings[name] = train_task.with_options(**options).submit(
             model=name,
@@ -198,7 +198,8 @@ def mnist_pipeline(
     clock = time.perf_counter()
     manifest = ingest_task(config.source, config.data_dir, config.image_shape)
     stages["ingest"] = time.perf_counter() - clock
-    # Retention keeps this version while the run reads it; released on return, or when a failed run's process ends.
+    # Retention keeps this version (and, below, this run's models) while the run uses them; released on return, or
+    # when a failed run's process ends.
     pin = ExitStack()
     pin.enter_context(pin_version(DataLayout(config.data_dir), manifest["fingerprint"]))
 
@@ -214,6 +215,8 @@ def mnist_pipeline(
     run_dir = claim_run_dir(config.reports_dir, str(flow_run.name))
 
     jobs = plan_training(config, manifest)
+    # Pruning by concurrent runs keeps these models (reused or about to be trained) until this run returns.
+    pin.enter_context(pin_models(DataLayout(config.data_dir), [(job["model"], job["key"]) for job in jobs]))
     runner = make_task_runner(choose_task_runner(config, len(jobs)))
     provenance = {"versions": collect_versions(), "git_commit": find_git_commit()}
     results = train_and_evaluate.with_options(task_runner=runner)(

@@ -15,7 +15,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from mnist_pipeline.runs.cache_entries import read_model_key
+from mnist_pipeline.modeling.prediction_files import read_model_key
+from mnist_pipeline.runs.cache_entries import evaluate_record_name, train_record_name
 from tests.support import make_synthetic_digits
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -189,8 +190,12 @@ def test_rerun_reuses_every_model_and_changed_epochs_retrain_one(
     first_run: tuple[Path, Any, dict[str, Any]], synthetic_npz: Path
 ) -> None:
     tmp, _, first = first_run
-    for model in first["models"].values():
+    results = tmp / "data" / "prefect-results"
+    for name, model in first["models"].items():
         assert read_model_key(Path(model["predictions_path"])) == model["key"]  # so pruning the model finds it
+        # Pruning finds Prefect's records by these names: they must be the files Prefect writes.
+        assert (results / train_record_name(name, model["key"])).is_file()
+        assert (results / evaluate_record_name(name, Path(model["predictions_file"]).stem)).is_file()
         os.utime(model["model_path"], (1000, 1000))
     state, again = run_flow(tmp, synthetic_npz)
     assert state.is_completed()

@@ -1,23 +1,29 @@
-"""Bounded `models/`: keep every model the champion registry names, plus the most recently used few per name.
+"""Bounded `models/`: keep every model the champion registry names, every model a running flow uses, plus the most
+recently used few per name.
 
 Every model that was ever a champion stays, so `champion --rollback` always finds its file. The rest are
-training-cache entries: deleting one only means the next run with that exact configuration trains it again, so
-its Prefect records and recorded evaluations go with it (`runs.cache_entries`). A run that reuses a model marks
-it used (`mark_model_used`), so a model in use is among the newest. Resume states of trainings nobody resumed
-for a week go too: a killed run that is never rerun would otherwise keep its weights and optimizer state forever.
+training-cache entries: deleting one only means the next run with that exact configuration trains it again, and
+its Prefect records and recorded evaluations go with it (`runs.cache_entries`). A running flow pins the models it
+plans to use (a shared flock, dropped by the kernel when the flow's process dies), so a concurrent run's pruning
+leaves them alone, and marks a model it reuses as used, so it counts among the newest. Resume states of
+trainings nobody resumed for a week go too: a killed run that is never rerun would otherwise keep them forever.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from mnist_pipeline.champion.registry import INSTALLING_KINDS, load_registry
-from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.champion.registry import INSTALLING_KINDS, load_registry, registry_lock
+from mnist_pipeline.data.layout import MODEL_PIN_PREFIX, DataLayout
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.runs.cache_entries import remove_cache_entries
+from mnist_pipeline.files.locks import is_locked, open_lock
+from mnist_pipeline.runs.cache_entries import remove_orphaned_entries
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +40,38 @@ def models_to_keep_per_name() -> int:
     return int(raw)
 
 
+@contextmanager
+def pin_models(layout: DataLayout, models: Iterable[tuple[str, str]]) -> Iterator[None]:
+    """Keep pruning away from these (name, key) models while the block runs, whether they exist yet or not.
+
+    Taken under the registry lock, which pruning holds: a model is either pruned before the pin (and the run
+    finds it missing and retrains it) or pinned before pruning looks at it, never lost in between.
+    """
+    with ExitStack() as pins:
+        with registry_lock(layout.registry):
+            for model, key in models:
+                handle = pins.enter_context(open_lock(layout.model_pin_file(model, key)))
+                fcntl.flock(handle, fcntl.LOCK_SH)
+        yield
+
+
 def mark_model_used(layout: DataLayout, model: str, key: str) -> bool:
-    """Make a saved model the newest for pruning, as a run that reuses it needs it; returns whether it exists."""
+    """Make a saved model the newest for pruning, as a run that reuses it needs it; returns whether it exists.
+
+    Only recency is lost where the file cannot be touched (another user's file, a read-only data dir)."""
+    path = layout.model_file(model, key)
     try:
-        os.utime(layout.model_file(model, key))
+        os.utime(path)
     except FileNotFoundError:
         return False
-    return True
+    except OSError as exc:
+        log.debug("%s not marked used: %s", path, exc)
+    return path.is_file()
 
 
 def prune_models(layout: DataLayout) -> list[Path]:
-    """Delete old non-champion models with their cache entries, and stale resume states; returns what went.
-
-    Call under the registry lock so the champion set cannot change meanwhile.
-    """
+    """Delete old non-champion, unpinned models, cache entries of models that are gone, stale resume states and
+    unused pin files; returns what went. Call under the registry lock (the champion set and the pins hold still)."""
     keep = models_to_keep_per_name()
     history = load_registry(layout.registry).history
     # Found by name and key, not by the recorded path, which goes stale when the data dir moves.
@@ -60,15 +84,20 @@ def prune_models(layout: DataLayout) -> list[Path]:
     for folder in sorted(path for path in layout.models.iterdir() if path.is_dir()) if layout.models.is_dir() else []:
         models = sorted(folder.glob("*.keras"), key=lambda path: path.stat().st_mtime, reverse=True)
         for old in models[keep:]:
-            if old.resolve() in champions:
+            if old.resolve() in champions or is_locked(layout.model_pin_file(folder.name, old.stem)):
                 continue
             old.unlink(missing_ok=True)
             old.with_name(old.name + ".json").unlink(missing_ok=True)  # a sidecar, as versions before 0.2 wrote
             removed.append(old)
-            log.info("removed old model %s (keeping champions and the newest %d per name)", old, keep)
-            removed += remove_cache_entries(layout, folder.name, old.stem)
+            log.info("removed old model %s (keeping champions, pinned ones and the newest %d per name)", old, keep)
         removed += _remove_stale_resume_states(folder)
+    removed += remove_orphaned_entries(layout, lambda model, key: _is_live(layout, model, key))
+    removed += _remove_unused_pins(layout)
     return removed
+
+
+def _is_live(layout: DataLayout, model: str, key: str) -> bool:
+    return layout.model_file(model, key).is_file() or is_locked(layout.model_pin_file(model, key))
 
 
 def _remove_stale_resume_states(folder: Path) -> list[Path]:
@@ -83,4 +112,16 @@ def _remove_stale_resume_states(folder: Path) -> list[Path]:
                 log.info("removed resume state %s (not resumed for %g days)", state, RESUME_UNUSED_DAYS)
         except FileNotFoundError:  # resumed and finished meanwhile
             continue
+    return removed
+
+
+def _remove_unused_pins(layout: DataLayout) -> list[Path]:
+    """Pin files of models that are gone and that no run holds (safe under the registry lock: pins are taken
+    under it too, so none can be taken on a file between this check and its unlink)."""
+    removed = []
+    for pin in layout.locks.glob(f"{MODEL_PIN_PREFIX}*"):
+        model, _, key = pin.name.removeprefix(MODEL_PIN_PREFIX).rpartition("-")
+        if not layout.model_file(model, key).is_file() and not is_locked(pin):
+            pin.unlink(missing_ok=True)
+            removed.append(pin)
     return removed

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from mnist_pipeline.data.checksums import hash_folder_files, sha256_file
 from mnist_pipeline.data.layout import DataLayout, version_name
 from mnist_pipeline.files.atomic import write_json_atomic
+
+log = logging.getLogger(__name__)
 
 
 def compute_input_key(kind: str, inputs: list[Path]) -> str:
@@ -51,6 +54,7 @@ def forget_versions(layout: DataLayout, names: set[str]) -> list[Path]:
             if version_name(json.loads(path.read_text())["fingerprint"]) in names:
                 path.unlink()
                 removed.append(path)
+                log.info("removed ingest record %s (its dataset version was removed)", path)
         except (OSError, ValueError, KeyError, TypeError):  # unreadable: not ours to judge, left alone
             continue
     return removed

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+MODEL_PIN_PREFIX = "model-"
+
 
 @dataclass(frozen=True)
 class DataLayout:
@@ -62,6 +64,15 @@ class DataLayout:
     def resume_file(self, model: str, key: str) -> Path:
         """Training state saved at each epoch end, so a killed run resumes; removed once the model is saved."""
         return self.models / model / f"{key}.resume.npz"
+
+    @property
+    def locks(self) -> Path:
+        """Lock files: the ingest lock, and the pins of dataset versions and models that running flows use."""
+        return self.root / ".locks"
+
+    def model_pin_file(self, model: str, key: str) -> Path:
+        """Shared-locked by each run that uses this model, so pruning leaves it alone meanwhile."""
+        return self.locks / f"{MODEL_PIN_PREFIX}{model}-{key}"
 
     @property
     def registry(self) -> Path:

@@ -30,7 +30,7 @@ INGEST_LEFTOVERS = ("datasets/.staging-*", "raw/*/.download-*", "raw/*/.pip-*", 
 
 
 def locks_dir(layout: DataLayout) -> Path:
-    return layout.root / ".locks"
+    return layout.locks
 
 
 @contextmanager
@@ -99,9 +99,8 @@ def set_aside(layout: DataLayout, fingerprint: str) -> Path | None:
 
 
 def remove_old_versions(layout: DataLayout) -> list[Path]:
-    """Keep the newest few versions ingest created, the current one, and every pinned one; returns what went.
-
-    The ingest records of removed versions go too."""
+    """Keep the newest few versions ingest created, the current one, and every pinned one; returns the folders that
+    went (the ingest records of removed versions go too, logged by `forget_versions`)."""
     current = current_version(layout)
     created = [path for path in layout.versions.iterdir() if (path / MARKER).is_file()]
     created.sort(key=lambda path: path.stat().st_mtime, reverse=True)
@@ -113,7 +112,13 @@ def remove_old_versions(layout: DataLayout) -> list[Path]:
         shutil.rmtree(old, ignore_errors=True)
         _pin_file(layout, name).unlink(missing_ok=True)
         removed.append(old)
-    forget_versions(layout, {path.name.removesuffix(FAILED_SUFFIX) for path in removed})
+    # A version set aside and later ingested again has its plain folder (and a live record) back: keep that record.
+    gone = {
+        name
+        for name in (path.name.removesuffix(FAILED_SUFFIX) for path in removed)
+        if not (layout.versions / name).exists()
+    }
+    forget_versions(layout, gone)
     return removed
 
 

@@ -23,7 +23,7 @@ from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import read_split
 from mnist_pipeline.files.atomic import atomic_path
 from mnist_pipeline.modeling.model_files import load_model
-from mnist_pipeline.runs.cache_entries import tag_with_model_key
+from mnist_pipeline.modeling.prediction_files import tag_with_model_key
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,8 @@ MODELS: dict[str, ModelEntry] = {
                     "precision": "auto",
                 },
                 "seed": {"epochs": 10},
+                # Batch and LR chosen on MNIST's and Fashion-MNIST's validation splits (bench/RESULTS.md, "The CNN's
+                # batch size and schedule").
                 "best": {"epochs": 20, "batch_size": 128, "learning_rate": 3e-3, "precision": "auto"},
             },
         ),

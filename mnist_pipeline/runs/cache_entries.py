@@ -1,68 +1,65 @@
-"""What a trained model leaves in the cache besides its `.keras` file, so pruning the model can take it along.
+"""Cache entries that belong to a trained model, so they can go once the model has.
 
 A model (name, training key) has a Prefect record of its training under `prefect-results/`, and every evaluation
-of it has a predictions file under `evaluations/` and a Prefect record of the evaluation. Once the model file is
-pruned, none of these is read again (the flow retrains when the file is gone, which writes them anew), so they go
-with it. An evaluation's Parquet file names the model key it scored in its schema metadata, because its own key
-(a hash that includes the model key) cannot be traced back to the model.
+of it has a predictions file under `evaluations/` (naming the model key: `modeling.prediction_files`) and a
+Prefect record of that evaluation. Once the model file is gone none of them is read again (the flow retrains when
+the file is missing, which writes them anew). Entries are found from what is on disk rather than from what a
+pruning step just deleted, so entries left by a process killed mid-prune, by a model deleted by hand, or recorded
+before evaluations named their model (keys that can never match again) go on the next sweep.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.modeling.prediction_files import read_model_key
 
 log = logging.getLogger(__name__)
 
-MODEL_KEY_METADATA = b"mnist_pipeline.model_key"
+TRAIN_PREFIX = "train-"
+EVALUATE_PREFIX = "evaluate-"
 
 
 def train_record_name(model: str, key: str) -> str:
     """Prefect cache key (and result file name) of a model's training."""
-    return f"train-{model}-{key}"
+    return f"{TRAIN_PREFIX}{model}-{key}"
 
 
 def evaluate_record_name(model: str, eval_key: str) -> str:
     """Prefect cache key (and result file name) of one evaluation of a model."""
-    return f"evaluate-{model}-{eval_key}"
+    return f"{EVALUATE_PREFIX}{model}-{eval_key}"
 
 
-def tag_with_model_key(table: pa.Table, model_key: str) -> pa.Table:
-    """The predictions table with the scored model's key in its schema metadata (pandas' metadata kept)."""
-    return table.replace_schema_metadata({**(table.schema.metadata or {}), MODEL_KEY_METADATA: model_key.encode()})
+def remove_orphaned_entries(layout: DataLayout, is_live: Callable[[str, str], bool]) -> list[Path]:
+    """Delete training records and evaluations (with their records) of models for which `is_live(model, key)` is
+    false, and evaluation records whose predictions file is gone; returns what went.
 
-
-def read_model_key(predictions: Path) -> str | None:
-    """The model key a predictions file names; None for files written before it was recorded, or unreadable."""
-    try:
-        metadata = pq.read_schema(predictions).metadata or {}
-    except (OSError, pa.ArrowException):
-        return None
-    raw = metadata.get(MODEL_KEY_METADATA)
-    return raw.decode() if raw else None
-
-
-def remove_cache_entries(layout: DataLayout, model: str, key: str) -> list[Path]:
-    """Delete a pruned model's training record, its evaluations and their records; returns what went.
-
-    Evaluations written before they named their model key are left alone: which model they scored is unknown.
+    Prefect writes a record only after its task returned, so a record's model file (training) or predictions file
+    (evaluation) is already on disk when the record appears: a record without one is never in the making.
     """
-    doomed = [layout.prefect_results / train_record_name(model, key)]
-    folder = layout.evaluations / model
-    for predictions in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
-        if read_model_key(predictions) == key:
-            doomed += [predictions, layout.prefect_results / evaluate_record_name(model, predictions.stem)]
+    results = layout.prefect_results
+    doomed = []
+    for predictions in sorted(layout.evaluations.glob("*/*.parquet")):
+        model, key = predictions.parent.name, read_model_key(predictions)
+        if key is None or not is_live(model, key):
+            doomed += [predictions, results / evaluate_record_name(model, predictions.stem)]
+    for record in sorted(results.glob(f"{TRAIN_PREFIX}*")):
+        model, _, key = record.name.removeprefix(TRAIN_PREFIX).rpartition("-")
+        if not is_live(model, key):
+            doomed.append(record)
+    for record in sorted(results.glob(f"{EVALUATE_PREFIX}*")):
+        model, _, eval_key = record.name.removeprefix(EVALUATE_PREFIX).rpartition("-")
+        if not layout.evaluation_file(model, eval_key).is_file():
+            doomed.append(record)
     removed = []
-    for path in doomed:
+    for path in dict.fromkeys(doomed):
         try:
             path.unlink()
         except FileNotFoundError:
             continue
         removed.append(path)
-        log.info("removed %s (its model %s/%s was pruned)", path, model, key)
+        log.info("removed %s (its model is gone)", path)
     return removed
