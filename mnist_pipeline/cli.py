@@ -214,7 +214,11 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         "--profile", choices=profile_names(), default=defaults.PROFILE, help="training settings (default: %(default)s)"
     )
     run.add_argument(
-        "--epochs", nargs="+", metavar="NAME=N", help=f"override epochs per model, e.g. {DEFAULT_PREDICT_MODEL}=3"
+        "--epochs",
+        nargs="+",
+        action="extend",  # `--epochs cnn=3 --epochs ann_no_hidden=2` keeps both, not only the last
+        metavar="NAME=N",
+        help=f"override epochs per model, e.g. {DEFAULT_PREDICT_MODEL}=3 (repeatable)",
     )
     run.add_argument(
         "--precision",

@@ -24,6 +24,13 @@ def test_models_and_epochs_accept_cli_and_parameter_forms() -> None:
     assert from_cli.epochs == from_params.epochs == {"cnn": 3}
 
 
+def test_a_repeated_epochs_flag_adds_to_the_earlier_ones() -> None:
+    from mnist_pipeline.cli import build_parser, config_from_args
+
+    args = build_parser().parse_args(["run", "--epochs", "cnn=3", "--epochs", "ann_no_hidden=2", "ann_hidden_100=1"])
+    assert config_from_args(args).epochs == {"cnn": 3, "ann_no_hidden": 2, "ann_hidden_100": 1}
+
+
 def test_epochs_for_unselected_models_are_dropped() -> None:
     config = build_config(models=["cnn"], epochs={"cnn": 2, "ann_no_hidden": 1})
     assert config.epochs == {"cnn": 2}
