@@ -198,59 +198,63 @@ def mnist_pipeline(
     clock = time.perf_counter()
     manifest = ingest_task(config.source, config.data_dir, config.image_shape)
     stages["ingest"] = time.perf_counter() - clock
-    # Retention keeps this version (and, below, this run's models) while the run uses them; released on return, or
-    # when a failed run's process ends.
-    pin = ExitStack()
-    pin.enter_context(pin_version(DataLayout(config.data_dir), manifest["fingerprint"]))
+    # Retention keeps this version (and, below, this run's models) while the run uses them; released when the run
+    # returns or fails.
+    with ExitStack() as pin:
+        pin.enter_context(pin_version(DataLayout(config.data_dir), manifest["fingerprint"]))
 
-    clock = time.perf_counter()
-    validated = validate_task.with_options(result_storage=DataLayout(config.data_dir).prefect_results)(
-        str(config.data_dir), manifest["fingerprint"], config.image_shape, return_state=True
-    )
-    validation = validated.result()
-    if validated.name == "Cached":
-        get_run_logger().info("validate: reused the recorded pass (same dataset files, same suite)")
-    publish_task(str(config.data_dir), manifest["fingerprint"])
-    stages["validate"] = time.perf_counter() - clock
-    run_dir = claim_run_dir(config.reports_dir, str(flow_run.name))
-
-    jobs = plan_training(config, manifest)
-    # Pruning by concurrent runs keeps these models (reused or about to be trained) until this run returns.
-    pin.enter_context(pin_models(DataLayout(config.data_dir), [(job["model"], job["key"]) for job in jobs]))
-    runner = make_task_runner(choose_task_runner(config, len(jobs)))
-    provenance = {"versions": collect_versions(), "git_commit": find_git_commit()}
-    results = train_and_evaluate.with_options(task_runner=runner)(
-        jobs,
-        config.to_parameters(),
-        manifest["fingerprint"],
-        tf_threads_per_model(config, len(jobs)),
-        str(run_dir),
-    )
-    stages.update(results["seconds"])
-
-    run = {"name": flow_run.name, "flow_run_id": flow_run.id, "flow_run_url": flow_run.ui_url, "started_at": started_at}
-    metrics = assemble_metrics(config, run, manifest, validation, results, stages, provenance)
-    # Promotion is one critical section, committed last: read the champion, decide (re-evaluating it if needed),
-    # write this run's report and metrics.json, and only then record the decision, all under the registry lock.
-    with registry_lock(DataLayout(config.data_dir).registry):
         clock = time.perf_counter()
-        metrics["champion"] = decide_task(
-            metrics,
-            str(config.data_dir),
-            config.test_limit,
-            config.promotion_margin,
-            config.max_recall_drop,
-            config.promotion_limits(),
+        validated = validate_task.with_options(result_storage=DataLayout(config.data_dir).prefect_results)(
+            str(config.data_dir), manifest["fingerprint"], config.image_shape, return_state=True
         )
-        metrics["stages"]["promote"] = {"seconds": round(time.perf_counter() - clock, 3)}
+        validation = validated.result()
+        if validated.name == "Cached":
+            get_run_logger().info("validate: reused the recorded pass (same dataset files, same suite)")
+        publish_task(str(config.data_dir), manifest["fingerprint"])
+        stages["validate"] = time.perf_counter() - clock
+        run_dir = claim_run_dir(config.reports_dir, str(flow_run.name))
 
-        clock = time.perf_counter()
-        report_path = report_task(metrics, str(config.data_dir), str(config.reports_dir))
-        # The report shows the stages that finished before it; metrics.json is rewritten to add the report's time.
-        metrics["stages"]["report"] = {"seconds": round(time.perf_counter() - clock, 3)}
-        metrics_path = run_dir / "metrics.json"
-        write_json_atomic(metrics_path, metrics, default=to_json)
-        record_task(metrics, str(config.data_dir))
-        prune_models(DataLayout(config.data_dir))
-    pin.close()
+        jobs = plan_training(config, manifest)
+        # Pruning by concurrent runs keeps these models (reused or about to be trained) until this run returns.
+        pin.enter_context(pin_models(DataLayout(config.data_dir), [(job["model"], job["key"]) for job in jobs]))
+        runner = make_task_runner(choose_task_runner(config, len(jobs)))
+        provenance = {"versions": collect_versions(), "git_commit": find_git_commit()}
+        results = train_and_evaluate.with_options(task_runner=runner)(
+            jobs,
+            config.to_parameters(),
+            manifest["fingerprint"],
+            tf_threads_per_model(config, len(jobs)),
+            str(run_dir),
+        )
+        stages.update(results["seconds"])
+
+        run = {
+            "name": flow_run.name,
+            "flow_run_id": flow_run.id,
+            "flow_run_url": flow_run.ui_url,
+            "started_at": started_at,
+        }
+        metrics = assemble_metrics(config, run, manifest, validation, results, stages, provenance)
+        # Promotion is one critical section, committed last: read the champion, decide (re-evaluating it if needed),
+        # write this run's report and metrics.json, and only then record the decision, all under the registry lock.
+        with registry_lock(DataLayout(config.data_dir).registry):
+            clock = time.perf_counter()
+            metrics["champion"] = decide_task(
+                metrics,
+                str(config.data_dir),
+                config.test_limit,
+                config.promotion_margin,
+                config.max_recall_drop,
+                config.promotion_limits(),
+            )
+            metrics["stages"]["promote"] = {"seconds": round(time.perf_counter() - clock, 3)}
+
+            clock = time.perf_counter()
+            report_path = report_task(metrics, str(config.data_dir), str(config.reports_dir))
+            # The report shows the stages that finished before it; metrics.json is rewritten to add the report's time.
+            metrics["stages"]["report"] = {"seconds": round(time.perf_counter() - clock, 3)}
+            metrics_path = run_dir / "metrics.json"
+            write_json_atomic(metrics_path, metrics, default=to_json)
+            record_task(metrics, str(config.data_dir))
+            prune_models(DataLayout(config.data_dir))
     return {"report": report_path, "metrics": str(metrics_path)}

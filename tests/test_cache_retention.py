@@ -134,9 +134,14 @@ def test_models_a_running_flow_pinned_survive_pruning_with_their_entries(
     # A run pins both the model it reuses and one it has yet to train (no file yet, but a record of an earlier one).
     (layout.prefect_results / train_record_name("cnn", "totrain")).write_text("{}")
 
+    # It was killed long ago mid-training and is about to resume from its state.
+    resume = layout.resume_file("cnn", "totrain")
+    resume.write_bytes(b"state")
+    os.utime(resume, (1, 1))
+
     with pin_models(layout, [("cnn", "inuse"), ("cnn", "totrain")]):
         assert prune_models(layout) == []
-        assert in_use.is_file() and evaluation.is_file() and newer.is_file()
+        assert in_use.is_file() and evaluation.is_file() and newer.is_file() and resume.is_file()
         assert (layout.prefect_results / train_record_name("cnn", "totrain")).is_file()
 
     pins = sorted(layout.locks.iterdir())
@@ -144,7 +149,7 @@ def test_models_a_running_flow_pinned_survive_pruning_with_their_entries(
 
     removed = prune_models(layout)  # the run has returned: its pins are released, and unused pin files go
     assert in_use in removed and evaluation in removed and newer.is_file()
-    assert layout.prefect_results / train_record_name("cnn", "totrain") in removed
+    assert layout.prefect_results / train_record_name("cnn", "totrain") in removed and resume in removed
     assert set(pins) <= set(removed) and not list(layout.locks.iterdir())
 
 
@@ -156,7 +161,17 @@ def test_predictions_name_their_model_key_and_keep_pandas_metadata(tmp_path: Pat
     assert read_model_key(path) == "abc123"
     assert pd.read_parquet(path).index.tolist() == [10, 11]  # pandas' own metadata survived the tagging
     (tmp_path / "torn.parquet").write_bytes(b"PAR1 half a file")
-    assert read_model_key(tmp_path / "torn.parquet") is None
+    with pytest.raises((OSError, pa.ArrowException)):
+        read_model_key(tmp_path / "torn.parquet")
+
+
+def test_an_evaluation_that_cannot_be_read_now_is_left_for_a_later_prune(layout: DataLayout) -> None:
+    unreadable = layout.evaluation_file("cnn", "eunreadable")
+    unreadable.parent.mkdir(parents=True)
+    unreadable.write_bytes(b"not parquet: a read that failed is no proof nobody owns it")
+
+    assert prune_models(layout) == []
+    assert unreadable.is_file()
 
 
 def test_a_reused_model_counts_as_newest_and_survives_pruning(

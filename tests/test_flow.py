@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from mnist_pipeline.files.locks import is_locked
 from mnist_pipeline.modeling.prediction_files import read_model_key
 from mnist_pipeline.runs.cache_entries import evaluate_record_name, train_record_name
 from tests.support import make_synthetic_digits
@@ -314,6 +315,8 @@ def test_validation_gate_blocks_training(tmp_path: Path) -> None:
     assert read_task_runs(flow_run_id, "train") == []
     assert "mnist-validation" in read_artifact_keys(flow_run_id)
     assert_untouched(tmp_path, planted)
+    pins = list((tmp_path / "data" / ".locks").glob("pin-*"))
+    assert pins and not any(is_locked(pin) for pin in pins)  # a failed run releases its pins, even in-process
 
 
 def run_cli(tmp_path: Path, npz: Path) -> subprocess.CompletedProcess[str]:

@@ -20,7 +20,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from mnist_pipeline.champion.registry import INSTALLING_KINDS, load_registry, registry_lock
-from mnist_pipeline.data.layout import MODEL_PIN_PREFIX, DataLayout
+from mnist_pipeline.data.layout import MODEL_PIN_PREFIX, RESUME_SUFFIX, DataLayout
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files.locks import is_locked, open_lock
 from mnist_pipeline.runs.cache_entries import remove_orphaned_entries
@@ -90,7 +90,7 @@ def prune_models(layout: DataLayout) -> list[Path]:
             old.with_name(old.name + ".json").unlink(missing_ok=True)  # a sidecar, as versions before 0.2 wrote
             removed.append(old)
             log.info("removed old model %s (keeping champions, pinned ones and the newest %d per name)", old, keep)
-        removed += _remove_stale_resume_states(folder)
+        removed += _remove_stale_resume_states(layout, folder)
     removed += remove_orphaned_entries(layout, lambda model, key: _is_live(layout, model, key))
     removed += _remove_unused_pins(layout)
     return removed
@@ -100,11 +100,14 @@ def _is_live(layout: DataLayout, model: str, key: str) -> bool:
     return layout.model_file(model, key).is_file() or is_locked(layout.model_pin_file(model, key))
 
 
-def _remove_stale_resume_states(folder: Path) -> list[Path]:
-    """Resume states not written for RESUME_UNUSED_DAYS (a training writes its state at every epoch end)."""
+def _remove_stale_resume_states(layout: DataLayout, folder: Path) -> list[Path]:
+    """Resume states not written for RESUME_UNUSED_DAYS (a training writes its state at every epoch end), unless a
+    running flow pinned their model: it is about to resume from that state."""
     cutoff = time.time() - RESUME_UNUSED_DAYS * 86400
     removed = []
-    for state in folder.glob("*.resume.npz"):
+    for state in folder.glob(f"*{RESUME_SUFFIX}"):
+        if is_locked(layout.model_pin_file(folder.name, state.name.removesuffix(RESUME_SUFFIX))):
+            continue
         try:
             if state.stat().st_mtime < cutoff:
                 state.unlink()

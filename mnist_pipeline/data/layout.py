@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 MODEL_PIN_PREFIX = "model-"
+RESUME_SUFFIX = ".resume.npz"
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class DataLayout:
 
     def resume_file(self, model: str, key: str) -> Path:
         """Training state saved at each epoch end, so a killed run resumes; removed once the model is saved."""
-        return self.models / model / f"{key}.resume.npz"
+        return self.models / model / f"{key}{RESUME_SUFFIX}"
 
     @property
     def locks(self) -> Path:

@@ -20,10 +20,9 @@ def tag_with_model_key(table: pa.Table, model_key: str) -> pa.Table:
 
 
 def read_model_key(predictions: Path) -> str | None:
-    """The model key a predictions file names; None for files recorded before keys were, or unreadable ones."""
-    try:
-        metadata = pq.read_schema(predictions).metadata or {}
-    except (OSError, pa.ArrowException):
-        return None
-    raw = metadata.get(MODEL_KEY_METADATA)
+    """The model key a predictions file names; None for files recorded before keys were.
+
+    Raises OSError or pyarrow.ArrowException when the file cannot be read: a passing read error is no proof that
+    a file belongs to nobody, so callers must not treat it like a missing key."""
+    raw = (pq.read_schema(predictions).metadata or {}).get(MODEL_KEY_METADATA)
     return raw.decode() if raw else None

@@ -51,7 +51,11 @@ VALIDATION_CODE_MODULES = (
     "mnist_pipeline.validation.validate",
 )
 # Modules whose source decides an evaluation's numbers and predictions.
-EVALUATION_CODE_MODULES = ("mnist_pipeline.modeling.evaluation", "mnist_pipeline.modeling.model_files")
+EVALUATION_CODE_MODULES = (
+    "mnist_pipeline.modeling.evaluation",
+    "mnist_pipeline.modeling.model_files",
+    "mnist_pipeline.modeling.prediction_files",
+)
 
 
 def hash_module_sources(modules: Iterable[str]) -> str:
