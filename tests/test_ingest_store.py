@@ -258,13 +258,13 @@ def test_a_pin_is_taken_under_the_ingest_lock(tmp_path: Path, monkeypatch: pytes
     real_open_lock = versions.open_lock
 
     def open_lock_watching(path: Path):
-        seen.append(is_locked(versions.locks_dir(layout) / "ingest.lock"))
+        seen.append(is_locked(layout.locks / "ingest.lock"))
         return real_open_lock(path)
 
     monkeypatch.setattr(versions, "open_lock", open_lock_watching)
     with versions.pin_version(layout, fingerprint):
-        assert is_locked(versions.locks_dir(layout) / f"pin-{fingerprint[:16]}")
-        assert not is_locked(versions.locks_dir(layout) / "ingest.lock")
+        assert is_locked(layout.locks / f"pin-{fingerprint[:16]}")
+        assert not is_locked(layout.locks / "ingest.lock")
     assert seen == [True]
 
 
@@ -278,7 +278,7 @@ def test_pinning_a_version_that_is_gone_names_its_folder(tmp_path: Path) -> None
         versions.pin_version(layout, gone),
     ):
         pytest.fail("pinned a version that is not there")
-    assert not (versions.locks_dir(layout) / f"pin-{gone[:16]}").exists()
+    assert not (layout.locks / f"pin-{gone[:16]}").exists()
 
 
 def test_a_version_ingested_again_counts_as_new_for_retention(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ trainings nobody resumed for a week go too: a killed run that is never rerun wou
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 from mnist_pipeline.champion.registry import INSTALLING_KINDS, load_registry, registry_lock
 from mnist_pipeline.data.layout import MODEL_PIN_PREFIX, RESUME_SUFFIX, DataLayout
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.files.locks import is_locked, open_lock
+from mnist_pipeline.files.locks import hold_lock, is_locked
 from mnist_pipeline.runs.cache_entries import remove_orphaned_entries
 
 log = logging.getLogger(__name__)
@@ -50,8 +49,7 @@ def pin_models(layout: DataLayout, models: Iterable[tuple[str, str]]) -> Iterato
     with ExitStack() as pins:
         with registry_lock(layout.registry):
             for model, key in models:
-                handle = pins.enter_context(open_lock(layout.model_pin_file(model, key)))
-                fcntl.flock(handle, fcntl.LOCK_SH)
+                pins.enter_context(hold_lock(layout.model_pin_file(model, key), shared=True))
         yield
 
 

@@ -29,14 +29,10 @@ KEPT_VERSIONS = 3
 INGEST_LEFTOVERS = ("datasets/.staging-*", "raw/*/.download-*", "raw/*/.pip-*", ".parquet.*.link")
 
 
-def locks_dir(layout: DataLayout) -> Path:
-    return layout.locks
-
-
 @contextmanager
 def ingest_lock(layout: DataLayout) -> Iterator[None]:
     """Serialise every change to dataset versions and the `parquet` symlink of one data dir."""
-    with hold_lock(locks_dir(layout) / "ingest.lock"):
+    with hold_lock(layout.locks / "ingest.lock"):
         yield
 
 
@@ -135,4 +131,4 @@ def clean_leftovers(layout: DataLayout) -> list[Path]:
 
 
 def _pin_file(layout: DataLayout, name: str) -> Path:
-    return locks_dir(layout) / f"pin-{name}"
+    return layout.locks / f"pin-{name}"
