@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_pipeline.cli import main
+from cli.main import main
 from tests.support import find_free_port
 
 
@@ -74,7 +74,7 @@ def test_without_a_server_the_run_uses_a_temporary_one_and_stops_it(tmp_path: Pa
     with closing(sqlite3.connect(template)) as database:
         database.execute("CREATE TABLE seeded_from_template (id INTEGER)")
     env[TEMPLATE_ENV] = str(template)
-    command = [sys.executable, "-m", "mnist_pipeline.cli", "run", "--source", f"npz:{synthetic_npz}"]
+    command = [sys.executable, "-m", "cli.main", "run", "--source", f"npz:{synthetic_npz}"]
     command += ["--models", "ann_no_hidden", "--epochs", "ann_no_hidden=1"]
     command += ["--data-dir", str(tmp_path / "data"), "--reports-dir", str(tmp_path / "reports")]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
@@ -124,10 +124,10 @@ def test_the_command_leaves_the_exit_collection_nothing_to_walk(monkeypatch: pyt
     import gc
     from importlib.metadata import entry_points
 
-    from mnist_pipeline import cli
+    from cli import main as cli
 
     (command,) = entry_points(group="console_scripts", name="mnist-pipeline")
-    assert command.value == "mnist_pipeline.cli:console_main"
+    assert command.value == "cli.main:console_main"
     monkeypatch.setattr(cli, "main", lambda: 0)
     gc.unfreeze()
     try:

@@ -106,7 +106,7 @@ def test_a_run_folder_is_claimed_once(tmp_path: Path) -> None:
     ],
 )
 def test_limited_runs_stay_out_of_promotion_unless_asked(options: list[str], limits: str | None) -> None:
-    from mnist_pipeline.cli import build_parser, config_from_args
+    from cli.main import build_parser, config_from_args
 
     config = config_from_args(build_parser().parse_args(["run", *options]))
     assert config.promotion_limits() == limits

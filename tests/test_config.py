@@ -25,7 +25,7 @@ def test_models_and_epochs_accept_cli_and_parameter_forms() -> None:
 
 
 def test_a_repeated_epochs_flag_adds_to_the_earlier_ones() -> None:
-    from mnist_pipeline.cli import build_parser, config_from_args
+    from cli.main import build_parser, config_from_args
 
     args = build_parser().parse_args(["run", "--epochs", "cnn=3", "--epochs", "ann_no_hidden=2", "ann_hidden_100=1"])
     assert config_from_args(args).epochs == {"cnn": 3, "ann_no_hidden": 2, "ann_hidden_100": 1}

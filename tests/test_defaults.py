@@ -6,7 +6,7 @@ import inspect
 from pathlib import Path
 
 from mnist_pipeline import defaults
-from mnist_pipeline.cli import build_parser
+from cli.main import build_parser
 from mnist_pipeline.config import RunConfig, build_config
 from mnist_pipeline.data.image_shape import format_image_shape
 from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL, model_names

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_pipeline.cli import main
+from cli.main import main
 from mnist_pipeline.data.sources import SourceSpec, parse_source
 from mnist_pipeline.errors import PipelineError
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_pipeline.cli import main
+from cli.main import main
 from mnist_pipeline.data.idx import parse_idx, read_idx
 from mnist_pipeline.data.sources.local import load_idx_dir
 from mnist_pipeline.errors import DataFormatError

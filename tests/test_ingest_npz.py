@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_pipeline.cli import main
+from cli.main import main
 from mnist_pipeline.data.sources.local import load_npz
 from mnist_pipeline.errors import DataFormatError, PipelineError
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_pipeline.cli import main
+from cli.main import main
 from mnist_pipeline.data.checksums import sha256_file
 from mnist_pipeline.data.sources import keras_url, load_auto, pypi
 from mnist_pipeline.data.sources.pypi import PickleWheel, cached_wheel_path, load_pypi

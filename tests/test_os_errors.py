@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mnist_pipeline.cli import main
+from cli.main import main
 
 CLI = str(Path(sys.executable).with_name("mnist-pipeline"))
 

@@ -130,6 +130,6 @@ def test_run_option_answers_with_that_runs_model(
 
 
 def test_cli_import_stays_free_of_tensorflow() -> None:
-    code = "import sys, mnist_pipeline.cli; print(any(m.startswith(('tensorflow', 'keras')) for m in sys.modules))"
+    code = "import sys, cli.main; print(any(m.startswith(('tensorflow', 'keras')) for m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
