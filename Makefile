@@ -14,10 +14,15 @@ PREFECT_PORT ?= 4200
 LOCAL_API := http://127.0.0.1:$(PREFECT_PORT)/api
 # `make server` also serves reports/ here (loopback only); runs link their report artifact to it when it answers.
 export MNIST_REPORT_PORT ?= 4201
-# Use the local server when one answers, so `make run` shows up in its UI live; else Prefect starts a temporary one.
-API_ENV = $(shell [ -n "$$PREFECT_API_URL" ] || ! $(BIN)/python -c "import urllib.request; urllib.request.urlopen('$(LOCAL_API)/health', timeout=1)" 2>/dev/null || echo PREFECT_API_URL=$(LOCAL_API))
+# `make run` uses the server on PREFECT_PORT, starting a lasting one when none answers, so the flow-run link a run
+# prints still opens afterwards; `make server-stop` stops it. It is `prefect server start` detached with `nohup`,
+# its output in PREFECT_HOME/server.log: `prefect server start --background` (3.8) leaves the server writing to pipes
+# nobody reads once the starting command exits, and the server dies at its first log line.
+PREFECT_START_SECONDS ?= 120
+SERVER_PID = $(PREFECT_HOME)/mnist-pipeline-server.pid
+PREFECT_ANSWERS = $(BIN)/python -c "import urllib.request; urllib.request.urlopen('$(LOCAL_API)/health', timeout=2)" 2>/dev/null
 
-.PHONY: install run test lint bench server serve
+.PHONY: install run prefect-background server-stop test test-fast lint bench server serve
 
 install: $(STAMP)
 
@@ -25,15 +30,36 @@ $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
-	$(BIN)/python -m flows.database_template
 	rm -f $(VENV)/.installed-*
 	touch $@
 
 run: install
-	$(API_ENV) $(BIN)/mnist-pipeline run $(RUN_ARGS)
+	@[ -n "$$PREFECT_API_URL" ] || $(PREFECT_ANSWERS) || $(MAKE) --no-print-directory prefect-background
+	PREFECT_API_URL=$${PREFECT_API_URL:-$(LOCAL_API)} $(BIN)/mnist-pipeline run $(RUN_ARGS)
+
+# A live server from an earlier start (still starting) is waited for, not started twice.
+prefect-background:
+	@mkdir -p "$(PREFECT_HOME)"; \
+	if ! kill -0 "$$(cat "$(SERVER_PID)" 2>/dev/null)" 2>/dev/null; then \
+		echo "starting a Prefect server on 127.0.0.1:$(PREFECT_PORT) (log: $(PREFECT_HOME)/server.log; stop: make server-stop)"; \
+		PREFECT_UI_API_URL=$${PREFECT_UI_API_URL:-$(LOCAL_API)} nohup $(BIN)/prefect server start --host 127.0.0.1 \
+			--port $(PREFECT_PORT) >>"$(PREFECT_HOME)/server.log" 2>&1 </dev/null & echo $$! >"$(SERVER_PID)"; \
+	fi; \
+	echo "waiting for the Prefect server on $(LOCAL_API) to answer"; \
+	for second in $$(seq $(PREFECT_START_SECONDS)); do $(PREFECT_ANSWERS) && exit 0; sleep 1; done; \
+	echo "Prefect server on $(LOCAL_API): expected it to answer within $(PREFECT_START_SECONDS) s, found no answer (see $(PREFECT_HOME)/server.log)" >&2; exit 1
+
+server-stop:
+	@pid=$$(cat "$(SERVER_PID)" 2>/dev/null); \
+	if [ -n "$$pid" ] && kill "$$pid" 2>/dev/null; then echo "stopped the Prefect server (pid $$pid)"; \
+	else echo "no Prefect server started by make run"; fi; rm -f "$(SERVER_PID)"
 
 test: install
 	$(BIN)/python -m pytest $(TEST_ARGS)
+
+# Unit tests only (no Prefect server, no browser, no end-to-end training): the quick loop while editing.
+test-fast: install
+	$(BIN)/python -m pytest -m unit -q $(TEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
@@ -48,7 +74,7 @@ bench: install
 
 server: install
 	@if [ -n "$$PREFECT_API_URL" ]; then echo "PREFECT_API_URL is set ($$PREFECT_API_URL): use that server; not starting one"; exit 1; fi
-	@$(BIN)/python -m mnist_pipeline.report.server --reports-dir reports --port $(MNIST_REPORT_PORT) & reports=$$!; \
+	@$(BIN)/python -m mnist_pipeline.web.reports --reports-dir reports --port $(MNIST_REPORT_PORT) & reports=$$!; \
 	trap 'kill $$reports 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
 	PREFECT_UI_API_URL=$${PREFECT_UI_API_URL:-$(LOCAL_API)} $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 

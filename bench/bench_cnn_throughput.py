@@ -3,8 +3,7 @@
 Measures on the machine that runs it, in one process: TF's float32 matmul throughput (best of 5, n x n), then the
 seed CNN trained by the package's own `train_model` (default profile settings, full train split) for 2 epochs in
 each precision; the second epoch (no tracing) gives images/s and GFLOP/s. Also times the CNN's layers alone
-(forward + backward on one batch) to show where a step spends its time, and the conv + pool pair the way training
-computes it (mnist_pipeline.modeling.conv_pool). Prints one JSON object.
+(forward + backward on one batch) to show where a step spends its time. Prints one JSON object.
   bench_cnn_throughput.py --data-dir data [--precisions float32,mixed_bfloat16] [--out FILE]
 """
 
@@ -49,17 +48,9 @@ def time_layers(precision: str, batch: int = 256, repeats: int = 20) -> dict[str
     import numpy as np
     import tensorflow as tf
 
-    from mnist_pipeline.modeling.conv_pool import PooledConv2D
-
-    conv = keras.layers.Conv2D(32, 3, activation="relu", dtype=precision)
-    conv.build((batch, 28, 28, 1))
     shapes = {
         "conv 3x3x32": (keras.layers.Conv2D(32, 3, activation="relu", dtype=precision), (batch, 28, 28, 1)),
         "maxpool 2x2": (keras.layers.MaxPooling2D(2, dtype=precision), (batch, 26, 26, 32)),
-        "conv+pool as trained (PooledConv2D)": (
-            PooledConv2D(conv, keras.layers.MaxPooling2D(2, dtype=precision)),
-            (batch, 28, 28, 1),
-        ),
         "dense 5408->100": (keras.layers.Dense(100, activation="relu", dtype=precision), (batch, 5408)),
         "dense 100->10": (keras.layers.Dense(10, dtype="float32"), (batch, 100)),
     }

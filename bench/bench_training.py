@@ -110,13 +110,14 @@ def split_folds(train: Split, folds: int, seed: int) -> Iterator[tuple[Split, Sp
 def run_cross_validation(name: str, args: argparse.Namespace, train: Split) -> dict[str, Any]:
     """Train on k-1 folds, score the held-out fold, k times; the test split is never read."""
     from mnist_pipeline.modeling.evaluation import evaluate_model
+    from mnist_pipeline.modeling.model_files import to_engine
     from mnist_pipeline.modeling.training import train_model
 
     config = replace(make_config(name, args), validation_fraction=0.0, early_stopping_patience=None)
     accuracies, seconds = [], 0.0
     for fit, held in split_folds(train, args.folds, args.fold_seed):
         result = train_model(name, config, fit, seed=args.seed)
-        accuracies.append(evaluate_model(result.model, held).accuracy)
+        accuracies.append(evaluate_model(to_engine(result.model), held).accuracy)
         seconds += result.seconds
     return {
         "model": name,
@@ -132,6 +133,7 @@ def run_cross_validation(name: str, args: argparse.Namespace, train: Split) -> d
 
 def run_one(name: str, args: argparse.Namespace, train: Split, test: Split | None) -> dict[str, Any]:
     from mnist_pipeline.modeling.evaluation import evaluate_model
+    from mnist_pipeline.modeling.model_files import to_engine
     from mnist_pipeline.modeling.training import train_model
 
     config = make_config(name, args)
@@ -139,7 +141,7 @@ def run_one(name: str, args: argparse.Namespace, train: Split, test: Split | Non
     scores: dict[str, Any] = {}
     if test is not None:
         started = time.perf_counter()
-        evaluation = evaluate_model(result.model, test)
+        evaluation = evaluate_model(to_engine(result.model), test)
         scores = {
             "test_accuracy": round(evaluation.accuracy, 4),
             "test_loss": round(evaluation.loss, 4),

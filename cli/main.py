@@ -7,35 +7,78 @@ import gc
 import logging
 import os
 import sys
+import types
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from mnist_pipeline import defaults
-from mnist_pipeline.config import TASK_RUNNERS, RunConfig, build_config
-from mnist_pipeline.data.image_shape import format_image_shape, parse_image_shape
-from mnist_pipeline.data.sources import SOURCE_HELP, parse_source
+from mnist_pipeline.champion.retention import DEFAULT_GRACE_DAYS
+from mnist_pipeline.config import RunConfig, build_config
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.modeling.hardware import PRECISIONS
-from mnist_pipeline.modeling.profiles import profile_names
+from mnist_pipeline.modeling.quiet_start import set_default_log_level
 from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL, model_names
 from mnist_pipeline.os_errors import describe_os_error
 
+# How the command line spells some values; everything else about a run option comes from its RunConfig field.
+METAVARS = {
+    "image_shape": "HxW",
+    "epochs": "NAME=N",
+    "train_limit": "N",
+    "test_limit": "N",
+    "dask_address": "tcp://HOST:PORT",
+}
+
+
+def _plain_type(annotation: Any) -> Any:
+    """`int` for `Annotated[int, ...] | None`; a Literal or a container stays as it is."""
+    if get_origin(annotation) is Annotated:
+        return _plain_type(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, types.UnionType):
+        return _plain_type(next(arg for arg in get_args(annotation) if arg is not type(None)))
+    return annotation
+
+
+def add_config_options(parser: argparse.ArgumentParser, names: Sequence[str] = tuple(RunConfig.model_fields)) -> None:
+    """One option per RunConfig field (`--train-limit` for train_limit), with the field's default and help text.
+
+    Values arrive as typed: a list comma-separated (`--models a,b`), a mapping as repeatable NAME=N
+    (`--epochs cnn=3 --epochs ann_no_hidden=2` keeps both), a flag for a bool; `config_from_args` validates them
+    with RunConfig, the same check the flow's parameters get.
+    """
+    values = RunConfig().to_parameters()
+    for name in names:
+        field, default = RunConfig.model_fields[name], values[name]
+        kind = _plain_type(field.annotation)
+        options: dict[str, Any] = {"help": field.description, "default": default}
+        if name in METAVARS:
+            options["metavar"] = METAVARS[name]
+        if isinstance(default, bool):
+            options = {"help": field.description, "action": "store_true"}
+        elif get_origin(kind) is Literal:
+            options["choices"] = get_args(kind)
+        elif kind in (int, float, Path):
+            options["type"] = kind
+        elif isinstance(default, list):
+            options["default"] = ",".join(default)
+        elif isinstance(default, dict):
+            options.update(default=None, nargs="+", action="extend")
+        if options.get("default") is not None:
+            options["help"] += " (default: %(default)s)"
+        parser.add_argument(f"--{name.replace('_', '-')}", **options)
+
 
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=defaults.DATA_DIR,
-        help="where raw downloads, Parquet and models live (default: %(default)s)",
-    )
+    add_config_options(parser, ("data_dir",))
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest, then publish only through the validation gate: DATA_DIR/parquet only ever points at valid data."""
-    from mnist_pipeline.data.ingest import ingest_and_publish
     from mnist_pipeline.validation import raise_if_failed
+    from mnist_pipeline.validation.publish import ingest_and_publish
 
-    result, report = ingest_and_publish(parse_source(args.source), args.data_dir, parse_image_shape(args.image_shape))
+    config = build_config(source=args.source, image_shape=args.image_shape)
+    result, report = ingest_and_publish(config.source, args.data_dir, config.image_shape)
     manifest = result.manifest
     splits = ", ".join(f"{name}={info['rows']}" for name, info in manifest["splits"].items())
     if not report.success:
@@ -54,36 +97,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from mnist_pipeline.data.layout import DataLayout
     from mnist_pipeline.validation import raise_if_failed, validate_dataset
 
-    shape = None if args.image_shape is None else parse_image_shape(args.image_shape)
+    shape = None if args.image_shape is None else build_config(image_shape=args.image_shape).image_shape
     report = validate_dataset(DataLayout(args.data_dir), shape)
     print("\n".join(report.summary_lines()))
     raise_if_failed(report)
     return 0
 
 
-# The options `run` and `serve` share, by CLI dest; each becomes a RunConfig field of the same name.
-RUN_OPTION_NAMES = (
-    "source",
-    "models",
-    "profile",
-    "epochs",
-    "precision",
-    "train_limit",
-    "test_limit",
-    "task_runner",
-    "dask_address",
-    "seed",
-    "promotion_margin",
-    "max_recall_drop",
-    "image_shape",
-    "promote_limited",
-)
-
-
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """Build the run configuration from the shared options; directories become absolute."""
-    values = {name: getattr(args, name) for name in RUN_OPTION_NAMES}
-    return build_config(**values, data_dir=str(args.data_dir.resolve()), reports_dir=str(args.reports_dir.resolve()))
+    """The run configuration from the options `add_config_options` made; directories become absolute."""
+    return build_config(**{name: getattr(args, name) for name in RunConfig.model_fields}).resolve_dirs()
 
 
 def check_prefect_api() -> None:
@@ -100,7 +123,7 @@ def check_prefect_api() -> None:
     except (urllib.error.URLError, OSError) as exc:
         raise PipelineError(
             f"PREFECT_API_URL={url}: expected a running Prefect server (start one with `make server`, or unset "
-            f"the variable to use a temporary one), found none answering ({exc})"
+            f"the variable to let Prefect start a temporary one), found none answering ({exc})"
         ) from exc
 
 
@@ -116,15 +139,10 @@ def print_flow_run_url(metrics_path: Path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     check_prefect_api()
-    from flows.temporary_server import start_temporary_server
-
-    server = start_temporary_server()  # boots in its own process while this one imports the flow
     from flows.pipeline import mnist_pipeline
-    from mnist_pipeline.runs.log_filters import install_pipeline_logging
+    from tasks.guard import install_pipeline_logging
 
     install_pipeline_logging()
-    if server is not None:
-        server.wait(float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
     outputs = mnist_pipeline(**config.to_parameters())
     print(f"report: {outputs['report']}")
     print(f"metrics: {outputs['metrics']}")
@@ -138,7 +156,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cron, timezone = resolve_schedule(args.cron, args.timezone)
     config = config_from_args(args)
     check_prefect_api()
-    print(f"serving mnist-pipeline/scheduled-retrain on cron '{cron}' ({timezone}) and batch-predict/on-demand")
+    print(
+        f"serving mnist-pipeline/scheduled-retrain on cron '{cron}' ({timezone}), mnist-maintenance/weekly-gc and "
+        "batch-predict/on-demand"
+    )
     import httpx
 
     try:
@@ -184,6 +205,18 @@ def cmd_champion(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    """Delete what no champion needs and nobody used for --grace-days; one line per item that went."""
+    from mnist_pipeline.champion.retention import collect_garbage
+    from mnist_pipeline.data.layout import DataLayout
+
+    removed = collect_garbage(DataLayout(args.data_dir), args.grace_days, args.dry_run)
+    for path in removed:
+        print(f"{'would remove' if args.dry_run else 'removed'}: {path}")
+    print(f"{len(removed)} item(s) {'would go (dry run)' if args.dry_run else 'removed'}")
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """Answer with the champion (or a run's model); each failed input is one stderr line and makes the exit 2."""
     from mnist_pipeline.predict.answer import answer, render
@@ -197,92 +230,33 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 2 if result.failures else 0
 
 
-def _add_image_shape(parser: argparse.ArgumentParser, default: str | None, help_default: str) -> None:
-    parser.add_argument(
-        "--image-shape",
-        default=default,
-        metavar="HxW",
-        help=f"expected image size, e.g. 32x32 (default: {help_default})",
-    )
-
-
-def _add_run_options(run: argparse.ArgumentParser) -> None:
-    run.add_argument("--source", default=defaults.SOURCE, help=f"{SOURCE_HELP} (default: %(default)s)")
-    _add_image_shape(run, format_image_shape(defaults.IMAGE_SHAPE), "%(default)s for every source")
-    run.add_argument("--models", default=",".join(model_names()), help="comma-separated subset (default: %(default)s)")
-    run.add_argument(
-        "--profile", choices=profile_names(), default=defaults.PROFILE, help="training settings (default: %(default)s)"
-    )
-    run.add_argument(
-        "--epochs",
-        nargs="+",
-        action="extend",  # `--epochs cnn=3 --epochs ann_no_hidden=2` keeps both, not only the last
-        metavar="NAME=N",
-        help=f"override epochs per model, e.g. {DEFAULT_PREDICT_MODEL}=3 (repeatable)",
-    )
-    run.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        help="training precision for every model (default: the profile's; auto = bfloat16 only where native)",
-    )
-    run.add_argument("--train-limit", type=int, metavar="N", help="train on the first N training images")
-    run.add_argument("--test-limit", type=int, metavar="N", help="evaluate on the first N test images")
-    run.add_argument(
-        "--task-runner", choices=TASK_RUNNERS, default=defaults.TASK_RUNNER, help="how models train side by side"
-    )
-    run.add_argument(
-        "--dask-address", metavar="tcp://HOST:PORT", help="existing Dask scheduler (with --task-runner dask)"
-    )
-    _add_data_dir(run)
-    run.add_argument(
-        "--reports-dir", type=Path, default=defaults.REPORTS_DIR, help="where reports go (default: %(default)s)"
-    )
-    run.add_argument(
-        "--seed", type=int, default=defaults.SEED, help="seed for Python, numpy and TensorFlow (default: %(default)s)"
-    )
-    run.add_argument(
-        "--promotion-margin",
-        type=float,
-        default=defaults.PROMOTION_MARGIN,
-        help="accuracy gain (fraction) a challenger needs to become champion (default: %(default)s)",
-    )
-    run.add_argument(
-        "--max-recall-drop",
-        type=float,
-        default=defaults.MAX_RECALL_DROP,
-        help="largest per-digit recall drop (fraction) a promoted model may have (default: %(default)s)",
-    )
-    run.add_argument(
-        "--promote-limited",
-        action="store_true",
-        help="let a run with --train-limit/--test-limit compete for champion (default: it leaves champions alone)",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mnist-pipeline", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
     ingest = sub.add_parser("ingest", help="fetch MNIST and publish it as Parquet under DATA_DIR/parquet")
-    ingest.add_argument("--source", default=defaults.SOURCE, help=f"{SOURCE_HELP} (default: %(default)s)")
-    _add_image_shape(ingest, format_image_shape(defaults.IMAGE_SHAPE), "%(default)s for every source")
-    _add_data_dir(ingest)
+    add_config_options(ingest, ("source", "image_shape", "data_dir"))
     ingest.set_defaults(handler=cmd_ingest)
 
     validate = sub.add_parser("validate", help="check the published dataset; exits non-zero listing what failed")
     _add_data_dir(validate)
-    _add_image_shape(validate, None, "the size declared at ingest")
+    validate.add_argument(
+        "--image-shape", metavar="HxW", help="expected image size, e.g. 32x32 (default: the size declared at ingest)"
+    )
     validate.set_defaults(handler=cmd_validate)
 
     run = sub.add_parser("run", help="run the whole flow: ingest, validate, train, evaluate, report")
-    _add_run_options(run)
+    add_config_options(run)
     run.set_defaults(handler=cmd_run)
 
-    serve = sub.add_parser("serve", help="register and serve the scheduled-retrain deployment (needs PREFECT_API_URL)")
+    serve = sub.add_parser(
+        "serve",
+        help="register and serve the retrain, maintenance and batch-predict deployments (needs PREFECT_API_URL)",
+    )
     serve.add_argument("--cron", help="cron schedule (default: $MNIST_PIPELINE_CRON or '0 3 * * 1', weekly)")
     serve.add_argument("--timezone", help="IANA timezone of the schedule (default: $MNIST_PIPELINE_TIMEZONE or UTC)")
-    _add_run_options(serve)
+    add_config_options(serve)
     serve.set_defaults(handler=cmd_serve)
 
     champion = sub.add_parser("champion", help="list champions; force a promotion or roll one back")
@@ -294,6 +268,17 @@ def build_parser() -> argparse.ArgumentParser:
     champion.add_argument("--reports-dir", type=Path, default=defaults.REPORTS_DIR, help="where run metrics live")
     champion.add_argument("--reason", help="why, recorded in the registry history")
     champion.set_defaults(handler=cmd_champion)
+
+    collect = sub.add_parser("gc", help="delete old models, evaluations and datasets that no champion needs")
+    _add_data_dir(collect)
+    collect.add_argument(
+        "--grace-days",
+        type=float,
+        default=DEFAULT_GRACE_DAYS,
+        help="keep whatever was used within this many days (default: %(default)s)",
+    )
+    collect.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
+    collect.set_defaults(handler=cmd_gc)
 
     predict = sub.add_parser("predict", help="ask the champion (or a run's model) which digit each image shows")
     predict.add_argument(
@@ -319,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: user errors and OS errors become one message and exit code 2, never a traceback."""
     args = build_parser().parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    set_default_log_level()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("mnist_pipeline").setLevel(logging.DEBUG if args.verbose else logging.INFO)

@@ -1,4 +1,4 @@
-"""The scheduled-retrain deployment: `mnist-pipeline serve` registers it and runs what the schedule asks for."""
+"""The deployments `mnist-pipeline serve` registers and runs: scheduled retrain, weekly gc, batch predict."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from mnist_pipeline.errors import PipelineError
 
 DEPLOYMENT_NAME = "scheduled-retrain"
 BATCH_PREDICT_DEPLOYMENT = "on-demand"
+MAINTENANCE_DEPLOYMENT, MAINTENANCE_CRON = "weekly-gc", "0 4 * * 1"
 DEFAULT_CRON = "0 3 * * 1"
 DEFAULT_TIMEZONE = "UTC"
 CRON_ENV, TIMEZONE_ENV = "MNIST_PIPELINE_CRON", "MNIST_PIPELINE_TIMEZONE"
@@ -35,7 +36,8 @@ def resolve_schedule(cron: str | None, timezone: str | None) -> tuple[str, str]:
 
 
 def serve_scheduled_retrain(cron: str, timezone: str, parameters: dict[str, Any]) -> None:
-    """Register `mnist-pipeline/scheduled-retrain` (cron) and `batch-predict/on-demand`; serve both until stopped."""
+    """Register `mnist-pipeline/scheduled-retrain` (cron), `batch-predict/on-demand` and
+    `mnist-maintenance/weekly-gc` (Mondays 04:00 in `timezone`); serve them until stopped."""
     if not os.environ.get("PREFECT_API_URL"):
         raise PipelineError(
             "PREFECT_API_URL: expected the URL of a running Prefect server (start one with `make server`, then "
@@ -46,6 +48,7 @@ def serve_scheduled_retrain(cron: str, timezone: str, parameters: dict[str, Any]
     from prefect.schedules import Cron
 
     from flows.batch_predict import batch_predict
+    from flows.maintenance import mnist_maintenance
     from flows.pipeline import mnist_pipeline
 
     retrain = mnist_pipeline.to_deployment(
@@ -63,4 +66,12 @@ def serve_scheduled_retrain(cron: str, timezone: str, parameters: dict[str, Any]
         description="Score a folder of digit images or a Parquet split with the current champion.",
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
-    serve(retrain, predict)
+    maintenance = mnist_maintenance.to_deployment(
+        name=MAINTENANCE_DEPLOYMENT,
+        schedules=[Cron(MAINTENANCE_CRON, timezone=timezone)],
+        parameters={"data_dir": parameters["data_dir"]},
+        tags=["mnist", "maintenance"],
+        description="Weekly garbage collection of the data dir: old unused models, evaluations and datasets.",
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+    serve(retrain, predict, maintenance)

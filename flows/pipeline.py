@@ -6,7 +6,6 @@ Flows only wire: every step is a task in `tasks/`, every rule lives in the Prefe
 from __future__ import annotations
 
 import time
-from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,9 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from mnist_pipeline import defaults
 from mnist_pipeline.champion.registry import registry_lock
-from mnist_pipeline.champion.retention import mark_model_used, pin_models, prune_models
-from mnist_pipeline.config import RunConfig, build_config
-from mnist_pipeline.data.image_shape import format_image_shape
+from mnist_pipeline.config import RunConfig, build_config, takes_run_parameters
 from mnist_pipeline.data.layout import DataLayout
-from mnist_pipeline.data.versions import pin_version
 from mnist_pipeline.files.atomic import copy_file_atomic, write_json_atomic
 from mnist_pipeline.report.publish import to_json
 from mnist_pipeline.report.view import assign_colors
@@ -81,14 +76,11 @@ def train_and_evaluate(
     """Train every model concurrently on the flow's task runner; evaluate each as soon as it is trained."""
     config = build_config(**config_parameters)
     logger = get_run_logger()
-    layout = DataLayout(config.data_dir)
     started = time.perf_counter()
     trainings, evaluations = {}, {}
     for job in jobs:
         name = job["model"]
-        present = mark_model_used(layout, name, job["key"])  # newest for pruning (the run also pins it)
-        options = {"refresh_cache": not present, "result_storage": layout.prefect_results}
-        trainings[name] = train_task.with_options(**options).submit(
+        trainings[name] = train_task.submit(
             model=name,
             key=job["key"],
             data_dir=str(config.data_dir),
@@ -103,9 +95,7 @@ def train_and_evaluate(
     # Submitted after every training, so no evaluation holds a worker that a training is queued for.
     for job in jobs:
         name = job["model"]
-        recorded = layout.evaluation_file(name, job["eval_key"]).is_file()
-        options = {"refresh_cache": not recorded, "result_storage": layout.prefect_results}
-        evaluations[name] = evaluate_task.with_options(**options).submit(
+        evaluations[name] = evaluate_task.submit(
             trainings[name], name, job["eval_key"], str(config.data_dir), fingerprint, config.test_limit
         )
     # Each model's charts are drawn as soon as it is evaluated (the ANNs' while the CNN trains) for the report.
@@ -122,20 +112,17 @@ def train_and_evaluate(
         )
         for name in evaluations
     }
-    # Cached results hold model paths relative to the data dir (which may have moved since); resolve them here.
     trained = {name: future.result() for name, future in trainings.items()}
-    for summary in trained.values():
-        summary["model_path"] = str(layout.root / summary["model_path"])
     train_seconds, started = time.perf_counter() - started, time.perf_counter()
     evaluated = {name: future.result() for name, future in evaluations.items()}
-    cached = {name: future.state.name == "Cached" for name, future in trainings.items()}
+    cached = {name: summary["reused"] for name, summary in trained.items()}
     for name in trained:
         if cached[name]:
             logger.info("%s: reused cached model %s (nothing changed)", name, trained[name]["model_path"])
-        if evaluations[name].state.name == "Cached":
+        if evaluated[name]["evaluation_reused"]:
             logger.info("%s: reused recorded evaluation (same model, test split and limit)", name)
         predictions = Path(run_dir) / "predictions" / f"{name}.parquet"
-        copy_file_atomic(layout.root / evaluated[name]["predictions_file"], predictions)
+        copy_file_atomic(Path(evaluated[name]["predictions_file"]), predictions)
         evaluated[name]["predictions_path"] = str(predictions)
     evaluate_seconds, started = time.perf_counter() - started, time.perf_counter()
     for name, drawing in drawings.items():
@@ -152,45 +139,14 @@ def train_and_evaluate(
     }
 
 
-@flow(name="mnist-pipeline", flow_run_name=generate_run_name)
+@flow(name="mnist-pipeline", flow_run_name=generate_run_name, validate_parameters=False)
 @guarded
-def mnist_pipeline(
-    source: str = defaults.SOURCE,
-    models: list[str] | None = None,
-    profile: str = defaults.PROFILE,
-    epochs: dict[str, int] | None = None,
-    precision: str | None = None,
-    train_limit: int | None = None,
-    test_limit: int | None = None,
-    task_runner: str = defaults.TASK_RUNNER,
-    dask_address: str | None = None,
-    data_dir: str = str(defaults.DATA_DIR),
-    reports_dir: str = str(defaults.REPORTS_DIR),
-    seed: int = defaults.SEED,
-    promotion_margin: float = defaults.PROMOTION_MARGIN,
-    max_recall_drop: float = defaults.MAX_RECALL_DROP,
-    image_shape: str = format_image_shape(defaults.IMAGE_SHAPE),
-    promote_limited: bool = False,
-) -> dict[str, str]:
-    """Run the whole study; returns where the report and metrics.json were written."""
-    config = build_config(
-        source=source,
-        models=models,
-        profile=profile,
-        epochs=epochs,
-        precision=precision,
-        train_limit=train_limit,
-        test_limit=test_limit,
-        task_runner=task_runner,
-        dask_address=dask_address,
-        data_dir=str(Path(data_dir).resolve()),
-        reports_dir=str(Path(reports_dir).resolve()),
-        seed=seed,
-        promotion_margin=promotion_margin,
-        max_recall_drop=max_recall_drop,
-        image_shape=image_shape,
-        promote_limited=promote_limited,
-    )
+@takes_run_parameters
+def mnist_pipeline(**parameters: Any) -> dict[str, str]:
+    """Run the whole study; returns where the report and metrics.json were written.
+
+    The parameters are RunConfig's fields, flat (see `takes_run_parameters`); `build_config` validates them."""
+    config = build_config(**parameters).resolve_dirs()
     tag_flow_run(config)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     stages: dict[str, float] = {}
@@ -198,63 +154,51 @@ def mnist_pipeline(
     clock = time.perf_counter()
     manifest = ingest_task(config.source, config.data_dir, config.image_shape)
     stages["ingest"] = time.perf_counter() - clock
-    # Retention keeps this version (and, below, this run's models) while the run uses them; released when the run
-    # returns or fails.
-    with ExitStack() as pin:
-        pin.enter_context(pin_version(DataLayout(config.data_dir), manifest["fingerprint"]))
+
+    clock = time.perf_counter()
+    validation = validate_task(str(config.data_dir), manifest["fingerprint"], config.image_shape)
+    publish_task(str(config.data_dir), manifest["fingerprint"])
+    stages["validate"] = time.perf_counter() - clock
+    run_dir = claim_run_dir(config.reports_dir, str(flow_run.name))
+
+    jobs = plan_training(config, manifest)
+    runner = make_task_runner(choose_task_runner(config, len(jobs)))
+    provenance = {"versions": collect_versions(), "git_commit": find_git_commit()}
+    results = train_and_evaluate.with_options(task_runner=runner)(
+        jobs,
+        config.to_parameters(),
+        manifest["fingerprint"],
+        tf_threads_per_model(config, len(jobs)),
+        str(run_dir),
+    )
+    stages.update(results["seconds"])
+
+    run = {
+        "name": flow_run.name,
+        "flow_run_id": flow_run.id,
+        "flow_run_url": flow_run.ui_url,
+        "started_at": started_at,
+    }
+    metrics = assemble_metrics(config, run, manifest, validation, results, stages, provenance)
+    # Promotion is one critical section, committed last: read the champion, decide (re-evaluating it if needed),
+    # write this run's report and metrics.json, and only then record the decision, all under the registry lock.
+    with registry_lock(DataLayout(config.data_dir).registry):
+        clock = time.perf_counter()
+        metrics["champion"] = decide_task(
+            metrics,
+            str(config.data_dir),
+            config.test_limit,
+            config.promotion_margin,
+            config.max_recall_drop,
+            config.promotion_limits(),
+        )
+        metrics["stages"]["promote"] = {"seconds": round(time.perf_counter() - clock, 3)}
 
         clock = time.perf_counter()
-        validated = validate_task.with_options(result_storage=DataLayout(config.data_dir).prefect_results)(
-            str(config.data_dir), manifest["fingerprint"], config.image_shape, return_state=True
-        )
-        validation = validated.result()
-        if validated.name == "Cached":
-            get_run_logger().info("validate: reused the recorded pass (same dataset files, same suite)")
-        publish_task(str(config.data_dir), manifest["fingerprint"])
-        stages["validate"] = time.perf_counter() - clock
-        run_dir = claim_run_dir(config.reports_dir, str(flow_run.name))
-
-        jobs = plan_training(config, manifest)
-        # Pruning by concurrent runs keeps these models (reused or about to be trained) until this run returns.
-        pin.enter_context(pin_models(DataLayout(config.data_dir), [(job["model"], job["key"]) for job in jobs]))
-        runner = make_task_runner(choose_task_runner(config, len(jobs)))
-        provenance = {"versions": collect_versions(), "git_commit": find_git_commit()}
-        results = train_and_evaluate.with_options(task_runner=runner)(
-            jobs,
-            config.to_parameters(),
-            manifest["fingerprint"],
-            tf_threads_per_model(config, len(jobs)),
-            str(run_dir),
-        )
-        stages.update(results["seconds"])
-
-        run = {
-            "name": flow_run.name,
-            "flow_run_id": flow_run.id,
-            "flow_run_url": flow_run.ui_url,
-            "started_at": started_at,
-        }
-        metrics = assemble_metrics(config, run, manifest, validation, results, stages, provenance)
-        # Promotion is one critical section, committed last: read the champion, decide (re-evaluating it if needed),
-        # write this run's report and metrics.json, and only then record the decision, all under the registry lock.
-        with registry_lock(DataLayout(config.data_dir).registry):
-            clock = time.perf_counter()
-            metrics["champion"] = decide_task(
-                metrics,
-                str(config.data_dir),
-                config.test_limit,
-                config.promotion_margin,
-                config.max_recall_drop,
-                config.promotion_limits(),
-            )
-            metrics["stages"]["promote"] = {"seconds": round(time.perf_counter() - clock, 3)}
-
-            clock = time.perf_counter()
-            report_path = report_task(metrics, str(config.data_dir), str(config.reports_dir))
-            # The report shows the stages that finished before it; metrics.json is rewritten to add the report's time.
-            metrics["stages"]["report"] = {"seconds": round(time.perf_counter() - clock, 3)}
-            metrics_path = run_dir / "metrics.json"
-            write_json_atomic(metrics_path, metrics, default=to_json)
-            record_task(metrics, str(config.data_dir))
-            prune_models(DataLayout(config.data_dir))
+        report_path = report_task(metrics, str(config.data_dir), str(config.reports_dir))
+        # The report shows the stages that finished before it; metrics.json is rewritten to add the report's time.
+        metrics["stages"]["report"] = {"seconds": round(time.perf_counter() - clock, 3)}
+        metrics_path = run_dir / "metrics.json"
+        write_json_atomic(metrics_path, metrics, default=to_json)
+        record_task(metrics, str(config.data_dir))
     return {"report": report_path, "metrics": str(metrics_path)}

@@ -12,8 +12,7 @@ from prefect import task
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import read_split
 from mnist_pipeline.report import select_mistakes
-from mnist_pipeline.report.charts import cache_charts_in
-from mnist_pipeline.report.model_charts import draw_model_charts
+from mnist_pipeline.report.charts import cache_charts_in, draw_model_charts
 from tasks.guard import guarded
 from tasks.report import CHART_CACHE, GALLERY_SIZE
 
@@ -32,7 +31,7 @@ def charts_task(
     """The same pictures, from the same inputs, as the report and the UI artifacts show for `model`."""
     layout = DataLayout(Path(data_dir)).pin(fingerprint)
     test = read_split(layout.split_file("test"))
-    predictions = pd.read_parquet(layout.root / evaluated["predictions_file"])
+    predictions = pd.read_parquet(evaluated["predictions_file"])
     mistakes = select_mistakes(predictions, test.images, limit=GALLERY_SIZE)
     with cache_charts_in(Path(reports_dir) / CHART_CACHE):
         draw_model_charts(np.asarray(evaluated["confusion_matrix"]), trained["history"], color, mistakes)

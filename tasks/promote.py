@@ -17,8 +17,6 @@ from mnist_pipeline.champion.rule import PromotionPolicy
 from mnist_pipeline.report.artifact_content import render_promotion_markdown
 from tasks.guard import guarded
 
-PROMOTION_ARTIFACT_KEY = "mnist-promotion"
-
 
 @task(name="promote")
 @guarded
@@ -42,6 +40,6 @@ def record_task(metrics: dict[str, Any], data_dir: str) -> None:
     record_run(metrics, Path(data_dir), at=datetime.now(UTC).isoformat(timespec="seconds"))
     create_markdown_artifact(
         render_promotion_markdown(metrics["run"]["name"], metrics["champion"]),
-        key=PROMOTION_ARTIFACT_KEY,
+        key="mnist-promotion",
         description="Promotion decisions",
     )

@@ -11,9 +11,19 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import read_split
-from mnist_pipeline.report.artifact_content import build_metrics_rows, render_report_location, render_summary_markdown
+from mnist_pipeline.report import select_mistakes, write_report
+from mnist_pipeline.report.artifact_content import (
+    build_metrics_rows,
+    render_accuracy_markdown,
+    render_model_markdown,
+    render_report_location,
+    render_summary_markdown,
+    render_trend_markdown,
+)
 from mnist_pipeline.report.charts import cache_charts_in, prune_chart_cache
-from mnist_pipeline.report.server import find_report_url, resolve_base_url
+from mnist_pipeline.report.publish import load_history
+from mnist_pipeline.report.view import assign_colors
+from mnist_pipeline.web.reports import find_report_url, resolve_base_url
 from tasks.guard import guarded
 
 GALLERY_SIZE = 24
@@ -29,17 +39,10 @@ def model_artifact_key(name: str) -> str:
 
 def publish_pictures(metrics: dict[str, Any], mistakes: dict[str, list[Any]], reports_dir: Path) -> None:
     """Accuracy chart, one page of pictures per model, and the accuracy trend, as markdown artifacts."""
-    from mnist_pipeline.report.accuracy_trend import build_trend, render_trend_markdown
-    from mnist_pipeline.report.artifact_pictures import render_accuracy_markdown, render_model_markdown
-    from mnist_pipeline.report.publish import load_history
-    from mnist_pipeline.report.view import assign_colors
-
-    colors = assign_colors(list(metrics["models"]))
     create_markdown_artifact(
-        render_accuracy_markdown(metrics, colors),
-        key=ACCURACY_KEY,
-        description="Accuracy vs seed study (MNIST) and champion",
+        render_accuracy_markdown(metrics), key=ACCURACY_KEY, description="Accuracy vs seed study (MNIST) and champion"
     )
+    colors = assign_colors(list(metrics["models"]))
     for name, model in metrics["models"].items():
         create_markdown_artifact(
             render_model_markdown(name, model, colors[name], mistakes.get(name, [])),
@@ -48,7 +51,7 @@ def publish_pictures(metrics: dict[str, Any], mistakes: dict[str, list[Any]], re
         )
     history = load_history(reports_dir, exclude=metrics["run"]["name"])
     create_markdown_artifact(
-        render_trend_markdown(build_trend(history, metrics)), key=TREND_KEY, description="Accuracy over recent runs"
+        render_trend_markdown(history, metrics), key=TREND_KEY, description="Accuracy over recent runs"
     )
 
 
@@ -56,8 +59,6 @@ def publish_pictures(metrics: dict[str, Any], mistakes: dict[str, list[Any]], re
 @guarded
 def report_task(metrics: dict[str, Any], data_dir: str, reports_dir: str) -> str:
     """Render report.html + metrics.json for this run, refresh latest/index, post UI artifacts."""
-    from mnist_pipeline.report import select_mistakes, write_report
-
     test = read_split(DataLayout(Path(data_dir)).pin(metrics["data"]["fingerprint"]).split_file("test"))
     mistakes = {
         name: select_mistakes(pd.read_parquet(model["predictions_path"]), test.images, limit=GALLERY_SIZE)
@@ -65,18 +66,17 @@ def report_task(metrics: dict[str, Any], data_dir: str, reports_dir: str) -> str
     }
     with cache_charts_in(Path(reports_dir) / CHART_CACHE):
         path = write_report(Path(reports_dir), metrics, mistakes).resolve()
-    url = find_report_url(Path(reports_dir), path)
-    create_markdown_artifact(
-        render_summary_markdown(metrics, url or str(path)), key=SUMMARY_KEY, description="Run summary"
-    )
-    create_table_artifact(build_metrics_rows(metrics), key=TABLE_KEY, description="Per-model test metrics")
-    if url:
-        create_link_artifact(url, link_text=f"report {metrics['run']['name']}", key=REPORT_KEY)
-    else:
+        url = find_report_url(Path(reports_dir), path)
         create_markdown_artifact(
-            render_report_location(path, resolve_base_url()), key=REPORT_KEY, description="Where the report is"
+            render_summary_markdown(metrics, url or str(path)), key=SUMMARY_KEY, description="Run summary"
         )
-    with cache_charts_in(Path(reports_dir) / CHART_CACHE):
+        create_table_artifact(build_metrics_rows(metrics), key=TABLE_KEY, description="Per-model test metrics")
+        if url:
+            create_link_artifact(url, link_text=f"report {metrics['run']['name']}", key=REPORT_KEY)
+        else:
+            create_markdown_artifact(
+                render_report_location(path, resolve_base_url()), key=REPORT_KEY, description="Where the report is"
+            )
         publish_pictures(metrics, mistakes, Path(reports_dir))
     prune_chart_cache(Path(reports_dir) / CHART_CACHE)
     get_run_logger().info("report written to %s%s", path, f" (served at {url})" if url else "")

@@ -1,4 +1,4 @@
-"""Prefect task: train one model and save it; cached on the training key (see mnist_pipeline.runs.cache_keys)."""
+"""Prefect task: train one model and save it, or reuse the model saved under its training key (`modeling.jobs`)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,12 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.context import TaskRunContext
 
 from mnist_pipeline.data.layout import DataLayout
-from mnist_pipeline.runs.cache_entries import train_record_name
 from tasks.guard import guarded
 
 
-def key_from_parameters(_: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """Prefect cache key: the precomputed training key passed in by the flow."""
-    return train_record_name(parameters["model"], parameters["key"])
-
-
-@task(name="train", cache_key_fn=key_from_parameters, persist_result=True, result_serializer="json")
+@task(name="train")
 @guarded
 def train_task(
     model: str,
@@ -34,13 +27,12 @@ def train_task(
     tf_threads: int | None,
     image_shape: tuple[int, int],
 ) -> dict[str, Any]:
-    """Train `model` on the published train split, with a progress artifact per epoch; returns the job summary."""
+    """Train `model` on the pinned train split (a progress artifact per epoch), unless its saved model is there;
+    returns the job summary."""
     from mnist_pipeline.modeling.jobs import run_training_job
     from mnist_pipeline.modeling.profiles import TrainConfig
-    from mnist_pipeline.modeling.training import configure_tensorflow
 
     logger = get_run_logger()
-    configure_tensorflow(tf_threads, deterministic=True)
     config = TrainConfig(**train_config)
     progress_id = create_progress_artifact(
         0.0, key=f"training-{model.replace('_', '-')}", description=f"{model}: starting"
@@ -53,7 +45,7 @@ def train_task(
             progress_id, 100.0 * report.epoch / report.epochs, description=f"{model}: epoch {report.epoch}"
         )
 
-    logger.info("training %s: %s", model, config.to_dict())
+    logger.info("%s: %s", model, config.to_dict())
     layout = DataLayout(Path(data_dir)).pin(fingerprint)
     # Progress goes to the API from one thread of its own, in epoch order: training never waits for the UI (these
     # calls were ~40 ms an epoch of each model's time outside its epochs, three models sharing two cores).
@@ -63,10 +55,13 @@ def train_task(
         def report_epoch(report: Any) -> None:
             updates.append(progress.submit(copy_context().run, show_epoch, report))
 
-        summary = run_training_job(layout, model, key, config, seed, train_limit, tuple(image_shape), report_epoch)
+        summary = run_training_job(
+            layout, model, key, config, seed, train_limit, tuple(image_shape), tf_threads, report_epoch
+        )
     # Progress is for people watching; a failed update must not throw away the trained model.
     failed = [error for error in (update.exception() for update in updates) if error is not None]
     if failed:
         logger.warning("%s: %d progress update(s) not shown: %s", model, len(failed), failed[0])
-    update_progress_artifact(progress_id, 100.0, description=f"{model}: done in {summary['train_seconds']:.1f} s")
+    done = "reused the saved model" if summary["reused"] else f"done in {summary['train_seconds']:.1f} s"
+    update_progress_artifact(progress_id, 100.0, description=f"{model}: {done}")
     return summary

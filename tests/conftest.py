@@ -25,6 +25,25 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# Slow modules that need no Prefect server but train real models or start real processes: e2e, not unit.
+E2E_MODULES: frozenset[str] = frozenset()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tiers by what a test uses, unless it is marked itself: `browser` (headless Chromium), `e2e` (a real Prefect
+    server, or a slow module of E2E_MODULES), else `unit`. `make test` runs all three; `make test-fast` only unit."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if any(item.get_closest_marker(tier) for tier in ("unit", "e2e", "browser")):
+            continue  # the test names its tier itself
+        if "chromium" in fixtures:
+            item.add_marker(pytest.mark.browser)
+        elif "prefect_server" in fixtures or item.module.__name__.rpartition(".")[2] in E2E_MODULES:
+            item.add_marker(pytest.mark.e2e)
+        else:
+            item.add_marker(pytest.mark.unit)
+
+
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prefect server on a free loopback port with its own PREFECT_HOME; yields its API URL."""

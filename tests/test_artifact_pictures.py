@@ -13,15 +13,17 @@ import pytest
 from PIL import Image
 
 from mnist_pipeline.report import charts
-from mnist_pipeline.report.accuracy_trend import build_trend, render_trend_markdown
-from mnist_pipeline.report.artifact_content import render_report_location, render_summary_markdown
-from mnist_pipeline.report.artifact_pictures import (
-    MAX_WIDTH,
-    compact_png,
+from mnist_pipeline.report.artifact_content import (
     render_accuracy_markdown,
     render_model_markdown,
+    render_promotion_markdown,
+    render_report_location,
+    render_summary_markdown,
+    render_trend_markdown,
+    render_validation_markdown,
 )
-from mnist_pipeline.report.view import assign_colors
+from mnist_pipeline.report.charts import MAX_WIDTH, compact_png
+from mnist_pipeline.report.view import assign_colors, build_run_rows
 from tests.report_samples import make_metrics, make_mistakes, with_champion
 
 IMAGE = re.compile(r"!\[([^\]]*)\]\((data:image/png;base64,[A-Za-z0-9+/=]+)\)")
@@ -37,7 +39,7 @@ def run() -> dict:
 
 
 def test_accuracy_picture_shows_run_seed_and_champion(run: dict) -> None:
-    markdown = render_accuracy_markdown(run, assign_colors(list(run["models"])))
+    markdown = render_accuracy_markdown(run)
     images = IMAGE.findall(markdown)
     assert len(images) == 1
     pixels = np.asarray(decode(images[0][1]).convert("RGB"))
@@ -68,7 +70,7 @@ def test_model_page_without_mistakes_or_history_has_only_the_matrices(run: dict)
 def test_pictures_fit_the_ui_width_and_a_small_budget(run: dict) -> None:
     colors = assign_colors(list(run["models"]))
     mistakes = make_mistakes(run, limit=12)
-    pages = [render_accuracy_markdown(run, colors)]
+    pages = [render_accuracy_markdown(run)]
     pages += [render_model_markdown(name, run["models"][name], colors[name], mistakes[name]) for name in run["models"]]
     for _, uri in (image for page in pages for image in IMAGE.findall(page)):
         image = decode(uri)
@@ -91,22 +93,26 @@ def test_trend_marks_promotions_and_lists_newest_first(run: dict) -> None:
         make_metrics(f"run-2025-05-{day:02d}-120000", f"2025-05-{day:02d}T12:00:00+00:00", shift=-0.001 * day)
         for day in (3, 2, 1)
     ]
-    rows = build_trend(older, run, limit=3)
-    assert [row.name for row in rows] == ["run-2025-05-02-120000", "run-2025-05-01-120000", run["run"]["name"]]
-    assert rows[-1].promoted == {"ann_no_hidden": False, "ann_hidden_100": False, "cnn": True}
-    markdown = render_trend_markdown(rows)
+    markdown = render_trend_markdown(older, run, limit=3)
     assert len(IMAGE.findall(markdown)) == 1
     table = [line for line in markdown.splitlines() if line.startswith("| run-")]
-    assert table[0].startswith(f"| {run['run']['name']} |") and table[0].endswith("**★** |")
+    assert [line.split(" | ")[0] for line in table] == [
+        f"| {run['run']['name']}",
+        "| run-2025-05-01-120000",
+        "| run-2025-05-02-120000",
+    ]
+    # Only this run's cnn (the last column) was promoted.
+    assert table[0].endswith("**★** |") and table[0].count("★") == 1
     assert "★" not in "".join(table[1:])
 
 
 def test_trend_escapes_names_and_tolerates_odd_history(run: dict) -> None:
     odd = {"run": {"name": "x|<b>y</b>"}, "models": {"cnn": {"test_accuracy": "high"}}, "champion": []}
-    rows = build_trend([odd], run)
-    assert rows[0].accuracies["cnn"] is None and rows[0].promoted["cnn"] is False
-    markdown = render_trend_markdown(rows)
-    assert "| x\\|&lt;b&gt;y&lt;/b&gt; | - |" in markdown
+    names, rows = build_run_rows([odd, run], run)
+    assert names == list(run["models"])
+    assert rows[0]["accuracies"] == [None, None, None] and rows[0]["promoted"] == [False, False, False]
+    markdown = render_trend_markdown([odd], run)
+    assert "| x\\|&lt;b&gt;y&lt;/b&gt; | - | - | - | - |" in markdown
 
 
 def test_report_location_names_the_file_and_how_to_get_a_link(run: dict) -> None:
@@ -118,15 +124,34 @@ def test_report_location_names_the_file_and_how_to_get_a_link(run: dict) -> None
 def test_a_run_on_another_test_split_has_no_seed_study_figures(run: dict) -> None:
     other = copy.deepcopy(run)
     other["data"]["test_sha256"] = "0" * 64
-    colors = assign_colors(list(run["models"]))
     summary = render_summary_markdown(other, "/tmp/r.html")
     assert not [figure for figure in ("92.54 %", "97.41 %", "98.66 %") if figure in summary]
     assert "92.54 %" in render_summary_markdown(run, "/tmp/r.html")
-    assert "seed study" not in render_accuracy_markdown(other, colors)
-    assert "seed study" in render_accuracy_markdown(run, colors)
+    assert "seed study" not in render_accuracy_markdown(other)
+    assert "seed study" in render_accuracy_markdown(run)
 
 
 def test_summary_links_the_served_report(run: dict) -> None:
     url = "http://127.0.0.1:4201/runs/run-1/report.html"
     assert render_summary_markdown(run, url).endswith(f"Report: [{url}]({url})")
     assert render_summary_markdown(run, "/tmp/r/report.html").endswith("Report: `/tmp/r/report.html`")
+
+
+def count_columns(line: str) -> int:
+    """Cells in a markdown table row: the pipes that no backslash escapes, less one."""
+    return len(re.findall(r"(?<!\\)\|", line)) - 1
+
+
+def test_validation_and_promotion_tables_keep_data_inside_their_cells() -> None:
+    hostile = "a|b\n<img src=x>"
+    check = {"split": "test", "expectation": hostile, "success": False, "observed": hostile, "message": hostile}
+    validation = render_validation_markdown({"success": False, "checks": [check]})
+    decisions = {hostile: {"promoted": True, "champion_run": hostile, "reason": hostile}}
+    promotion = render_promotion_markdown(hostile, decisions)
+    for markdown, columns in ((validation, 4), (promotion, 4)):
+        assert "<img" not in markdown and "&lt;img src=x&gt;" in markdown
+        table = [line for line in markdown.splitlines() if line.startswith("|")]
+        assert len(table) == 3 and {count_columns(line) for line in table} == {columns}
+    assert "**FAILED: training blocked**" in validation and "| **FAIL** |" in validation
+    assert "- a\\|b &lt;img src=x&gt;" in validation
+    assert "| **yes** |" in promotion

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from mnist_pipeline.config import build_config
-from mnist_pipeline.data.ingest import ingest_and_publish
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import read_split
 from mnist_pipeline.modeling.architectures import build_model
 from mnist_pipeline.modeling.evaluation import evaluate_model
+from mnist_pipeline.modeling.model_files import to_engine
 from mnist_pipeline.modeling.profiles import resolve_config
 from mnist_pipeline.modeling.training import configure_tensorflow, train_model
+from mnist_pipeline.validation.publish import ingest_and_publish
 from tests.test_ingest_idx import write_idx_dir
 
 MODELS = ("ann_no_hidden", "ann_hidden_100", "cnn")
@@ -60,5 +61,5 @@ def test_best_on_another_ten_class_idx_dataset_is_at_least_as_good_as_default(tm
         scores = {}
         for profile in ("default", "best"):
             config = resolve_config(profile, model)
-            scores[profile] = evaluate_model(train_model(model, config, train, seed=42).model, test).accuracy
+            scores[profile] = evaluate_model(to_engine(train_model(model, config, train, seed=42).model), test).accuracy
         assert scores["best"] >= scores["default"], (model, scores)

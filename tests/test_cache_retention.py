@@ -1,223 +1,167 @@
-"""Bounded data dir: a pruned model takes its cache entries along, pinned models stay, reused models count as new,
-stale resume states and the ingest records of removed dataset versions go."""
+"""Garbage collection: champions, rollback targets and their data stay, and so does whatever was used within the
+grace period; old unused models (with their siblings), evaluations, records and dataset versions go."""
 
 from __future__ import annotations
 
 import os
-import shutil
+import threading
 import time
 from pathlib import Path
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from mnist_pipeline.champion.registry import record_decision
-from mnist_pipeline.champion.retention import (
-    KEEP_ENV,
-    RESUME_UNUSED_DAYS,
-    mark_model_used,
-    pin_models,
-    prune_models,
-)
-from mnist_pipeline.champion.rule import Candidate, PromotionPolicy, decide_promotion
+from cli.main import main
+from mnist_pipeline.champion.registry import force_promote
+from mnist_pipeline.champion.retention import collect_garbage
+from mnist_pipeline.champion.rule import Candidate
 from mnist_pipeline.data.ingest_records import record_dataset
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import publish_dataset
-from mnist_pipeline.data.versions import FAILED_SUFFIX, KEPT_VERSIONS
-from mnist_pipeline.modeling.prediction_files import read_model_key, tag_with_model_key
-from mnist_pipeline.runs.cache_entries import evaluate_record_name, train_record_name
+from mnist_pipeline.data.versions import FAILED_SUFFIX
+from mnist_pipeline.errors import DataFormatError, PipelineError
+from mnist_pipeline.files.locks import hold_lock
+from mnist_pipeline.files.usage import mark_used
 from tests.test_concurrency_store import small_dataset
 
+LONG_AGO = time.time() - 30 * 86400
 
-def save_model(layout: DataLayout, key: str, mtime: float) -> Path:
-    """Keys, like the real (hex) ones, have no "-": record and pin names end in "-<key>"."""
-    path = layout.model_file("cnn", key)
+
+def age(*paths: Path) -> None:
+    """Make paths (and a folder's direct entries) look last used a month ago."""
+    for path in paths:
+        for entry in (*path.iterdir(), path) if path.is_dir() else (path,):
+            os.utime(entry, (LONG_AGO, LONG_AGO))
+
+
+def write(path: Path, old: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"model")
-    os.utime(path, (mtime, mtime))
-    (layout.prefect_results / train_record_name("cnn", key)).write_text("{}")
+    path.write_bytes(b"x")
+    if old:
+        age(path)
     return path
 
 
-def record_predictions(layout: DataLayout, eval_key: str, model_key: str | None) -> Path:
-    table = pa.Table.from_pandas(pd.DataFrame({"row_id": [0, 1], "predicted": [3, 4]}), preserve_index=False)
-    path = layout.evaluation_file("cnn", eval_key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table if model_key is None else tag_with_model_key(table, model_key), path)
-    (layout.prefect_results / evaluate_record_name("cnn", eval_key)).write_text("{}")
-    return path
+def save_model(layout: DataLayout, key: str, old: bool = True) -> list[Path]:
+    """A model's files as a run leaves them (keys, like real ones, have no "."), plus the ONNX serving copy."""
+    model = layout.model_file("cnn", key)
+    return [write(model.with_suffix(suffix), old) for suffix in (".json", ".keras", ".onnx")]
 
 
-def make_champion(layout: DataLayout, model_file: Path) -> None:
-    candidate = Candidate(model_file.stem, str(model_file), "run-0", "f" * 64, 100, 0.9, (0.9,) * 10)
-    decision = decide_promotion("cnn", candidate, None, PromotionPolicy())
-    record_decision(layout.registry, decision, candidate, at="2026")
+def promote(layout: DataLayout, key: str, fingerprint: str) -> None:
+    candidate = Candidate(key, str(layout.model_file("cnn", key)), f"run-{key}", fingerprint, 100, 0.9, (0.9,) * 10)
+    force_promote(layout.registry, "cnn", candidate, "test", at="2026")
 
 
 @pytest.fixture
 def layout(tmp_path: Path) -> DataLayout:
-    layout = DataLayout(tmp_path / "data")
-    layout.prefect_results.mkdir(parents=True)
-    return layout
+    return DataLayout(tmp_path / "data")
 
 
-def test_a_pruned_model_takes_its_records_and_evaluations_along(
-    layout: DataLayout, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    champion, old, kept = (save_model(layout, key, mtime) for key, mtime in (("k0", 1000), ("k1", 2000), ("k2", 3000)))
-    make_champion(layout, champion)
-    scored = {key: record_predictions(layout, f"e{key}", key) for key in ("k0", "k1", "k2")}
-    older_scoring = record_predictions(layout, "ek1limited", "k1")  # a --test-limit run scored the same model
-    legacy = record_predictions(layout, "elegacy", None)  # recorded before evaluations named their model
-    monkeypatch.setenv(KEEP_ENV, "1")
+def test_champions_rollback_targets_their_data_and_recent_things_stay_old_unused_ones_go(layout: DataLayout) -> None:
+    trained_on, unused, current = (publish_dataset(small_dataset(seed), layout).manifest for seed in (0, 1, 2))
+    versions = [layout.versions / manifest["fingerprint"][:16] for manifest in (trained_on, unused, current)]
+    failed = versions[2].with_name(versions[2].name + FAILED_SUFFIX)  # once failed the gate, then passed
+    failed.mkdir()
+    (failed / ".created-by-mnist-pipeline").write_text("")
+    foreign = layout.versions / "0123456789abcdef"  # copied in by hand: not ingest's to delete
+    foreign.mkdir()
+    age(*versions, failed, foreign)
+    rollback_target, champion = save_model(layout, "k0"), save_model(layout, "k1")
+    promote(layout, "k0", trained_on["fingerprint"])
+    promote(layout, "k1", current["fingerprint"])
+    old_model, recent_model = save_model(layout, "k2"), save_model(layout, "k3", old=False)
+    legacy_sidecar = write(layout.model_file("cnn", "k2").with_name("k2.keras.json"))
+    stale_state, fresh_state = write(layout.resume_file("cnn", "k4")), write(layout.resume_file("cnn", "k5"), old=False)
+    resumed = [*save_model(layout, "k6"), write(layout.resume_file("cnn", "k6"), old=False)]  # newest file counts
+    old_eval = [write(layout.evaluation_file("cnn", "e0").with_suffix(s)) for s in (".json", ".parquet")]
+    recent_eval = write(layout.evaluation_file("cnn", "e1"), old=False)
+    old_record, recent_record = write(layout.validations / "v0.json"), write(layout.validations / "v1.json", False)
+    legacy = [write(layout.root / "prefect-results" / "train-cnn-k2"), write(layout.locks / "pin-0123")]
+    expected = sorted([*old_model, legacy_sidecar, stale_state, *old_eval, old_record, versions[1], failed, *legacy])
 
-    removed = prune_models(layout)
+    assert sorted(collect_garbage(layout, dry_run=True)) == expected
+    assert all(path.exists() for path in expected)
+    assert sorted(collect_garbage(layout)) == expected
 
-    results = layout.prefect_results
+    assert not any(path.exists() for path in expected)
+    kept = [*rollback_target, *champion, *recent_model, fresh_state, *resumed, recent_eval, recent_record]
+    assert all(path.exists() for path in [*kept, versions[0], versions[2], foreign])
+    assert collect_garbage(layout) == []
+
+
+def test_with_no_grace_only_champions_and_the_current_version_stay(layout: DataLayout) -> None:
+    """--grace-days 0 is for a data dir no run is using: even a model written a moment ago goes."""
+    current = publish_dataset(small_dataset(0), layout).manifest
+    champion = save_model(layout, "k0", old=False)
+    promote(layout, "k0", current["fingerprint"])
+    fresh = save_model(layout, "k1", old=False)
+    time.sleep(0.01)
+
+    assert sorted(collect_garbage(layout, grace_days=0)) == sorted(fresh)
+    assert all(path.exists() for path in champion) and (layout.versions / current["fingerprint"][:16]).is_dir()
+
+
+def test_ingest_records_of_removed_versions_go_with_them(layout: DataLayout) -> None:
+    fingerprints = [publish_dataset(small_dataset(seed), layout).manifest["fingerprint"] for seed in range(3)]
+    for seed, fingerprint in enumerate(fingerprints):
+        record_dataset(layout, f"input-{seed}", fingerprint)
+    (layout.ingest_records / "foreign.json").write_text("not json")
+    # The first version once failed the gate (set aside), then passed when ingested again: both folders exist.
+    failed = layout.versions / (fingerprints[0][:16] + FAILED_SUFFIX)
+    failed.mkdir()
+    (failed / ".created-by-mnist-pipeline").write_text("")
+    age(failed, layout.versions / fingerprints[1][:16])
+
+    removed = collect_garbage(layout)
+
     assert sorted(removed) == sorted(
-        [
-            old,
-            results / train_record_name("cnn", "k1"),
-            scored["k1"],
-            results / evaluate_record_name("cnn", "ek1"),
-            older_scoring,
-            results / evaluate_record_name("cnn", "ek1limited"),
-            legacy,  # its key can never match again: evaluation keys hash the evaluation code, which tags them now
-            results / evaluate_record_name("cnn", "elegacy"),
-        ]
+        [failed, layout.versions / fingerprints[1][:16], layout.ingest_records / "input-1.json"]
     )
-    assert sorted(path.name for path in layout.evaluations.joinpath("cnn").iterdir()) == [
-        "ek0.parquet",
-        "ek2.parquet",
+    assert sorted(path.name for path in layout.ingest_records.iterdir()) == [
+        "foreign.json",
+        "input-0.json",
+        "input-2.json",
     ]
-    assert sorted(path.name for path in results.iterdir()) == sorted(
-        [
-            train_record_name("cnn", "k0"),
-            train_record_name("cnn", "k2"),
-            evaluate_record_name("cnn", "ek0"),
-            evaluate_record_name("cnn", "ek2"),
-        ]
-    )
-    assert champion.is_file() and kept.is_file()
 
 
-def test_entries_left_by_a_kill_mid_prune_or_a_model_deleted_by_hand_go_on_the_next_prune(layout: DataLayout) -> None:
-    gone = save_model(layout, "gone", 1000)
-    evaluation = record_predictions(layout, "egone", "gone")
-    stray_record = layout.prefect_results / evaluate_record_name("cnn", "edeleted")  # its predictions file is gone
-    stray_record.write_text("{}")
-    live = save_model(layout, "live", 2000)
-    live_evaluation = record_predictions(layout, "elive", "live")
-    gone.unlink()
-
-    removed = prune_models(layout)
-
-    assert sorted(removed) == sorted(
-        [
-            layout.prefect_results / train_record_name("cnn", "gone"),
-            evaluation,
-            layout.prefect_results / evaluate_record_name("cnn", "egone"),
-            stray_record,
-        ]
-    )
-    assert live.is_file() and live_evaluation.is_file()
+def test_marking_a_file_used_waits_for_a_running_collection(layout: DataLayout) -> None:
+    """What a run reuses is touched under the gc lock held shared: never between a collection's check and its
+    deletion."""
+    model = save_model(layout, "k0")[1]
+    marked = threading.Event()
+    with hold_lock(layout.gc_lock):
+        marker = threading.Thread(target=lambda: mark_used(layout.gc_lock, [model]) and marked.set())
+        marker.start()
+        assert not marked.wait(0.3)
+    assert marked.wait(10)
+    marker.join()
+    assert model.stat().st_mtime > LONG_AGO + 86400
+    assert not mark_used(layout.gc_lock, [model, layout.model_file("cnn", "missing")])
 
 
-def test_models_a_running_flow_pinned_survive_pruning_with_their_entries(
-    layout: DataLayout, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    in_use, newer = save_model(layout, "inuse", 1000), save_model(layout, "newer", 2000)
-    evaluation = record_predictions(layout, "einuse", "inuse")
-    monkeypatch.setenv(KEEP_ENV, "1")
-    # A run pins both the model it reuses and one it has yet to train (no file yet, but a record of an earlier one).
-    (layout.prefect_results / train_record_name("cnn", "totrain")).write_text("{}")
-
-    # It was killed long ago mid-training and is about to resume from its state.
-    resume = layout.resume_file("cnn", "totrain")
-    resume.write_bytes(b"state")
-    os.utime(resume, (1, 1))
-
-    with pin_models(layout, [("cnn", "inuse"), ("cnn", "totrain")]):
-        assert prune_models(layout) == []
-        assert in_use.is_file() and evaluation.is_file() and newer.is_file() and resume.is_file()
-        assert (layout.prefect_results / train_record_name("cnn", "totrain")).is_file()
-
-    pins = sorted(layout.locks.iterdir())
-    assert [pin.name for pin in pins] == ["model-cnn-inuse", "model-cnn-totrain"]
-
-    removed = prune_models(layout)  # the run has returned: its pins are released, and unused pin files go
-    assert in_use in removed and evaluation in removed and newer.is_file()
-    assert layout.prefect_results / train_record_name("cnn", "totrain") in removed and resume in removed
-    assert set(pins) <= set(removed) and not list(layout.locks.iterdir())
+def test_an_unreadable_registry_a_negative_grace_or_no_data_dir_deletes_nothing(layout: DataLayout) -> None:
+    old = save_model(layout, "k0")
+    layout.registry.write_text("{")
+    with pytest.raises(DataFormatError, match=r"champions\.json"):
+        collect_garbage(layout)
+    layout.registry.unlink()
+    with pytest.raises(PipelineError, match="--grace-days: expected a number of days of 0 or more, found -1"):
+        collect_garbage(layout, grace_days=-1)
+    assert all(path.exists() for path in old)
+    assert collect_garbage(DataLayout(layout.root / "nothing-ran-here")) == []
+    assert not (layout.root / "nothing-ran-here").exists()
 
 
-def test_predictions_name_their_model_key_and_keep_pandas_metadata(tmp_path: Path) -> None:
-    frame = pd.DataFrame({"row_id": [5, 6], "predicted": [1, 2]}, index=[10, 11])
-    path = tmp_path / "p.parquet"
-    pq.write_table(tag_with_model_key(pa.Table.from_pandas(frame), "abc123"), path)
-
-    assert read_model_key(path) == "abc123"
-    assert pd.read_parquet(path).index.tolist() == [10, 11]  # pandas' own metadata survived the tagging
-    (tmp_path / "torn.parquet").write_bytes(b"PAR1 half a file")
-    with pytest.raises((OSError, pa.ArrowException)):
-        read_model_key(tmp_path / "torn.parquet")
-
-
-def test_an_evaluation_that_cannot_be_read_now_is_left_for_a_later_prune(layout: DataLayout) -> None:
-    unreadable = layout.evaluation_file("cnn", "eunreadable")
-    unreadable.parent.mkdir(parents=True)
-    unreadable.write_bytes(b"not parquet: a read that failed is no proof nobody owns it")
-
-    assert prune_models(layout) == []
-    assert unreadable.is_file()
-
-
-def test_a_reused_model_counts_as_newest_and_survives_pruning(
-    layout: DataLayout, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reused, newer = save_model(layout, "old", 1000), save_model(layout, "new", 2000)
-    monkeypatch.setenv(KEEP_ENV, "1")
-
-    assert mark_model_used(layout, "cnn", "old") is True
-    assert mark_model_used(layout, "cnn", "missing") is False
-    assert not layout.model_file("cnn", "missing").exists()
-    prune_models(layout)
-
-    assert reused.is_file() and not newer.exists()
-
-
-def test_stale_resume_states_go_and_fresh_ones_stay(layout: DataLayout) -> None:
-    save_model(layout, "k0", time.time())
-    stale, fresh = layout.resume_file("cnn", "killed-long-ago"), layout.resume_file("cnn", "training-now")
-    for path in (stale, fresh):
-        path.write_bytes(b"state")
-    long_ago = time.time() - (RESUME_UNUSED_DAYS + 1) * 86400
-    os.utime(stale, (long_ago, long_ago))
-
-    assert prune_models(layout) == [stale]
-    assert fresh.is_file() and layout.model_file("cnn", "k0").is_file()
-
-
-def test_retention_forgets_the_ingest_records_of_the_versions_it_removes(tmp_path: Path) -> None:
-    layout = DataLayout(tmp_path / "data")
-    fingerprints = []
-    for seed in range(KEPT_VERSIONS + 1):
-        fingerprints.append(publish_dataset(small_dataset(seed), layout).manifest["fingerprint"])
-        record_dataset(layout, f"input-{seed}", fingerprints[-1])
-        (layout.ingest_records / "foreign.json").write_text("not json")
-        os.utime(layout.versions / fingerprints[-1][:16], (1000 + seed, 1000 + seed))
-
-    # The newest version once failed the gate (set aside), then passed when ingested again: both folders exist.
-    failed = layout.versions / (fingerprints[-1][:16] + FAILED_SUFFIX)
-    shutil.copytree(layout.versions / fingerprints[-1][:16], failed)
-    os.utime(failed, (1, 1))
-
-    publish_dataset(small_dataset(KEPT_VERSIONS + 1), layout)
-
-    remaining = sorted(path.name for path in layout.ingest_records.iterdir())
-    assert not (layout.versions / fingerprints[0][:16]).exists()
-    assert not (layout.versions / fingerprints[1][:16]).exists()
-    assert not failed.exists()  # removed, but the record of the version ingested again stays
-    assert remaining == sorted(["foreign.json", *(f"input-{seed}.json" for seed in range(2, KEPT_VERSIONS + 1))])
+def test_cli_gc_prints_one_line_per_item_and_a_count(layout: DataLayout, capsys: pytest.CaptureFixture[str]) -> None:
+    old = save_model(layout, "k0")
+    assert main(["gc", "--data-dir", str(layout.root), "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        *(f"would remove: {path}" for path in old),
+        "3 item(s) would go (dry run)",
+    ]
+    assert main(["gc", "--data-dir", str(layout.root), "--grace-days", "40"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["0 item(s) removed"]
+    assert main(["gc", "--data-dir", str(layout.root)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "3 item(s) removed"
+    assert not any(path.exists() for path in old)
+    assert main(["gc", "--data-dir", str(layout.root), "--grace-days", "-2"]) == 2

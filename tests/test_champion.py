@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -143,7 +144,7 @@ def test_forced_decision_promotes_a_worse_model_and_says_so() -> None:
     assert decision.forced
     assert decision.accuracy_gain == pytest.approx(-0.03)
     assert decision.reason.startswith("forced by hand: revert bad data")
-    assert json.loads(json.dumps(decision.to_dict()))["forced"] is True
+    assert json.loads(json.dumps(asdict(decision)))["forced"] is True
 
 
 def test_forced_decision_needs_a_reason() -> None:

@@ -39,14 +39,13 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 
 def test_old_champion_is_re_evaluated_on_the_new_test_split(two_runs: tuple[Path, Any, Any]) -> None:
     from mnist_pipeline.data.layout import DataLayout
-    from mnist_pipeline.data.store import read_split
-    from mnist_pipeline.modeling.evaluation import evaluate_model
-    from mnist_pipeline.modeling.model_files import load_model
+    from mnist_pipeline.modeling.evaluation import evaluate_saved_model
 
     tmp, first, second = two_runs
     assert first["data"]["fingerprint"] != second["data"]["fingerprint"]
-    new_test = read_split(DataLayout(tmp / "data").pin(second["data"]["fingerprint"]).split_file("test"))
-    old_on_new = evaluate_model(load_model(Path(first["models"][MODEL]["model_path"])), new_test).accuracy
+    layout = DataLayout(tmp / "data")
+    new_test = layout.pin(second["data"]["fingerprint"]).split_file("test")
+    old_on_new = evaluate_saved_model(layout, MODEL, first["models"][MODEL]["key"], new_test, None).accuracy
     decision = second["champion"][MODEL]
     assert decision["champion_accuracy"] == pytest.approx(float(old_on_new), abs=1e-9)
     assert decision["challenger_accuracy"] == second["models"][MODEL]["test_accuracy"]

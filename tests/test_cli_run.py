@@ -50,74 +50,88 @@ def test_bad_schedule_fails_before_anything_registers(
     assert not (tmp_path / "data").exists()
 
 
-def test_without_a_server_the_run_uses_a_temporary_one_and_stops_it(tmp_path: Path, synthetic_npz: Path) -> None:
-    """The temporary server starts before the flow's imports, holds this run's history, and is gone afterwards."""
+def _find_processes_with_home(home: Path) -> list[str]:
+    """Ids of the processes whose environment names this PREFECT_HOME (servers left behind)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if f"PREFECT_HOME={home}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(proc.name)
+        except OSError:
+            continue
+    return found
+
+
+def _run_options(tmp_path: Path, synthetic_npz: Path) -> list[str]:
+    options = ["--source", f"npz:{synthetic_npz}", "--models", "ann_no_hidden", "--epochs", "ann_no_hidden=1"]
+    return [*options, "--data-dir", str(tmp_path / "data"), "--reports-dir", str(tmp_path / "reports")]
+
+
+def _read_metrics(stdout: str) -> dict:
     import json
+
+    metrics_line = next(line for line in stdout.splitlines() if line.startswith("metrics: "))
+    return json.loads(Path(metrics_line.removeprefix("metrics: ")).read_text())
+
+
+@pytest.mark.e2e
+def test_without_a_server_prefect_runs_a_temporary_one_and_stops_it(tmp_path: Path, synthetic_npz: Path) -> None:
+    """Prefect's own ephemeral mode: the run's history lands in the new home's database, no server outlives it."""
     import os
-    import shutil
     import sqlite3
     import subprocess
     import sys
     from contextlib import closing
 
-    from flows.database_template import TEMPLATE_ENV, build_template, find_template
-
     home = tmp_path / "prefect-home"
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_API_URL")}
     env["PREFECT_HOME"] = str(home)
-    # The new home starts from a template, here one with a table of our own to recognise it by.
-    installed, template = find_template(), tmp_path / "template.db"
-    if installed is not None and installed.is_file():
-        shutil.copyfile(installed, template)
-    else:
-        build_template(template)
-    with closing(sqlite3.connect(template)) as database:
-        database.execute("CREATE TABLE seeded_from_template (id INTEGER)")
-    env[TEMPLATE_ENV] = str(template)
-    command = [sys.executable, "-m", "cli.main", "run", "--source", f"npz:{synthetic_npz}"]
-    command += ["--models", "ann_no_hidden", "--epochs", "ann_no_hidden=1"]
-    command += ["--data-dir", str(tmp_path / "data"), "--reports-dir", str(tmp_path / "reports")]
+    command = [sys.executable, "-m", "cli.main", "run", *_run_options(tmp_path, synthetic_npz)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    metrics_line = next(line for line in done.stdout.splitlines() if line.startswith("metrics: "))
-    metrics = json.loads(Path(metrics_line.removeprefix("metrics: ")).read_text())
-    assert metrics["run"]["flow_run_url"] is None  # a temporary server has no UI to link to
+    assert _read_metrics(done.stdout)["run"]["flow_run_url"] is None  # a temporary server has no UI to link to
+    assert "flow run: " not in done.stdout
     with closing(sqlite3.connect(home / "prefect.db")) as database:
-        tables = {row[0] for row in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         runs = database.execute("SELECT count(*) FROM flow_run").fetchone()[0]
-        block_types = database.execute("SELECT count(*) FROM block_type").fetchone()[0]
-    assert "seeded_from_template" in tables  # the database is the template's copy ...
-    assert runs >= 2  # ... and holds this run's history (the flow and its training subflow)
-    assert block_types == 0  # the temporary server registered none
-    memo = home / "memo_store.toml"  # block types were not registered, nor marked as done for a later server
-    assert not memo.exists() or "block_auto_registration" not in memo.read_text()
-    still_running = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if f"PREFECT_HOME={home}".encode() in (proc / "environ").read_bytes().split(b"\0"):
-                still_running.append(proc.name)
-        except OSError:
-            continue
-    assert still_running == []
+    assert runs >= 2  # this run's history: the flow and its training subflow
+    assert _find_processes_with_home(home) == []
 
 
-@pytest.mark.parametrize(("code", "message"), [(3, "found it taken"), (1, "exited with 1")])
-def test_a_temporary_server_that_exits_is_one_clear_error(
-    monkeypatch: pytest.MonkeyPatch, code: int, message: str
-) -> None:
+@pytest.mark.e2e
+def test_make_run_starts_a_lasting_background_server_and_reuses_it(tmp_path: Path, synthetic_npz: Path) -> None:
+    """`make run` with no server answering starts a lasting `prefect server start`; the printed flow-run link
+    opens after the run, the server outlives it, and a second `make run` uses the same server."""
+    import os
     import subprocess
-    import sys
+    import urllib.request
 
-    from flows import temporary_server
-    from mnist_pipeline.errors import PipelineError
-
-    def exit_at_once(port: int) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-c", f"raise SystemExit({code})"])
-
-    monkeypatch.setattr(temporary_server, "_launch", exit_at_once)
-    server = temporary_server.TemporaryServer()
-    with pytest.raises(PipelineError, match=message):
-        server.wait(timeout=30)
+    home, port = tmp_path / "prefect-home", find_free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_API_URL")}
+    env.pop("MAKEFLAGS", None)
+    root = Path(__file__).resolve().parents[1]
+    # `-o install`: the test runs the environment it is in, never reinstalls it.
+    command = ["make", "--no-print-directory", "-C", str(root), "-o", "install", "run"]
+    run_args = " ".join(_run_options(tmp_path, synthetic_npz))
+    command += [f"PREFECT_HOME={home}", f"PREFECT_PORT={port}", f"RUN_ARGS={run_args}"]
+    try:
+        first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
+        pid = (home / "mnist-pipeline-server.pid").read_text()
+        link = next(line for line in first.stdout.splitlines() if line.startswith("flow run: "))
+        url = link.removeprefix("flow run: ")
+        assert url.startswith(f"http://127.0.0.1:{port}/")
+        # The UI answers a deep link with its page only to a browser's request (one that accepts HTML).
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "text/html"}), timeout=30) as page:
+            assert page.status == 200 and b"<html" in page.read()
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
+        assert "starting a Prefect server" not in second.stdout
+        assert "waiting for the Prefect server" not in second.stdout
+        assert (home / "mnist-pipeline-server.pid").read_text() == pid
+        assert _read_metrics(second.stdout)["run"]["flow_run_url"].startswith(f"http://127.0.0.1:{port}/")
+    finally:
+        stop = ["make", "--no-print-directory", "-C", str(root), f"PREFECT_HOME={home}", "server-stop"]
+        subprocess.run(stop, env=env, capture_output=True, timeout=60)
 
 
 def test_the_command_leaves_the_exit_collection_nothing_to_walk(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,8 +6,10 @@ Real `mnist-pipeline run` processes against the test Prefect server, on small sy
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,9 +21,9 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 CLI = str(Path(sys.executable).with_name("mnist-pipeline"))
 
 
-def start_run(npz: Path, tmp: Path, seed: int) -> subprocess.Popen[str]:
+def start_run(npz: Path, tmp: Path, seed: int, reports: Path | None = None) -> subprocess.Popen[str]:
     command = [CLI, "run", "--source", f"npz:{npz}", "--models", "ann_no_hidden", "--epochs", "ann_no_hidden=1"]
-    command += ["--seed", str(seed), "--data-dir", str(tmp / "data"), "--reports-dir", str(tmp / "reports")]
+    command += ["--seed", str(seed), "--data-dir", str(tmp / "data"), "--reports-dir", str(reports or tmp / "reports")]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -111,3 +113,42 @@ def test_limited_runs_stay_out_of_promotion_unless_asked(options: list[str], lim
     config = config_from_args(build_parser().parse_args(["run", *options]))
     assert config.promotion_limits() == limits
     assert config.to_parameters()["promote_limited"] is ("--promote-limited" in options)
+
+
+def test_runs_and_garbage_collections_at_the_same_time_lose_nothing(three_runs: Path, synthetic_npz: Path) -> None:
+    """The earlier runs' files all look a month old; two reruns reuse their models while collections run: each run
+    marks what it reuses before a collection looks, or makes it again after one removed it. No run fails, nothing a
+    run or a champion needs goes, and a model nobody reused goes unless it is a champion."""
+    from mnist_pipeline.champion.registry import INSTALLING_KINDS
+
+    data = three_runs / "data"
+    history = load_registry(data / "models" / "champions.json").history
+    champions = {event["candidate"]["key"] for event in history if event["kind"] in INSTALLING_KINDS}
+    earlier = [json.loads(path.read_text()) for path in (three_runs / "reports" / "runs").glob("*/metrics.json")]
+    keys = {metrics["run"]["seed"]: metrics["models"]["ann_no_hidden"]["key"] for metrics in earlier}
+    month_ago = time.time() - 30 * 86400
+    for path in data.rglob("*"):
+        os.utime(path, (month_ago, month_ago), follow_symlinks=False)
+
+    rerun = three_runs / "rerun"
+    runs = [start_run(synthetic_npz, three_runs, seed, reports=rerun / str(seed)) for seed in (1, 2)]
+    gc = [CLI, "gc", "--data-dir", str(data)]
+    collections = 0
+    while any(run.poll() is None for run in runs) or not collections:
+        done = subprocess.run(gc, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        collections += 1
+        time.sleep(0.5)
+    for run in runs:
+        _, stderr = run.communicate(timeout=600)
+        assert run.returncode == 0, stderr[-3000:]
+    assert subprocess.run(gc, capture_output=True, text=True, timeout=120, check=False).returncode == 0
+
+    models = data / "models" / "ann_no_hidden"
+    for seed in (1, 2):
+        (metrics_path,) = (rerun / str(seed) / "runs").glob("*/metrics.json")
+        model = json.loads(metrics_path.read_text())["models"]["ann_no_hidden"]
+        assert model["key"] == keys[seed] and Path(model["model_path"]).is_file()
+        assert Path(model["predictions_file"]).is_file() and Path(model["predictions_path"]).is_file()
+    assert all((models / f"{key}.keras").is_file() for key in champions)
+    assert (models / f"{keys[3]}.keras").is_file() is (keys[3] in champions)

@@ -1,4 +1,5 @@
-"""Concurrent and interrupted ingests, the gate before publishing, retention and damaged files: real processes.
+"""Concurrent and interrupted ingests, the gate before publishing, garbage collection and damaged files: real
+processes.
 
 Each `mnist-pipeline` command here is a real process on small synthetic digits (no Prefect needed).
 """
@@ -13,15 +14,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from mnist_pipeline.champion.registry import backup_path, record_decision
-from mnist_pipeline.champion.retention import KEEP_ENV, prune_models
 from mnist_pipeline.champion.rule import Candidate, PromotionPolicy, decide_promotion
 from mnist_pipeline.data.dataset import RawDataset, Split
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import publish_dataset, read_manifest
-from mnist_pipeline.data.versions import FAILED_SUFFIX, KEPT_VERSIONS, current_version
+from mnist_pipeline.data.versions import FAILED_SUFFIX, current_version
 from tests.support import make_synthetic_digits
 
 CLI = str(Path(sys.executable).with_name("mnist-pipeline"))
@@ -80,7 +79,7 @@ def test_a_failing_dataset_ingested_over_a_good_one_is_set_aside_and_leftovers_a
     (layout.versions / ".staging-killed").mkdir()
     (layout.versions / ".staging-killed" / "train.parquet").write_bytes(b"half")
     (layout.raw / "keras").mkdir(parents=True)
-    (layout.raw / "keras" / ".download-killed").write_bytes(b"part")
+    (layout.raw / "keras" / ".mnist.npz.killed.tmp").write_bytes(b"part")
     (layout.models).mkdir()
     stale, fresh = layout.models / ".champions.json.old.tmp", layout.models / ".champions.json.new.tmp"
     stale.write_text("{")
@@ -102,7 +101,7 @@ def test_a_failing_dataset_ingested_over_a_good_one_is_set_aside_and_leftovers_a
     assert read_manifest(layout)["origin"] == "seed-1"
     assert len(list(layout.versions.glob(f"*{FAILED_SUFFIX}"))) == 1
     assert not (layout.versions / ".staging-killed").exists()
-    assert not (layout.raw / "keras" / ".download-killed").exists()
+    assert not (layout.raw / "keras" / ".mnist.npz.killed.tmp").exists()
     assert not stale.exists() and fresh.exists()  # a temp file this young may belong to a live process
 
 
@@ -112,42 +111,40 @@ def small_dataset(seed: int) -> RawDataset:
     return RawDataset(Split(x_train, y_train), Split(x_test, y_test), source="npz", origin=f"seed-{seed}")
 
 
-def test_retention_spares_the_current_version_a_pinned_one_and_foreign_folders(tmp_path: Path) -> None:
-    layout = DataLayout(tmp_path / "data")
-    pinned = publish_dataset(small_dataset(0), layout).manifest["fingerprint"]
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from pathlib import Path; from mnist_pipeline.data.layout import DataLayout\n"
-            "from mnist_pipeline.data.versions import pin_version\n"
-            "with pin_version(DataLayout(Path(sys.argv[1])), sys.argv[2]):\n"
-            "    print('pinned', flush=True); sys.stdin.read()",
-            str(layout.root),
-            pinned,
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None and holder.stdout.readline() == "pinned\n"
-    foreign = layout.versions / "0123456789abcdef"
-    foreign.mkdir()
-    (foreign / "manifest.json").write_text('{"fingerprint": "0123456789abcdef"}')
-    os.utime(foreign, (1, 1))
-    newer = []
-    for seed in range(1, KEPT_VERSIONS + 2):
-        os.utime(layout.versions / pinned[:16], (1000 + seed, 1000 + seed))
-        newer.append(publish_dataset(small_dataset(seed), layout).manifest["fingerprint"][:16])
-        time.sleep(0.01)
+def age_versions(layout: DataLayout) -> None:
+    """Make every dataset version look last used a month ago (the default grace period is a week)."""
+    month_ago = time.time() - 30 * 86400
+    for folder in layout.versions.iterdir():
+        for path in (*folder.iterdir(), folder):
+            os.utime(path, (month_ago, month_ago))
 
-    names = {path.name for path in layout.versions.iterdir()}
-    assert current_version(layout) == newer[-1]
-    assert {pinned[:16], foreign.name, *newer[-KEPT_VERSIONS:]} == names
-    holder.communicate(input="", timeout=30)  # the run ends: its pin goes with its process
-    publish_dataset(small_dataset(KEPT_VERSIONS + 5), layout)
-    assert pinned[:16] not in {path.name for path in layout.versions.iterdir()}
-    assert foreign.is_dir()
+
+def test_ingests_and_garbage_collections_at_the_same_time_lose_nothing(tmp_path: Path) -> None:
+    """Ingests of versions a collection finds old, side by side with collections: each ingest either marks its
+    version used before a collection looks, or writes it anew after one removed it; none fails or loses its data."""
+    sources = [write_digits(tmp_path / f"{seed}.npz", seed=seed) for seed in (1, 2, 3)]
+    data_dir = tmp_path / "data"
+    layout = DataLayout(data_dir)
+    earlier = [run_cli("ingest", "--source", f"npz:{source}", "--data-dir", str(data_dir)) for source in sources]
+    assert all(done.returncode == 0 for done in earlier), [done.stderr for done in earlier]
+    unused = fingerprint_in(earlier[2].stdout)
+    age_versions(layout)
+
+    gc = [CLI, "gc", "--data-dir", str(data_dir)]
+    processes = [start_ingest(source, data_dir) for source in sources[:2]]
+    processes += [subprocess.Popen(gc, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [process.communicate(timeout=300) for process in processes]
+
+    for process, (_, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stderr
+        assert "Traceback" not in stderr
+    ingested = [fingerprint_in(stdout) for stdout, _ in outputs[:2]]
+    assert current_version(layout) in ingested
+    for version in ingested:
+        manifest = read_manifest(layout.pin(version))
+        assert manifest["fingerprint"].startswith(version) and (layout.versions / version / "train.parquet").is_file()
+    assert run_cli(*gc[1:]).returncode == 0
+    assert not (layout.versions / unused).exists()  # old, unused and no longer current
 
 
 def make_candidate(run: str, path: Path) -> Candidate:
@@ -175,31 +172,3 @@ def test_a_truncated_registry_or_manifest_is_one_line_that_says_how_to_recover(t
     invalid = run_cli("validate", "--data-dir", str(data_dir))
     assert invalid.returncode == 2 and invalid.stderr.count("\n") == 1
     assert "mnist-pipeline ingest --source" in invalid.stderr
-
-
-def test_models_keep_every_champion_and_the_newest_per_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    models = tmp_path / "models"
-    (models / "cnn").mkdir(parents=True)
-    files = []
-    for number in range(5):
-        path = models / "cnn" / f"key{number}.keras"
-        path.write_bytes(b"model")
-        path.with_name(path.name + ".json").write_text("{}")
-        os.utime(path, (1000 + number, 1000 + number))
-        files.append(path)
-    champion = make_candidate("run-0", files[0])
-    registry = models / "champions.json"
-    record_decision(registry, decide_promotion("cnn", champion, None, PromotionPolicy()), champion, at="2026")
-    monkeypatch.setenv(KEEP_ENV, "2")
-
-    removed = prune_models(DataLayout(models.parent))
-
-    assert sorted(removed) == files[1:3]
-    assert sorted(models.joinpath("cnn").iterdir()) == sorted(
-        [
-            files[0],
-            files[3],
-            files[4],
-            *(path.with_name(path.name + ".json") for path in (files[0], files[3], files[4])),
-        ]
-    )

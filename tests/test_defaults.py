@@ -5,8 +5,8 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from mnist_pipeline import defaults
 from cli.main import build_parser
+from mnist_pipeline import defaults
 from mnist_pipeline.config import RunConfig, build_config
 from mnist_pipeline.data.image_shape import format_image_shape
 from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL, model_names
@@ -34,10 +34,11 @@ def test_flow_signatures_and_run_config_agree_with_it() -> None:
     from flows.batch_predict import batch_predict
     from flows.pipeline import mnist_pipeline
 
-    signature = inspect.signature(mnist_pipeline.fn).parameters
-    assert {name: signature[name].default for name in EXPECTED} == EXPECTED
-    assert Path(signature["data_dir"].default) == defaults.DATA_DIR
-    assert signature["image_shape"].default == format_image_shape(defaults.IMAGE_SHAPE)
+    shown = mnist_pipeline.parameters.properties  # Prefect's parameter schema: the UI's form and its defaults
+    assert {name: shown[name]["default"] for name in EXPECTED} == EXPECTED
+    assert Path(shown["data_dir"]["default"]) == defaults.DATA_DIR
+    assert shown["image_shape"]["default"] == format_image_shape(defaults.IMAGE_SHAPE)
+    assert shown["models"]["default"] == list(model_names())
     assert inspect.signature(batch_predict.fn).parameters["model"].default == DEFAULT_PREDICT_MODEL
     config = RunConfig()
     assert {name: getattr(config, name) for name in EXPECTED} == EXPECTED

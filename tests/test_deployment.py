@@ -187,3 +187,29 @@ def test_batch_predict_deployment_is_served_beside_it(served: Path, prefect_serv
         "output_dir": f"{served / 'reports'}/predictions",
     }
     assert not deployment.schedules
+
+
+def test_weekly_maintenance_is_served_beside_it_and_runs(served: Path, prefect_server: str) -> None:
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + 60  # `serve` registers its deployments one after another
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                deployment = client.read_deployment_by_name("mnist-maintenance/weekly-gc")
+                break
+            except ObjectNotFound:
+                assert time.monotonic() < deadline, "maintenance deployment never registered"
+                time.sleep(1)
+    assert deployment.parameters == {"data_dir": str(served / "data")}
+    assert [(s.schedule.cron, s.schedule.timezone) for s in deployment.schedules] == [("0 4 * * 1", "Europe/Berlin")]
+    done = subprocess.run(
+        [*PREFECT, "deployment", "run", "mnist-maintenance/weekly-gc", "--param", "dry_run=true", "--watch"],
+        env={**os.environ, "PREFECT_API_URL": prefect_server},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr  # --watch exits non-zero unless the run completed

@@ -15,9 +15,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from mnist_pipeline.files.locks import is_locked
-from mnist_pipeline.modeling.prediction_files import read_model_key
-from mnist_pipeline.runs.cache_entries import evaluate_record_name, train_record_name
 from tests.support import make_synthetic_digits
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -105,8 +102,7 @@ def draw_expected_charts(tmp: Path, metrics: dict[str, Any]) -> set[str]:
     from mnist_pipeline.data.layout import DataLayout
     from mnist_pipeline.data.store import read_split
     from mnist_pipeline.report import select_mistakes
-    from mnist_pipeline.report.charts import cache_charts_in
-    from mnist_pipeline.report.model_charts import draw_model_charts
+    from mnist_pipeline.report.charts import cache_charts_in, draw_model_charts
     from mnist_pipeline.report.view import assign_colors
     from tasks.report import GALLERY_SIZE
 
@@ -191,20 +187,19 @@ def test_rerun_reuses_every_model_and_changed_epochs_retrain_one(
     first_run: tuple[Path, Any, dict[str, Any]], synthetic_npz: Path
 ) -> None:
     tmp, _, first = first_run
-    results = tmp / "data" / "prefect-results"
-    for name, model in first["models"].items():
-        assert read_model_key(Path(model["predictions_path"])) == model["key"]  # so pruning the model finds it
-        # Pruning finds Prefect's records by these names: they must be the files Prefect writes.
-        assert (results / train_record_name(name, model["key"])).is_file()
-        assert (results / evaluate_record_name(name, Path(model["predictions_file"]).stem)).is_file()
+    assert first["validation"]["reused"] is False
+    for model in first["models"].values():
+        # The cache is the content-addressed files: each model and evaluation with its summary beside it.
+        assert Path(model["model_path"]).with_suffix(".json").is_file()
+        assert Path(model["predictions_file"]).with_suffix(".json").is_file()
+        assert model["evaluation_reused"] is False
         os.utime(model["model_path"], (1000, 1000))
+    assert not (tmp / "data" / "prefect-results").exists()
     state, again = run_flow(tmp, synthetic_npz)
     assert state.is_completed()
-    assert all(model["cached"] for model in again["models"].values())
+    assert all(model["cached"] and model["evaluation_reused"] for model in again["models"].values())
     assert all(Path(model["model_path"]).stat().st_mtime > 1000 for model in again["models"].values())  # used now
-    flow_run_id = str(state.state_details.flow_run_id)
-    assert [run.state.name for run in read_task_runs(flow_run_id, "validate")] == ["Cached"]
-    assert [run.state.name for run in read_task_runs(flow_run_id, "evaluate")] == ["Cached"] * 3
+    assert again["validation"]["reused"] is True
     for name, model in again["models"].items():
         earlier = Path(first["models"][name]["predictions_path"])
         assert Path(model["predictions_path"]).read_bytes() == earlier.read_bytes()
@@ -219,8 +214,11 @@ def test_rerun_reuses_every_model_and_changed_epochs_retrain_one(
         "cnn": False,
     }
     assert changed["models"]["cnn"]["epochs_run"] == 2
-    evaluations = read_task_runs(str(state.state_details.flow_run_id), "evaluate")
-    assert sorted(run.state.name for run in evaluations) == ["Cached", "Cached", "Completed"]
+    assert {name: model["evaluation_reused"] for name, model in changed["models"].items()} == {
+        "ann_no_hidden": True,
+        "ann_hidden_100": True,
+        "cnn": False,
+    }
     Path(changed["models"]["ann_no_hidden"]["model_path"]).unlink()
     state, refreshed = run_flow(tmp, synthetic_npz, epochs={"ann_no_hidden": 1, "ann_hidden_100": 1, "cnn": 2})
     assert state.is_completed()
@@ -266,8 +264,7 @@ def test_an_edited_split_is_validated_again_and_the_run_still_reuses_models(
     pq.write_table(table, test_file, compression="gzip")  # same content, other bytes: the gate must look again
     state, metrics = run_flow(tmp, synthetic_npz)
     assert state.is_completed(), state.message
-    flow_run_id = str(state.state_details.flow_run_id)
-    assert [run.state.name for run in read_task_runs(flow_run_id, "validate")] == ["Completed"]
+    assert metrics["validation"]["reused"] is False
     assert all(model["cached"] for model in metrics["models"].values())
 
 
@@ -315,8 +312,6 @@ def test_validation_gate_blocks_training(tmp_path: Path) -> None:
     assert read_task_runs(flow_run_id, "train") == []
     assert "mnist-validation" in read_artifact_keys(flow_run_id)
     assert_untouched(tmp_path, planted)
-    pins = list((tmp_path / "data" / ".locks").glob("pin-*"))
-    assert pins and not any(is_locked(pin) for pin in pins)  # a failed run releases its pins, even in-process
 
 
 def run_cli(tmp_path: Path, npz: Path) -> subprocess.CompletedProcess[str]:

@@ -64,7 +64,8 @@ def test_default_cnn_config_and_cache_key_hold_the_resolved_precision(
 
 
 def test_unknown_precision_is_refused_by_name() -> None:
-    with pytest.raises(PipelineError, match=r"precision: expected one of auto, float32, mixed_bfloat16, found 'fp16'"):
+    expected = r"precision \(--precision\): .*'auto', 'float32' or 'mixed_bfloat16', found 'fp16'"
+    with pytest.raises(PipelineError, match=expected):
         build_config(precision="fp16")
     assert build_config(precision="float32").precision == "float32"
     assert build_config().precision is None

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,13 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mnist_pipeline.champion.retention import collect_garbage
 from mnist_pipeline.data import store, versions
 from mnist_pipeline.data.checksums import fingerprint_dataset, hash_split
 from mnist_pipeline.data.dataset import RawDataset, make_split
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import publish_dataset, read_manifest, read_split
-from mnist_pipeline.errors import DataFormatError, PipelineError
-from mnist_pipeline.files.locks import is_locked
+from mnist_pipeline.errors import DataFormatError
 
 HEIGHT, WIDTH = 7, 9
 
@@ -146,7 +144,8 @@ def test_identical_data_rewrites_nothing(tmp_path: Path) -> None:
     assert snapshot(tmp_path) == before
 
 
-def test_different_data_publishes_a_new_version_and_keeps_the_newest_three(tmp_path: Path) -> None:
+def test_different_data_publishes_a_new_version_and_deletes_none(tmp_path: Path) -> None:
+    """Ingest never deletes a version: old ones are garbage collection's (`mnist-pipeline gc`)."""
     layout = DataLayout(tmp_path)
     fingerprints = []
     for seed in range(4):
@@ -155,7 +154,7 @@ def test_different_data_publishes_a_new_version_and_keeps_the_newest_three(tmp_p
         fingerprints.append(result.manifest["fingerprint"])
         os.utime(layout.versions / fingerprints[-1][:16], (1_000_000 + seed, 1_000_000 + seed))
     assert result.manifest["splits"]["train"]["rows"] == 43
-    assert sorted(p.name for p in layout.versions.iterdir()) == sorted(f[:16] for f in fingerprints[1:])
+    assert sorted(p.name for p in layout.versions.iterdir()) == sorted(f[:16] for f in fingerprints)
     np.testing.assert_array_equal(
         read_split(layout.split_file("train")).images, dataset(seed=3, n_train=43).train.images
     )
@@ -250,47 +249,32 @@ def test_split_file_without_an_expected_column_is_refused(tmp_path: Path) -> Non
         read_split(path)
 
 
-def test_a_pin_is_taken_under_the_ingest_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Retention runs under the ingest lock and unlinks removed versions' pin files: a pin must not race it."""
+def age(folder: Path, mtime: float) -> None:
+    """Make a version folder look last used at `mtime`: its own time and its files'."""
+    for path in (*folder.iterdir(), folder):
+        os.utime(path, (mtime, mtime))
+
+
+def test_a_version_ingested_again_counts_as_used_for_garbage_collection(tmp_path: Path) -> None:
+    """An old version written again (same content) is about to be used: gc keeps it, as it keeps the current one."""
     layout = DataLayout(tmp_path)
-    fingerprint = publish_dataset(dataset(), layout).manifest["fingerprint"]
-    seen: list[bool] = []
-    real_open_lock = versions.open_lock
-
-    def open_lock_watching(path: Path):
-        seen.append(is_locked(layout.locks / "ingest.lock"))
-        return real_open_lock(path)
-
-    monkeypatch.setattr(versions, "open_lock", open_lock_watching)
-    with versions.pin_version(layout, fingerprint):
-        assert is_locked(layout.locks / f"pin-{fingerprint[:16]}")
-        assert not is_locked(layout.locks / "ingest.lock")
-    assert seen == [True]
+    fingerprints = []
+    for seed in range(4):
+        fingerprints.append(publish_dataset(dataset(seed=seed), layout).manifest["fingerprint"])
+        age(layout.versions / fingerprints[-1][:16], 1_000_000 + seed)
+    with versions.ingest_lock(layout):
+        assert not store.write_version(dataset(seed=0), layout).written
+    collect_garbage(layout, grace_days=1)
+    kept = {path.name for path in layout.versions.iterdir()}
+    assert kept == {fingerprints[0][:16], fingerprints[3][:16]}
 
 
-def test_pinning_a_version_that_is_gone_names_its_folder(tmp_path: Path) -> None:
+def test_a_version_that_garbage_collection_removed_is_written_anew(tmp_path: Path) -> None:
     layout = DataLayout(tmp_path)
     gone = publish_dataset(dataset(seed=0), layout).manifest["fingerprint"]
     publish_dataset(dataset(seed=1), layout)
-    shutil.rmtree(layout.versions / gone[:16])
-    with (
-        pytest.raises(PipelineError, match=re.escape(str(layout.versions / gone[:16]))),
-        versions.pin_version(layout, gone),
-    ):
-        pytest.fail("pinned a version that is not there")
-    assert not (layout.locks / f"pin-{gone[:16]}").exists()
-
-
-def test_a_version_ingested_again_counts_as_new_for_retention(tmp_path: Path) -> None:
-    """An old version written again (same content) is about to be used: retention keeps it as the newest."""
-    layout = DataLayout(tmp_path)
-    fingerprints = []
-    for seed in range(3):
-        fingerprints.append(publish_dataset(dataset(seed=seed), layout).manifest["fingerprint"])
-        os.utime(layout.versions / fingerprints[-1][:16], (1_000_000 + seed, 1_000_000 + seed))
+    age(layout.versions / gone[:16], 1_000_000)
+    assert collect_garbage(layout, grace_days=1) == [layout.versions / gone[:16]]
     with versions.ingest_lock(layout):
-        assert not store.write_version(dataset(seed=0), layout).written
-    publish_dataset(dataset(seed=3), layout)
-    kept = {path.name for path in layout.versions.iterdir()}
-    assert fingerprints[0][:16] in kept and fingerprints[1][:16] not in kept
-    assert len(kept) == versions.KEPT_VERSIONS
+        assert store.write_version(dataset(seed=0), layout).written
+    assert read_manifest(layout.pin(gone))["fingerprint"] == gone

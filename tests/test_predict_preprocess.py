@@ -88,6 +88,13 @@ def test_batch_keeps_mnist_style_rows_and_reports_blank_ones(digits: np.ndarray)
     assert np.array_equal(prepared[2], digits[1])
 
 
+def test_a_batch_of_another_size_is_prepared_row_by_row(digits: np.ndarray) -> None:
+    upscaled = np.kron(np.stack([digits[2], np.zeros((28, 28), np.uint8)]), np.ones((2, 2), np.uint8))
+    prepared, problems = to_mnist_style_batch(upscaled)
+    assert prepared.shape == (2, 28, 28) and list(problems) == [1]
+    assert correlation(prepared[0], digits[2]) > 0.9
+
+
 def test_exif_rotation_is_applied(tmp_path: Path, digits: np.ndarray) -> None:
     upright = Image.fromarray(255 - digits[7])
     rotated = upright.transpose(Image.Transpose.ROTATE_90)

@@ -508,31 +508,27 @@ def test_charts_are_drawn_once_and_kept_by_their_inputs(tmp_path: Path, monkeypa
 def test_charts_drawn_after_each_evaluation_leave_the_report_nothing_to_draw(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metrics: dict[str, Any], mistakes: dict[str, list[Mistake]]
 ) -> None:
-    from mnist_pipeline.report import artifact_pictures, charts
-    from mnist_pipeline.report.model_charts import draw_model_charts
+    from mnist_pipeline.report import artifact_content, charts
     from mnist_pipeline.report.view import assign_colors
 
     colors = assign_colors(list(metrics["models"]))
     with charts.cache_charts_in(tmp_path):
         for name, model in metrics["models"].items():
-            draw_model_charts(np.asarray(model["confusion_matrix"]), model["history"], colors[name], mistakes[name])
+            charts.draw_model_charts(
+                np.asarray(model["confusion_matrix"]), model["history"], colors[name], mistakes[name]
+            )
     drawn = len(list(tmp_path.iterdir()))
     assert drawn == 8 * len(metrics["models"])  # 4 pictures per model, each with its compact copy for the UI
 
     def refuse(*_: Any) -> str:
         raise AssertionError("a per-model chart was drawn again by the report")
 
-    for module, function in (
-        (charts, "_draw_confusion"),
-        (charts, "_draw_training"),
-        (artifact_pictures, "_draw_mistakes"),
-        (artifact_pictures, "_compact_png"),
-    ):
-        monkeypatch.setattr(module, function, refuse)
+    for function in ("_draw_confusion", "_draw_training", "_draw_mistakes", "_compact_png"):
+        monkeypatch.setattr(charts, function, refuse)
     with charts.cache_charts_in(tmp_path):
         html = render_report(metrics, mistakes, [])
         pages = [
-            artifact_pictures.render_model_markdown(name, model, colors[name], mistakes[name])
+            artifact_content.render_model_markdown(name, model, colors[name], mistakes[name])
             for name, model in metrics["models"].items()
         ]
         heatmaps = [charts.plot_confusion(np.asarray(m["confusion_matrix"]), True) for m in metrics["models"].values()]

@@ -104,7 +104,7 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(prefect_server: str
     assert ours["confusion_matrix"] == theirs["confusion_matrix"]
     assert not list((killed / "data" / "models" / "cnn").glob("*.resume.npz")), "state kept after the model was saved"
 
-    # A moved data dir keeps its cache: the cached result holds the model path relative to the data dir.
+    # A moved data dir keeps its cache: the model is found by its key, and its summary holds no path.
     moved = tmp_path / "moved"
     moved.mkdir()
     shutil.move(killed / "data", moved / "data")

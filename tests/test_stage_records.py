@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import mnist_pipeline.data.ingest as ingest_module
-from mnist_pipeline.data.ingest import ingest_and_publish
 from mnist_pipeline.data.layout import DataLayout, version_name
 from mnist_pipeline.data.sources import list_source_inputs, parse_source
 from mnist_pipeline.data.store import IngestResult
 from mnist_pipeline.runs.cache_keys import compute_evaluation_key, compute_validation_key
+from mnist_pipeline.validation.publish import ingest_and_publish
 from tests.support import make_synthetic_digits
 
 

@@ -103,7 +103,7 @@ DEFAULT_SHARED = {"lr_schedule": "cosine", "validation_fraction": 0.05, "early_s
 
 @pytest.mark.parametrize("model", DEFAULT_PROFILE)
 def test_default_profile_values_are_pinned(model: str) -> None:
-    """The README's and bench/RESULTS.md's numbers were measured with exactly these settings."""
+    """docs/training.md's and bench/RESULTS.md's numbers were measured with exactly these settings."""
     resolved = resolve_config("default", model).to_dict()
     expected = {"profile": "default", **DEFAULT_SHARED, **DEFAULT_PROFILE[model]}
     assert {key: resolved[key] for key in expected} == expected
@@ -171,7 +171,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     save_model(model, path)
     loaded = load_model(path)
     np.testing.assert_array_equal(loaded.predict(data.images, verbose=0), model.predict(data.images, verbose=0))
-    assert sorted(p.name for p in path.parent.iterdir()) == ["ann.keras"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["ann.keras", "ann.onnx"]
 
 
 def test_failed_save_keeps_the_previous_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

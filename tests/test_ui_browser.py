@@ -1,6 +1,6 @@
 """Run history in the Prefect UI, in a real browser: a small flow run against the real test server, then headless
 Chromium loads the run's artifact pages of the Prefect UI and must show the pictures, and the `mnist-report` link
-must return the report from the report server (a real `python -m mnist_pipeline.report.server` process).
+must return the report from the report server (a real `python -m mnist_pipeline.web.reports` process).
 
 Skipped where no Chromium is installed; with `CI=true` that fails instead. A failing page keeps its screenshot.
 """
@@ -53,7 +53,7 @@ def report_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pa
     reports = tmp_path_factory.mktemp("ui-reports")
     port = find_free_port()
     log = (reports.parent / "report-server.log").open("w")
-    command = [sys.executable, "-m", "mnist_pipeline.report.server", "--reports-dir", str(reports), "--port", str(port)]
+    command = [sys.executable, "-m", "mnist_pipeline.web.reports", "--reports-dir", str(reports), "--port", str(port)]
     process = start_process(command, env=dict(os.environ), stdout=log)
     try:
         wait_for_port(port, 60, process)
@@ -169,7 +169,7 @@ def test_report_link_opens_the_report_over_http(
     run_name = ui_run["metrics"]["run"]["name"]
     artifact = ui_run["artifacts"]["mnist-report"]
     # Prefect stores a link artifact as the markdown `[text](url)`.
-    url = f"{base}/runs/{run_name}/report.html"
+    url = f"{base}/reports/runs/{run_name}/report.html"
     assert artifact.data == f"[report {run_name}]({url})"
     with urllib.request.urlopen(url, timeout=10) as response:
         assert response.status == 200

@@ -132,7 +132,7 @@ def test_label_out_of_range_names_the_label_rows_and_expected_range(tmp_path: Pa
 
     assert failures(report) == {("test", IN_SET, "label")}
     assert report.failures()[0].message == "test: label 10 found in 1 row (row id 23); expected values in 0..9"
-    assert report.failures()[0].observed["unexpected_rows"] == 1
+    assert report.failures()[0].observed["unexpected_count"] == 1
     assert "  test     17/18 passed (100 rows); failing: label" in report.summary_lines()
 
 
@@ -350,8 +350,8 @@ def test_a_parquet_edited_after_ingest_fails_the_fingerprint(tmp_path: Path) -> 
     assert failures(report) == integrity_failures("test")
     messages = [check.message for check in report.failures()]
     assert messages[0].startswith("test: content sha256 is ")
-    assert "the file changed after ingest" in messages[0]
-    assert messages[1].startswith("dataset: fingerprint of the data read is ")
+    assert "the data changed after ingest" in messages[0]
+    assert messages[1].startswith("dataset: fingerprint is ")
 
 
 def test_duplicate_images_are_reported_but_do_not_fail(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""A fourth model, added the way the README says: one builder function (here) plus one registry entry (in the test)."""
+"""A fourth model, added as docs/training.md says: one builder function (here) plus one registry entry (in the test)."""
 
 from __future__ import annotations
 

@@ -18,30 +18,12 @@ from mnist_pipeline.champion.rule import (
     Decision,
     PromotionPolicy,
     candidate_from_metrics,
-    decide_not_considered,
     decide_promotion,
     same_test_split,
 )
 from mnist_pipeline.data.layout import DataLayout
 
 log = logging.getLogger(__name__)
-
-
-def reevaluate(
-    layout: DataLayout, name: str, champion: Candidate, test_limit: int | None, fingerprint: str
-) -> Candidate:
-    """Score the champion's saved model on the test split of dataset `fingerprint`, so both sides face one test."""
-    from mnist_pipeline.modeling.evaluation import evaluate_saved_model
-
-    test_file = layout.pin(fingerprint).split_file("test")
-    evaluation = evaluate_saved_model(layout.model_file(name, champion.key), test_file, test_limit)
-    return dataclasses.replace(
-        champion,
-        data_fingerprint=fingerprint,
-        test_rows=evaluation.rows,
-        test_accuracy=float(evaluation.accuracy),
-        per_class_recall=tuple(evaluation.per_class["recall"]),
-    )
 
 
 def decide_against_champion(
@@ -52,12 +34,22 @@ def decide_against_champion(
     test_limit: int | None,
     policy: PromotionPolicy,
 ) -> Decision:
-    """Apply the rule, first re-scoring a champion that was measured on other test data."""
+    """Apply the rule, first re-scoring a champion that was measured on other test data, so both face one test."""
+    from mnist_pipeline.modeling.evaluation import evaluate_saved_model
+
     note = ""
     if champion is not None and not same_test_split(champion, challenger):
         if layout.model_file(name, champion.key).is_file():
             log.info("%s: re-evaluating champion %s on the current test split", name, champion.run_name)
-            champion = reevaluate(layout, name, champion, test_limit, challenger.data_fingerprint)
+            test_file = layout.pin(challenger.data_fingerprint).split_file("test")
+            evaluation = evaluate_saved_model(layout, name, champion.key, test_file, test_limit)
+            champion = dataclasses.replace(
+                champion,
+                data_fingerprint=challenger.data_fingerprint,
+                test_rows=evaluation.rows,
+                test_accuracy=float(evaluation.accuracy),
+                per_class_recall=tuple(evaluation.per_class["recall"]),
+            )
         else:
             note = f"champion model {champion.model_path} is missing, so it cannot defend its title; "
             champion = None
@@ -78,13 +70,14 @@ def decide_run(
     for name in metrics["models"]:
         challenger = candidate_from_metrics(metrics, name)
         if limited:
-            detail = f"{limited}: the champions are unchanged (pass --promote-limited to compare it with them)"
-            decision = decide_not_considered(name, challenger, "limited run", detail)
+            reason = f"not considered (limited run); {limited}: the champions are unchanged "
+            reason += "(pass --promote-limited to compare it with them)"
+            decision = Decision(name, False, reason, challenger.test_accuracy, considered=False)
         else:
             champion = find_champion(registry, name)
             decision = decide_against_champion(layout, name, challenger, champion, test_limit, policy)
         log.info("%s: %s (%s)", name, "promoted" if decision.promoted else "not promoted", decision.reason)
-        decisions[name] = decision.to_dict()
+        decisions[name] = dataclasses.asdict(decision)
     return decisions
 
 

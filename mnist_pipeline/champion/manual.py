@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 
 from mnist_pipeline.champion.registry import force_promote, rollback
-from mnist_pipeline.champion.retention import pin_models
 from mnist_pipeline.champion.rule import Candidate, candidate_from_metrics
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.errors import DataFormatError
+from mnist_pipeline.files.locks import hold_lock
 from mnist_pipeline.runs.names import check_run_name
 
 
@@ -28,8 +28,9 @@ def force_promote_run(layout: DataLayout, reports_dir: Path, model: str, run: st
     except (KeyError, TypeError) as exc:
         raise DataFormatError(f"{metrics_path}: expected a metrics.json of this pipeline, found no {exc}") from exc
     model_file = layout.model_file(model, candidate.key)
-    # Pinned from the check to the promotion: a run's pruning in between would leave a champion without a file.
-    with pin_models(layout, [(model, candidate.key)]):
+    # The gc lock held shared from the check to the promotion: a collection in between would leave a champion
+    # without its file.
+    with hold_lock(layout.gc_lock, shared=True):
         if not model_file.is_file():
             raise DataFormatError(f"{model_file}: expected the run's saved model, found no such file")
         force_promote(layout.registry, model, candidate, reason, at)

@@ -13,8 +13,7 @@ is that replay written out for readers, and is checked against it on load.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,22 +39,11 @@ class ChampionEntry:
     forced: bool
     reason: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "candidate": self.candidate.to_dict()}
-
 
 @dataclass(frozen=True)
 class Registry:
     champions: dict[str, ChampionEntry]
     history: list[dict[str, Any]]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": REGISTRY_FORMAT,
-            "version": REGISTRY_VERSION,
-            "champions": {model: entry.to_dict() for model, entry in sorted(self.champions.items())},
-            "history": self.history,
-        }
 
 
 def load_registry(path: Path) -> Registry:
@@ -87,45 +75,63 @@ def record_decision(path: Path, decision: Decision, challenger: Candidate, at: s
 
     Call while holding `registry_lock(path)`, the same lock under which the champion was read for the decision.
     """
-    registry = _append(load_registry(path), decision, challenger, at)
+    registry = load_registry(path)
+    previous = find_champion(registry, decision.model)
+    registry.history.append(
+        {
+            "kind": "forced" if decision.forced else "promoted" if decision.promoted else "kept",
+            "model": decision.model,
+            "at": at,
+            "reason": decision.reason,
+            "run_name": challenger.run_name,
+            "accuracy": decision.challenger_accuracy,
+            "champion_accuracy": decision.champion_accuracy,
+            "candidate": asdict(challenger),
+            "previous_champion": asdict(previous) if previous is not None else None,
+            "decision": asdict(decision),
+        }
+    )
+    if decision.promoted:
+        registry.champions[decision.model] = ChampionEntry(
+            decision.model, challenger, at, decision.forced, decision.reason
+        )
     _write(path, registry)
     return registry
 
 
 def force_promote(path: Path, model: str, candidate: Candidate, reason: str, at: str) -> Registry:
     """Make `candidate` the champion by hand, bypassing the rule; recorded as a `forced` event."""
-
-    def promote(registry: Registry) -> Registry:
-        decision = decide_forced(model, candidate, find_champion(registry, model), reason)
-        return _append(registry, decision, candidate, at)
-
-    return _update(path, promote)
+    with registry_lock(path):
+        decision = decide_forced(model, candidate, find_champion(load_registry(path), model), reason)
+        return record_decision(path, decision, candidate, at)
 
 
 def rollback(path: Path, model: str, reason: str, at: str) -> Registry:
     """Restore the champion that preceded the current one; an error when there is none to go back to."""
-
-    def restore(registry: Registry) -> Registry:
+    with registry_lock(path):
+        registry = load_registry(path)
         lineage = _replay(path, registry.history).get(model, [])
         if len(lineage) < 2:
             found = f"only {lineage[0].candidate.model_path}" if lineage else "no champion at all"
             raise PromotionError(f"{path}: cannot roll back {model}: expected an earlier champion, found {found}")
-        current, restored = lineage[-1], lineage[-2]
-        event = {
-            "kind": "rollback",
-            "model": model,
-            "at": at,
-            "reason": reason,
-            "run_name": restored.candidate.run_name,
-            "accuracy": restored.candidate.test_accuracy,
-            "champion_accuracy": current.candidate.test_accuracy,
-            "candidate": restored.candidate.to_dict(),
-            "previous_champion": current.candidate.to_dict(),
-            "decision": None,
-        }
-        return Registry(champions={**registry.champions, model: restored}, history=[*registry.history, event])
-
-    return _update(path, restore)
+        current, restored = lineage[-1].candidate, lineage[-2]
+        registry.history.append(
+            {
+                "kind": "rollback",
+                "model": model,
+                "at": at,
+                "reason": reason,
+                "run_name": restored.candidate.run_name,
+                "accuracy": restored.candidate.test_accuracy,
+                "champion_accuracy": current.test_accuracy,
+                "candidate": asdict(restored.candidate),
+                "previous_champion": asdict(current),
+                "decision": None,
+            }
+        )
+        registry.champions[model] = restored
+        _write(path, registry)
+    return registry
 
 
 def list_champions(registry: Registry) -> list[dict[str, Any]]:
@@ -143,44 +149,20 @@ def list_champions(registry: Registry) -> list[dict[str, Any]]:
     ]
 
 
-def _append(registry: Registry, decision: Decision, candidate: Candidate, at: str) -> Registry:
-    kind = "forced" if decision.forced else "promoted" if decision.promoted else "kept"
-    previous = find_champion(registry, decision.model)
-    event = {
-        "kind": kind,
-        "model": decision.model,
-        "at": at,
-        "reason": decision.reason,
-        "run_name": candidate.run_name,
-        "accuracy": decision.challenger_accuracy,
-        "champion_accuracy": decision.champion_accuracy,
-        "candidate": candidate.to_dict(),
-        "previous_champion": previous.to_dict() if previous is not None else None,
-        "decision": decision.to_dict(),
-    }
-    champions = dict(registry.champions)
-    if decision.promoted:
-        champions[decision.model] = ChampionEntry(decision.model, candidate, at, decision.forced, decision.reason)
-    return Registry(champions=champions, history=[*registry.history, event])
-
-
-@contextmanager
-def registry_lock(path: Path) -> Iterator[None]:
+def registry_lock(path: Path) -> AbstractContextManager[None]:
     """Serialise read-decide-write of the registry across processes (an advisory lock on a sibling file)."""
-    with hold_lock(path.parent / f".{path.name}.lock"):
-        yield
+    return hold_lock(path.parent / f".{path.name}.lock")
 
 
 def _write(path: Path, registry: Registry) -> None:
-    write_json_atomic(backup_path(path), registry.to_dict())
-    write_json_atomic(path, registry.to_dict())
-
-
-def _update(path: Path, change: Callable[[Registry], Registry]) -> Registry:
-    with registry_lock(path):
-        registry = change(load_registry(path))
-        _write(path, registry)
-    return registry
+    content = {
+        "format": REGISTRY_FORMAT,
+        "version": REGISTRY_VERSION,
+        "champions": {model: asdict(entry) for model, entry in sorted(registry.champions.items())},
+        "history": registry.history,
+    }
+    write_json_atomic(backup_path(path), content)
+    write_json_atomic(path, content)
 
 
 def _parse_registry(path: Path, raw: Any) -> Registry:
@@ -196,7 +178,10 @@ def _parse_registry(path: Path, raw: Any) -> Registry:
     if not isinstance(history, list) or not isinstance(champions, dict):
         raise DataFormatError(f"{path}: expected 'champions' (object) and 'history' (list), found them missing")
     replayed = {model: lineage[-1] for model, lineage in _replay(path, history).items() if lineage}
-    stored = {model: _parse_entry(path, model, entry) for model, entry in champions.items()}
+    stored = {
+        model: _parse_entry(path, f"champion {model!r}", model, entry, "promoted_at")
+        for model, entry in champions.items()
+    }
     if stored != replayed:
         raise DataFormatError(
             f"{path}: expected 'champions' to match what its history records "
@@ -220,10 +205,7 @@ def _replay(path: Path, history: list[Any]) -> dict[str, list[ChampionEntry]]:
             )
         lineage = lineages.setdefault(event["model"], [])
         if event["kind"] in INSTALLING_KINDS:
-            where = f"history event {number}"
-            candidate = _parse_candidate(path, where, event.get("candidate"))
-            at, reason = _text(path, where, event, "at"), _text(path, where, event, "reason")
-            lineage.append(ChampionEntry(event["model"], candidate, at, event["kind"] == "forced", reason))
+            lineage.append(_parse_entry(path, f"history event {number}", event["model"], event, "at"))
         elif event["kind"] == "rollback":
             if len(lineage) < 2:
                 raise DataFormatError(f"{path}: history event {number} rolls back {event['model']} past its first")
@@ -231,27 +213,20 @@ def _replay(path: Path, history: list[Any]) -> dict[str, list[ChampionEntry]]:
     return lineages
 
 
-def _parse_entry(path: Path, model: str, entry: Any) -> ChampionEntry:
-    if not isinstance(entry, dict):
-        raise DataFormatError(f"{path}: champion {model!r}: expected an object, found {entry!r}")
-    where = f"champion {model!r}"
-    candidate = _parse_candidate(path, where, entry.get("candidate"))
-    promoted_at, reason = _text(path, where, entry, "promoted_at"), _text(path, where, entry, "reason")
-    return ChampionEntry(model, candidate, promoted_at, entry.get("forced") is True, reason)
-
-
-def _text(path: Path, where: str, record: dict[str, Any], key: str) -> str:
-    value = record.get(key)
-    if not isinstance(value, str):
-        raise DataFormatError(f"{path}: {where}: expected text in {key!r}, found {value!r}")
-    return value
-
-
-def _parse_candidate(path: Path, where: str, raw: Any) -> Candidate:
+def _parse_entry(path: Path, where: str, model: str, record: Any, at_key: str) -> ChampionEntry:
+    """A champion as an installing history event (at `at`) or the `champions` section (at `promoted_at`) has it."""
+    if not isinstance(record, dict) or not all(isinstance(record.get(key), str) for key in (at_key, "reason")):
+        raise DataFormatError(
+            f"{path}: {where}: expected an object with text in {at_key!r} and 'reason', found {str(record)[:200]!r}"
+        )
     try:
-        return Candidate(**raw)
-    except (TypeError, PipelineError) as err:
-        raise DataFormatError(f"{path}: {where}: expected a model record ({err}), found {str(raw)[:200]!r}") from err
+        candidate = Candidate(**record["candidate"])
+    except (KeyError, TypeError, PipelineError) as err:
+        raise DataFormatError(
+            f"{path}: {where}: expected a model record ({err}), found {str(record.get('candidate'))[:200]!r}"
+        ) from err
+    forced = record.get("kind") == "forced" or record.get("forced") is True
+    return ChampionEntry(model, candidate, record[at_key], forced, record["reason"])
 
 
 def _describe(champions: dict[str, ChampionEntry]) -> str:

@@ -1,128 +1,117 @@
-"""Bounded `models/`: keep every model the champion registry names, every model a running flow uses, plus the most
-recently used few per name.
+"""Garbage collection of the data dir: `mnist-pipeline gc` and the weekly `mnist-maintenance/weekly-gc` run it.
 
-Every model that was ever a champion stays, so `champion --rollback` always finds its file. The rest are
-training-cache entries: deleting one only means the next run with that exact configuration trains it again, and
-its Prefect records and recorded evaluations go with it (`runs.cache_entries`). A running flow pins the models it
-plans to use (a shared flock, dropped by the kernel when the flow's process dies), so a concurrent run's pruning
-leaves them alone, and marks a model it reuses as used, so it counts among the newest. Resume states of
-trainings nobody resumed for a week go too: a killed run that is never rerun would otherwise keep them forever.
+Models, evaluations, validation records and dataset versions are caches named by their content: deleting one only
+means the next run that needs it makes it again. The collector holds one exclusive lock (`DataLayout.gc_lock`)
+and never deletes
+- a model that any champion of the registry's history was (so every rollback finds its file), nor the dataset
+  version it was trained on;
+- the current dataset version, nor a dataset folder that ingest did not create;
+- anything used within the grace period. The files of one model (`models/<name>/<key>.*`) or of one evaluation
+  count as used at their newest modification time, a dataset version at its folder's or its files' newest; runs
+  touch what they reuse (`files.usage`), and whatever they write is new.
+An item's age is checked again right before each of its files goes.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import shutil
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
-from mnist_pipeline.champion.registry import INSTALLING_KINDS, load_registry, registry_lock
-from mnist_pipeline.data.layout import MODEL_PIN_PREFIX, RESUME_SUFFIX, DataLayout
+from mnist_pipeline.champion.registry import INSTALLING_KINDS, load_registry
+from mnist_pipeline.data.ingest_records import forget_versions
+from mnist_pipeline.data.layout import DataLayout, version_name
+from mnist_pipeline.data.versions import FAILED_SUFFIX, MARKER, current_version
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.files.locks import hold_lock, is_locked
-from mnist_pipeline.runs.cache_entries import remove_orphaned_entries
+from mnist_pipeline.files.locks import hold_lock
 
 log = logging.getLogger(__name__)
 
-KEEP_ENV = "MNIST_PIPELINE_KEEP_MODELS"
-DEFAULT_KEEP = 5
-RESUME_UNUSED_DAYS = 7.0
+DEFAULT_GRACE_DAYS = 7.0
+# What earlier releases left that nothing reads any more: Prefect's result records and the pin files of runs.
+LEGACY = ("prefect-results/*", ".locks/pin-*", ".locks/model-*")
 
 
-def models_to_keep_per_name() -> int:
-    """How many of the newest models per name survive pruning: $MNIST_PIPELINE_KEEP_MODELS, default 5."""
-    raw = os.environ.get(KEEP_ENV, str(DEFAULT_KEEP))
-    if not raw.strip().isdigit() or int(raw) < 1:
-        raise PipelineError(f"{KEEP_ENV}: expected a positive integer, found {raw!r}")
-    return int(raw)
-
-
-@contextmanager
-def pin_models(layout: DataLayout, models: Iterable[tuple[str, str]]) -> Iterator[None]:
-    """Keep pruning away from these (name, key) models while the block runs, whether they exist yet or not.
-
-    Taken under the registry lock, which pruning holds: a model is either pruned before the pin (and the run
-    finds it missing and retrains it) or pinned before pruning looks at it, never lost in between.
-    """
-    with ExitStack() as pins:
-        with registry_lock(layout.registry):
-            for model, key in models:
-                pins.enter_context(hold_lock(layout.model_pin_file(model, key), shared=True))
-        yield
-
-
-def mark_model_used(layout: DataLayout, model: str, key: str) -> bool:
-    """Make a saved model the newest for pruning, as a run that reuses it needs it; returns whether it exists.
-
-    Only recency is lost where the file cannot be touched (another user's file, a read-only data dir)."""
-    path = layout.model_file(model, key)
-    try:
-        os.utime(path)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        log.debug("%s not marked used: %s", path, exc)
-    return path.is_file()
-
-
-def prune_models(layout: DataLayout) -> list[Path]:
-    """Delete old non-champion, unpinned models, cache entries of models that are gone, stale resume states and
-    unused pin files; returns what went. Call under the registry lock (the champion set and the pins hold still)."""
-    keep = models_to_keep_per_name()
-    history = load_registry(layout.registry).history
-    # Found by name and key, not by the recorded path, which goes stale when the data dir moves.
-    champions = {
-        layout.model_file(event["model"], event["candidate"]["key"]).resolve()
-        for event in history
-        if event["kind"] in INSTALLING_KINDS
-    }
-    removed = []
-    for folder in sorted(path for path in layout.models.iterdir() if path.is_dir()) if layout.models.is_dir() else []:
-        models = sorted(folder.glob("*.keras"), key=lambda path: path.stat().st_mtime, reverse=True)
-        for old in models[keep:]:
-            if old.resolve() in champions or is_locked(layout.model_pin_file(folder.name, old.stem)):
-                continue
-            old.unlink(missing_ok=True)
-            old.with_name(old.name + ".json").unlink(missing_ok=True)  # a sidecar, as versions before 0.2 wrote
-            removed.append(old)
-            log.info("removed old model %s (keeping champions, pinned ones and the newest %d per name)", old, keep)
-        removed += _remove_stale_resume_states(layout, folder)
-    removed += remove_orphaned_entries(layout, lambda model, key: _is_live(layout, model, key))
-    removed += _remove_unused_pins(layout)
+def collect_garbage(layout: DataLayout, grace_days: float = DEFAULT_GRACE_DAYS, dry_run: bool = False) -> list[Path]:
+    """Delete what no champion needs and nobody used for `grace_days`; returns what went (would go, on a dry run)."""
+    if not grace_days >= 0:
+        raise PipelineError(f"--grace-days: expected a number of days of 0 or more, found {grace_days}")
+    if not layout.root.is_dir():  # nothing ran here yet (the weekly collection may come first): nothing to do
+        return []
+    cutoff = time.time() - grace_days * 86400
+    with hold_lock(layout.gc_lock):
+        history = load_registry(layout.registry).history
+        installed = [event for event in history if event["kind"] in INSTALLING_KINDS]
+        champions = {(event["model"], event["candidate"]["key"]) for event in installed}
+        kept_versions = {version_name(event["candidate"]["data_fingerprint"]) for event in installed}
+        kept_versions.add(current_version(layout) or "")
+        removed = []
+        for group in _list_items(layout, champions, kept_versions):
+            removed += _remove_if_unused(group, cutoff, dry_run)
+        if not dry_run:
+            gone = {path.name.removesuffix(FAILED_SUFFIX) for path in removed if path.parent == layout.versions}
+            removed += forget_versions(layout, {name for name in gone if not (layout.versions / name).exists()})
     return removed
 
 
-def _is_live(layout: DataLayout, model: str, key: str) -> bool:
-    return layout.model_file(model, key).is_file() or is_locked(layout.model_pin_file(model, key))
+def _list_items(layout: DataLayout, champions: set[tuple[str, str]], kept_versions: set[str]) -> Iterator[list[Path]]:
+    """Each deletable item as the files that make it up (the summary first: without it nothing is reused)."""
+    for name, folder in _subfolders(layout.models):
+        for key, files in _group_by_key(folder).items():
+            if (name, key) not in champions:
+                yield files
+    for _, folder in _subfolders(layout.evaluations):
+        yield from _group_by_key(folder).values()
+    yield from ([path] for path in sorted(layout.validations.glob("*.json")))
+    for _, folder in _subfolders(layout.versions):
+        if (folder / MARKER).is_file() and folder.name not in kept_versions:
+            yield [folder]
+    yield from ([path] for pattern in LEGACY for path in sorted(layout.root.glob(pattern)))
 
 
-def _remove_stale_resume_states(layout: DataLayout, folder: Path) -> list[Path]:
-    """Resume states not written for RESUME_UNUSED_DAYS (a training writes its state at every epoch end), unless a
-    running flow pinned their model: it is about to resume from that state."""
-    cutoff = time.time() - RESUME_UNUSED_DAYS * 86400
-    removed = []
-    for state in folder.glob(f"*{RESUME_SUFFIX}"):
-        if is_locked(layout.model_pin_file(folder.name, state.name.removesuffix(RESUME_SUFFIX))):
-            continue
+def _subfolders(root: Path) -> list[tuple[str, Path]]:
+    return [(path.name, path) for path in sorted(root.iterdir()) if path.is_dir()] if root.is_dir() else []
+
+
+def _group_by_key(folder: Path) -> dict[str, list[Path]]:
+    """`<key>.keras`, `<key>.onnx`, `<key>.json`, `<key>.resume.npz`...: one item per key; hidden (in-flight
+    temporary) files are left to the stale-temp cleanup."""
+    groups: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir(), key=lambda path: (path.suffix != ".json", path.name)):
+        if not path.name.startswith("."):
+            groups.setdefault(path.name.split(".", 1)[0], []).append(path)
+    return groups
+
+
+def _last_used(paths: list[Path]) -> float | None:
+    """The newest modification time among the paths (and a folder's direct entries); None when all are gone."""
+    times = []
+    for path in paths:
         try:
-            if state.stat().st_mtime < cutoff:
-                state.unlink()
-                removed.append(state)
-                log.info("removed resume state %s (not resumed for %g days)", state, RESUME_UNUSED_DAYS)
-        except FileNotFoundError:  # resumed and finished meanwhile
+            times.append(path.lstat().st_mtime)
+            if path.is_dir():
+                times += [entry.lstat().st_mtime for entry in path.iterdir()]
+        except FileNotFoundError:
             continue
-    return removed
+    return max(times, default=None)
 
 
-def _remove_unused_pins(layout: DataLayout) -> list[Path]:
-    """Pin files of models that are gone and that no run holds (safe under the registry lock: pins are taken
-    under it too, so none can be taken on a file between this check and its unlink)."""
+def _remove_if_unused(group: list[Path], cutoff: float, dry_run: bool) -> list[Path]:
     removed = []
-    for pin in layout.locks.glob(f"{MODEL_PIN_PREFIX}*"):
-        model, _, key = pin.name.removeprefix(MODEL_PIN_PREFIX).rpartition("-")
-        if not layout.model_file(model, key).is_file() and not is_locked(pin):
-            pin.unlink(missing_ok=True)
-            removed.append(pin)
+    for path in group:
+        last_used = _last_used(group)
+        if last_used is None or last_used >= cutoff:
+            break
+        if not dry_run:
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except FileNotFoundError:
+                continue
+            log.info("removed %s (unused since %s)", path, time.strftime("%Y-%m-%d", time.localtime(last_used)))
+        removed.append(path)
     return removed

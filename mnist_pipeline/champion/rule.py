@@ -6,9 +6,7 @@ Accuracies and recalls are fractions (0.9871); messages show them as percent and
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from mnist_pipeline import defaults
@@ -49,9 +47,6 @@ class Candidate:
         for digit, value in enumerate(recall):
             _check_fraction(value, f"recall of digit {digit} of {self.model_path}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "per_class_recall": list(self.per_class_recall)}
-
 
 def candidate_from_metrics(metrics: dict[str, Any], model: str) -> Candidate:
     """The candidate a run's metrics.json describes for `model`."""
@@ -87,23 +82,23 @@ class PromotionPolicy:
 
 @dataclass(frozen=True)
 class Decision:
-    """The outcome for one model, with the numbers that led to it; recall drops are positive when recall fell."""
+    """The outcome for one model, with the numbers that led to it; recall drops are positive when recall fell.
+
+    The comparison fields stay None when there was no comparable champion.
+    """
 
     model: str
     promoted: bool
     reason: str
     challenger_accuracy: float
-    champion_accuracy: float | None
-    accuracy_gain: float | None
-    worst_recall_drop: float | None
-    worst_recall_class: int | None
+    champion_accuracy: float | None = None
+    accuracy_gain: float | None = None
+    worst_recall_drop: float | None = None
+    worst_recall_class: int | None = None
     forced: bool = False
     champion_run: str | None = None
     champion_model_path: str | None = None
     considered: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def same_test_split(a: Candidate, b: Candidate) -> bool:
@@ -115,26 +110,32 @@ def decide_promotion(
     model: str, challenger: Candidate, champion: Candidate | None, policy: PromotionPolicy
 ) -> Decision:
     """Apply the rule: gain above the margin (strictly) and no digit's recall falling by more than the maximum."""
+    scores = f"challenger {_percent(challenger.test_accuracy)}"
     if champion is None:
-        return Decision(
-            model=model,
-            promoted=True,
-            reason=f"no champion yet; challenger {_percent(challenger.test_accuracy)} becomes the first champion",
-            challenger_accuracy=challenger.test_accuracy,
-            champion_accuracy=None,
-            accuracy_gain=None,
-            worst_recall_drop=None,
-            worst_recall_class=None,
-        )
-    _check_comparable(model, challenger, champion)
-    gain = challenger.test_accuracy - champion.test_accuracy
-    drop, digit = _worst_recall_drop(challenger.per_class_recall, champion.per_class_recall)
+        return Decision(model, True, f"no champion yet; {scores} becomes the first champion", challenger.test_accuracy)
+    gain, drop, digit = _compare(model, challenger, champion)
     beats = gain - policy.min_accuracy_gain > _TOLERANCE
     within = drop - policy.max_recall_drop <= _TOLERANCE
+    versus = f"champion {_percent(champion.test_accuracy)} (run {champion.run_name})"
+    margin = f"margin {_points(policy.min_accuracy_gain)}"
+    allowed = _points(policy.max_recall_drop)
+    if not beats:
+        reason = f"{scores} does not beat {versus} by more than the {margin} (change {_signed_points(gain)} points)"
+    elif not within:
+        before, after = champion.per_class_recall[digit], challenger.per_class_recall[digit]
+        reason = (
+            f"{scores} beats {versus} by {_points(gain)} points ({margin}), but recall of digit {digit} drops "
+            f"{_points(drop)} points ({_percent(before)} -> {_percent(after)}), more than the allowed {allowed}"
+        )
+    else:
+        reason = (
+            f"{scores} beats {versus} by {_points(gain)} points ({margin}); worst per-digit recall change "
+            f"{_signed_points(-drop)} points (digit {digit}), within {allowed}"
+        )
     return Decision(
         model=model,
         promoted=beats and within,
-        reason=_explain(challenger, champion, policy, gain, drop, digit, beats, within),
+        reason=reason,
         challenger_accuracy=challenger.test_accuracy,
         champion_accuracy=champion.test_accuracy,
         accuracy_gain=gain,
@@ -145,36 +146,21 @@ def decide_promotion(
     )
 
 
-def decide_not_considered(model: str, challenger: Candidate, why: str, detail: str) -> Decision:
-    """A run the rule must not judge (a smoke run on a subset): reported as such, the registry is left alone."""
-    return Decision(
-        model=model,
-        promoted=False,
-        reason=f"not considered ({why}); {detail}",
-        challenger_accuracy=challenger.test_accuracy,
-        champion_accuracy=None,
-        accuracy_gain=None,
-        worst_recall_drop=None,
-        worst_recall_class=None,
-        considered=False,
-    )
-
-
 def decide_forced(model: str, candidate: Candidate, champion: Candidate | None, reason: str) -> Decision:
     """A manual promotion: promoted regardless of the rule, with the rule's numbers when they are comparable."""
     if not reason.strip():
         raise PromotionError(f"forced promotion of {model}: expected a reason, found an empty one")
+    scores = f"challenger {_percent(candidate.test_accuracy)}"
+    numbers: tuple[float | None, float | None, int | None] = (None, None, None)
     compared = champion if champion is not None and same_test_split(candidate, champion) else None
-    comparison = gain = drop = digit = None
     if compared is not None:
-        _check_comparable(model, candidate, compared)
-        gain = candidate.test_accuracy - compared.test_accuracy
-        drop, digit = _worst_recall_drop(candidate.per_class_recall, compared.per_class_recall)
-        comparison = f"; champion {_percent(compared.test_accuracy)} on the same test split"
+        numbers = _compare(model, candidate, compared)
+        scores += f"; champion {_percent(compared.test_accuracy)} on the same test split"
+    gain, drop, digit = numbers
     return Decision(
         model=model,
         promoted=True,
-        reason=f"forced by hand: {reason.strip()} (challenger {_percent(candidate.test_accuracy)}{comparison or ''})",
+        reason=f"forced by hand: {reason.strip()} ({scores})",
         challenger_accuracy=candidate.test_accuracy,
         champion_accuracy=compared.test_accuracy if compared is not None else None,
         accuracy_gain=gain,
@@ -187,13 +173,12 @@ def decide_forced(model: str, candidate: Candidate, champion: Candidate | None, 
 
 
 def _check_fraction(value: float, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise PromotionError(f"{what}: expected a number between 0 and 1, found {value!r}")
-    if not 0.0 <= value <= 1.0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
         raise PromotionError(f"{what}: expected a fraction between 0 and 1 (not percent), found {value!r}")
 
 
-def _check_comparable(model: str, challenger: Candidate, champion: Candidate) -> None:
+def _compare(model: str, challenger: Candidate, champion: Candidate) -> tuple[float, float, int]:
+    """The accuracy gain, the largest per-class fall in recall (negative when all improved) and its class."""
     if len(challenger.per_class_recall) != len(champion.per_class_recall):
         raise PromotionError(
             f"{model}: challenger {challenger.model_path} has recall for {len(challenger.per_class_recall)} classes, "
@@ -205,41 +190,10 @@ def _check_comparable(model: str, challenger: Candidate, champion: Candidate) ->
             f"champion {champion.model_path} on {champion.data_fingerprint[:12]} ({champion.test_rows} rows); "
             "expected the same test split: re-evaluate the champion on the challenger's test split first"
         )
-
-
-def _worst_recall_drop(challenger: Sequence[float], champion: Sequence[float]) -> tuple[float, int]:
-    """The largest per-class fall in recall (negative when every class improved) and its class."""
-    drops = [before - after for before, after in zip(champion, challenger, strict=True)]
+    recalls = zip(champion.per_class_recall, challenger.per_class_recall, strict=True)
+    drops = [before - after for before, after in recalls]
     digit = max(range(len(drops)), key=drops.__getitem__)
-    return drops[digit], digit
-
-
-def _explain(
-    challenger: Candidate,
-    champion: Candidate,
-    policy: PromotionPolicy,
-    gain: float,
-    drop: float,
-    digit: int,
-    beats: bool,
-    within: bool,
-) -> str:
-    scores = f"challenger {_percent(challenger.test_accuracy)}"
-    versus = f"champion {_percent(champion.test_accuracy)} (run {champion.run_name})"
-    margin = f"margin {_points(policy.min_accuracy_gain)}"
-    if not beats:
-        return f"{scores} does not beat {versus} by more than the {margin} (change {_signed_points(gain)} points)"
-    accuracy = f"{scores} beats {versus} by {_points(gain)} points ({margin})"
-    if not within:
-        before, after = champion.per_class_recall[digit], challenger.per_class_recall[digit]
-        return (
-            f"{accuracy}, but recall of digit {digit} drops {_points(drop)} points "
-            f"({_percent(before)} -> {_percent(after)}), more than the allowed {_points(policy.max_recall_drop)}"
-        )
-    return (
-        f"{accuracy}; worst per-digit recall change {_signed_points(-drop)} points (digit {digit}), "
-        f"within {_points(policy.max_recall_drop)}"
-    )
+    return challenger.test_accuracy - champion.test_accuracy, drops[digit], digit
 
 
 def _percent(fraction: float) -> str:

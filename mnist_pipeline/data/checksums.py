@@ -12,12 +12,9 @@ from mnist_pipeline.errors import ChecksumError
 
 
 def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, streamed so large files do not sit in memory twice."""
-    digest = hashlib.sha256()
+    """Hex SHA-256 of a file, streamed so large files do not sit in memory."""
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def hash_folder_files(folder: Path) -> dict[str, str]:
@@ -27,10 +24,7 @@ def hash_folder_files(folder: Path) -> dict[str, str]:
 
 def verify_sha256(data_or_path: bytes | Path, expected: str, origin: str) -> None:
     """Raise ChecksumError naming `origin` unless the content hashes to `expected`."""
-    if isinstance(data_or_path, Path):
-        found = sha256_file(data_or_path)
-    else:
-        found = hashlib.sha256(data_or_path).hexdigest()
+    found = sha256_file(data_or_path) if isinstance(data_or_path, Path) else hashlib.sha256(data_or_path).hexdigest()
     if found != expected:
         raise ChecksumError(f"{origin}: expected sha256 {expected}, found {found}")
 

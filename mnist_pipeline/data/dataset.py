@@ -24,9 +24,7 @@ class Split:
 
     def head(self, limit: int | None) -> Split:
         """The first `limit` rows (all when None): the deterministic subset behind --train/--test-limit."""
-        if limit is None:
-            return self
-        return Split(images=self.images[:limit], labels=self.labels[:limit])
+        return self if limit is None else Split(images=self.images[:limit], labels=self.labels[:limit])
 
 
 @dataclass(frozen=True)

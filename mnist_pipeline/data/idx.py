@@ -14,24 +14,24 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _UBYTE = 0x08
 
 
-def read_idx_bytes(path: Path) -> bytes:
-    """Return the raw IDX bytes of `path`, gunzipping when the file starts with the gzip magic."""
+def read_idx(path: Path) -> np.ndarray:
+    """Read one IDX file (plain or gzipped: by the gzip magic) into a uint8 array."""
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:
         raise DataFormatError(f"{path}: expected an IDX file, found no such file") from exc
     except OSError as exc:
         raise DataFormatError(f"{path}: expected a readable IDX file, found {exc.strerror or exc}") from exc
-    if data[:2] != _GZIP_MAGIC:
-        if path.suffix == ".gz":
-            raise DataFormatError(f"{path}: expected gzip data (magic 1f8b), found {data[:2].hex() or 'an empty file'}")
-        return data
-    try:
-        return gzip.decompress(data)
-    except (EOFError, OSError, zlib.error) as exc:
-        raise DataFormatError(
-            f"{path}: expected a complete gzip stream, found a truncated or corrupt one ({exc})"
-        ) from exc
+    if data[:2] == _GZIP_MAGIC:
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise DataFormatError(
+                f"{path}: expected a complete gzip stream, found a truncated or corrupt one ({exc})"
+            ) from exc
+    elif path.suffix == ".gz":
+        raise DataFormatError(f"{path}: expected gzip data (magic 1f8b), found {data[:2].hex() or 'an empty file'}")
+    return parse_idx(data, str(path))
 
 
 def parse_idx(data: bytes, origin: str) -> np.ndarray:
@@ -54,8 +54,3 @@ def parse_idx(data: bytes, origin: str) -> np.ndarray:
             f"{origin}: header declares shape {shape} = {expected} bytes of data, found {found} bytes"
         )
     return np.frombuffer(data, dtype=np.uint8, offset=header_end).reshape(shape)
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file (plain or gzipped) into a uint8 array."""
-    return parse_idx(read_idx_bytes(path), str(path))

@@ -12,14 +12,15 @@ from typing import Any
 
 from mnist_pipeline import defaults
 from mnist_pipeline.data.dataset import RawDataset
-from mnist_pipeline.errors import DataFormatError, PipelineError
+from mnist_pipeline.errors import DataFormatError
 
-OPTION = "--image-shape"
 _PATTERN = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")
 
 
 def parse_image_shape(value: Any) -> tuple[int, int]:
-    """Accept 'HxW' (CLI, deployment parameter) or a (height, width) pair; both sides positive."""
+    """Accept 'HxW' (CLI, deployment parameter) or a (height, width) pair; both sides positive.
+
+    A ValueError, so that RunConfig (which parses every `--image-shape`) reports it naming the option."""
     if value is None:
         return defaults.IMAGE_SHAPE
     match = _PATTERN.fullmatch(value) if isinstance(value, str) else None
@@ -28,9 +29,9 @@ def parse_image_shape(value: Any) -> tuple[int, int]:
     elif isinstance(value, list | tuple) and len(value) == 2 and all(type(side) is int for side in value):
         shape = (value[0], value[1])
     else:
-        raise PipelineError(f"image_shape ({OPTION}): expected HEIGHTxWIDTH such as 28x28, found {value!r}")
+        raise ValueError(f"expected HEIGHTxWIDTH such as 28x28, found {value!r}")
     if min(shape) <= 0:
-        raise PipelineError(f"image_shape ({OPTION}): expected positive sides, found {format_image_shape(shape)}")
+        raise ValueError(f"expected positive sides, found {format_image_shape(shape)}")
     return shape
 
 
@@ -45,5 +46,5 @@ def check_dataset_shape(dataset: RawDataset, expected: tuple[int, int]) -> None:
         if found != tuple(expected) and dataset.split(name).rows:
             raise DataFormatError(
                 f"{dataset.origin}: expected {name} images of {format_image_shape(expected)} pixels, found "
-                f"{format_image_shape(found)} (declare another size with {OPTION} {format_image_shape(found)})"
+                f"{format_image_shape(found)} (declare another size with --image-shape {format_image_shape(found)})"
             )

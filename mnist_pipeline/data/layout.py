@@ -5,9 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-MODEL_PIN_PREFIX = "model-"
-RESUME_SUFFIX = ".resume.npz"
-
 
 @dataclass(frozen=True)
 class DataLayout:
@@ -53,27 +50,28 @@ class DataLayout:
         return self.root / "ingest-records"
 
     @property
-    def prefect_results(self) -> Path:
-        """Prefect's persisted task results and cache records (train task outputs, as JSON)."""
-        return self.root / "prefect-results"
+    def validations(self) -> Path:
+        """Recorded passes of the validation gate, one JSON summary per validation key."""
+        return self.root / "validations"
 
     def model_file(self, model: str, key: str) -> Path:
         """A trained model's file, found from its name and key: paths recorded elsewhere go stale when the data
-        dir moves, the key does not."""
+        dir moves, the key does not. Its files share the key as stem (`<key>.json` is its training summary)."""
         return self.models / model / f"{key}.keras"
 
     def resume_file(self, model: str, key: str) -> Path:
         """Training state saved at each epoch end, so a killed run resumes; removed once the model is saved."""
-        return self.models / model / f"{key}{RESUME_SUFFIX}"
+        return self.models / model / f"{key}.resume.npz"
 
     @property
     def locks(self) -> Path:
-        """Lock files: the ingest lock, and the pins of dataset versions and models that running flows use."""
+        """Lock files: the ingest lock and the gc lock."""
         return self.root / ".locks"
 
-    def model_pin_file(self, model: str, key: str) -> Path:
-        """Shared-locked by each run that uses this model, so pruning leaves it alone meanwhile."""
-        return self.locks / f"{MODEL_PIN_PREFIX}{model}-{key}"
+    @property
+    def gc_lock(self) -> Path:
+        """Held exclusively by garbage collection, shared by whoever marks a file used (`files.usage`)."""
+        return self.locks / "gc.lock"
 
     @property
     def registry(self) -> Path:

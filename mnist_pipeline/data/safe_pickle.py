@@ -42,7 +42,5 @@ def load_numpy_pickle(data: bytes, origin: str) -> Any:
     """Unpickle `data` admitting nothing but numpy arrays, dtypes, tuples and lists."""
     try:
         return _NumpyOnlyUnpickler(io.BytesIO(data), origin).load()
-    except DataFormatError:
-        raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
         raise DataFormatError(f"{origin}: expected a pickle of numpy arrays, found a broken pickle ({exc})") from exc

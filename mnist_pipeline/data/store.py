@@ -34,7 +34,8 @@ MANIFEST_VERSION = 1
 
 @dataclass(frozen=True)
 class IngestResult:
-    """What ingestion did: the manifest now published, whether anything was written, whether decoding was skipped."""
+    """What ingestion did: the manifest of the version, whether anything was written, and where it is; `reused`
+    when the source was not even decoded (its input matched an ingest record)."""
 
     manifest: dict[str, Any]
     written: bool
@@ -76,12 +77,11 @@ def read_table(path: Path, columns: tuple[str, ...] = COLUMNS) -> pa.Table:
                 raise DataFormatError(
                     f"{path}: expected Parquet with columns {', '.join(columns)}, found no {', '.join(missing)}"
                 )
-            table = parquet.read(columns=list(columns))
+            return parquet.read(columns=list(columns))
     except FileNotFoundError as exc:
         raise DataFormatError(f"{path}: expected a Parquet split file, found no such file") from exc
-    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+    except (pa.ArrowInvalid, OSError) as exc:
         raise DataFormatError(f"{path}: expected Parquet with columns {', '.join(columns)}, found: {exc}") from exc
-    return table
 
 
 def images_from_table(table: pa.Table, origin: str) -> np.ndarray:
@@ -141,15 +141,6 @@ def _stored_fingerprint(layout: DataLayout) -> str | None:
     return manifest.get("fingerprint")
 
 
-def _library_versions() -> dict[str, str]:
-    return {
-        "python": platform.python_version(),
-        "mnist_pipeline": __version__,
-        "numpy": np.__version__,
-        "pyarrow": pa.__version__,
-    }
-
-
 def build_manifest(dataset: RawDataset, split_hashes: dict[str, str], fingerprint: str) -> dict[str, Any]:
     splits = {}
     for name in SPLITS:
@@ -169,7 +160,12 @@ def build_manifest(dataset: RawDataset, split_hashes: dict[str, str], fingerprin
         "origin": dataset.origin,
         "image_shape": list(dataset.train.images.shape[1:]),
         "splits": splits,
-        "versions": _library_versions(),
+        "versions": {
+            "python": platform.python_version(),
+            "mnist_pipeline": __version__,
+            "numpy": np.__version__,
+            "pyarrow": pa.__version__,
+        },
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -183,8 +179,7 @@ def write_version(dataset: RawDataset, layout: DataLayout) -> IngestResult:
     split_hashes = {name: hash_split(dataset.split(name).images, dataset.split(name).labels) for name in SPLITS}
     fingerprint = fingerprint_dataset(split_hashes)
     pinned = layout.pin(fingerprint)
-    if _stored_fingerprint(pinned) == fingerprint:
-        mark_ingested(layout, fingerprint)
+    if mark_ingested(layout, fingerprint) and _stored_fingerprint(pinned) == fingerprint:
         return IngestResult(read_manifest(pinned), written=False, path=pinned.parquet)
     if layout.root.joinpath("parquet").exists() and not layout.root.joinpath("parquet").is_symlink():
         raise DataFormatError(

@@ -4,7 +4,8 @@ The metric functions are plain numpy so they can be checked by hand. About the l
 Keras's sparse categorical cross-entropy does not use a sigmoid or softmax head's outputs but the head's
 pre-activation values (it reads the logits the activation cached). So for every model here, sigmoid heads
 included, the loss Keras trains on and `model.evaluate` reports is softmax cross-entropy of the head's logits;
-`evaluate_model` computes exactly that, from logits it computes itself.
+`evaluate_model` computes exactly that, from the logits of the model's ONNX file: scored by `serving.Engine`, the
+engine `predict` uses, so the probabilities here are the ones users get, bit for bit.
 """
 
 from __future__ import annotations
@@ -12,18 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from mnist_pipeline.data.dataset import Split
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import read_split
-from mnist_pipeline.files.atomic import atomic_path
-from mnist_pipeline.modeling.model_files import load_model
-from mnist_pipeline.modeling.prediction_files import tag_with_model_key
+from mnist_pipeline.modeling.serving import Engine, open_engine, softmax
 
 
 @dataclass(frozen=True)
@@ -73,30 +69,23 @@ def per_class_metrics(cm: np.ndarray) -> dict[str, list[float] | list[int]]:
     }
 
 
-def compute_logits(model: keras.Model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """The head's pre-activation outputs (float64): the features feeding the final Dense layer, times its weights."""
-    head = model.layers[-1]
-    features = keras.Model(model.inputs, head.input).predict(images, batch_size=batch_size, verbose=0)
-    kernel, bias = (np.asarray(w, dtype=np.float64) for w in head.get_weights())
-    return features.astype(np.float64) @ kernel + bias
-
-
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def evaluate_model(model: keras.Model, test: Split, batch_size: int = 1024) -> Evaluation:
-    """Score `model` on `test`; loss matches `model.evaluate` (see the module docstring).
+def evaluate_model(engine: Engine, test: Split) -> Evaluation:
+    """Score a model's engine on `test`; loss matches `model.evaluate` for float32 models (see the module docstring).
 
-    `confidence` in the predictions is the top class probability softmax(logits): the model's softmax output for
-    the CNN, and for the sigmoid-headed ANNs the distribution their training loss fitted (their raw sigmoid outputs
-    are ten independent numbers that do not sum to 1).
+    `confidence` in the predictions is the top class probability softmax(logits), as `predict` reports it: the
+    model's softmax output for the CNN, and for the sigmoid-headed ANNs the distribution their training loss fitted
+    (their raw sigmoid outputs are ten independent numbers that do not sum to 1).
     """
-    log_probs = log_softmax(compute_logits(model, test.images, batch_size))
+    logits = engine.logits(test.images)
+    probabilities, log_probs = softmax(logits), log_softmax(logits)
     n_classes = log_probs.shape[1]
     labels = test.labels.astype(np.int64)
-    predicted = log_probs.argmax(axis=1)
+    predicted = probabilities.argmax(axis=1)
     rows = np.arange(len(labels))
     cm = confusion_matrix(labels, predicted, n_classes)
     predictions = pd.DataFrame(
@@ -104,7 +93,7 @@ def evaluate_model(model: keras.Model, test: Split, batch_size: int = 1024) -> E
             "row_id": rows.astype(np.int64),
             "label": labels,
             "predicted": predicted.astype(np.int64),
-            "confidence": np.exp(log_probs[rows, predicted]),
+            "confidence": probabilities[rows, predicted],
         }
     )
     return Evaluation(
@@ -116,31 +105,11 @@ def evaluate_model(model: keras.Model, test: Split, batch_size: int = 1024) -> E
     )
 
 
-def evaluate_saved_model(model_file: Path, test_file: Path, test_limit: int | None) -> Evaluation:
-    """Score a saved model on the first `test_limit` rows (all when None) of a test split file.
+def evaluate_saved_model(
+    layout: DataLayout, model: str, key: str, test_file: Path, test_limit: int | None
+) -> Evaluation:
+    """Score the saved model `key` on the first `test_limit` rows (all when None) of a test split file.
 
     The one way both a run's evaluation and a champion's re-scoring measure a model, so the two compare.
     """
-    return evaluate_model(load_model(model_file), read_split(test_file).head(test_limit))
-
-
-def record_evaluation(layout: DataLayout, model: str, model_key: str, eval_key: str, test_limit: int | None) -> dict:
-    """Evaluate a trained model on the (pinned) layout's test split and keep its predictions for reuse.
-
-    The predictions go to data_dir/evaluations/<model>/<eval_key>.parquet, naming the model key in their schema
-    metadata (so pruning the model can find them); the summary names that file relative to data_dir, so a moved
-    data dir still finds it.
-    """
-    evaluation = evaluate_saved_model(layout.model_file(model, model_key), layout.split_file("test"), test_limit)
-    predictions = layout.evaluation_file(model, eval_key)
-    table = tag_with_model_key(pa.Table.from_pandas(evaluation.predictions, preserve_index=False), model_key)
-    with atomic_path(predictions) as tmp:
-        pq.write_table(table, tmp)
-    return {
-        "test_accuracy": float(evaluation.accuracy),
-        "test_loss": float(evaluation.loss),
-        "test_rows": evaluation.rows,
-        "confusion_matrix": evaluation.confusion.tolist(),
-        "per_class": evaluation.per_class,
-        "predictions_file": str(predictions.relative_to(layout.root)),
-    }
+    return evaluate_model(open_engine(layout, model, key), read_split(test_file).head(test_limit))

@@ -1,22 +1,31 @@
-"""One planned training job, done: train the model on the pinned train split, save it, say what happened.
+"""One planned job of a run, done or reused: train a model, or evaluate one, and record what happened.
 
-What the `train` task returns (and Prefect caches as JSON) is the summary built here: paths and history, never
-arrays. The model is saved atomically before its resume state is removed, so a kill at any point either resumes
-or finds the finished model.
+The content-addressed files are the only cache. A model is `models/<name>/<training key>.keras` with its summary
+`<key>.json` beside it (epochs, history, timings: what the run reports); an evaluation is
+`evaluations/<name>/<evaluation key>.parquet` (its predictions) with its scores in `<key>.json`. A job whose files
+are there is reused and marked used (`files.usage`), without importing TensorFlow; otherwise it runs and writes
+them, each atomically and the summary last. A kill at any point either resumes from the training state or finds
+the finished model. Summaries hold no paths, so a moved data dir keeps its cache.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import read_split
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.modeling.model_files import save_model
+from mnist_pipeline.files.atomic import atomic_path, write_json_atomic
+from mnist_pipeline.files.usage import mark_used, reuse_summary
 from mnist_pipeline.modeling.profiles import TrainConfig
-from mnist_pipeline.modeling.resume import remove_state
-from mnist_pipeline.modeling.training import EpochReport, train_model
+from mnist_pipeline.modeling.quiet_start import start_tensorflow
+
+if TYPE_CHECKING:
+    from mnist_pipeline.modeling.training import EpochReport
 
 
 def run_training_job(
@@ -27,9 +36,40 @@ def run_training_job(
     seed: int,
     train_limit: int | None,
     image_shape: tuple[int, int],
+    tf_threads: int | None = None,
     on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> dict[str, Any]:
-    """Train `model` on the first `train_limit` rows of the (pinned) layout's train split; save it under its key."""
+    """The saved model of `key` when it is there, else `model` trained on the first `train_limit` rows of the
+    (pinned) layout's train split, with TensorFlow on `tf_threads`, and saved under its key; `reused` says which."""
+    path = layout.model_file(model, key)
+    summary_file = path.with_suffix(".json")
+    summary = reuse_summary(layout.gc_lock, summary_file, path)
+    reused = summary is not None
+    if summary is None:
+        summary = _train(layout, model, key, config, seed, train_limit, image_shape, tf_threads, on_epoch)
+        write_json_atomic(summary_file, summary)
+    return {**summary, "model_path": str(path), "reused": reused}
+
+
+def _train(
+    layout: DataLayout,
+    model: str,
+    key: str,
+    config: TrainConfig,
+    seed: int,
+    train_limit: int | None,
+    image_shape: tuple[int, int],
+    tf_threads: int | None,
+    on_epoch: Callable[[EpochReport], None] | None,
+) -> dict[str, Any]:
+    # Imported here: a reused model needs no TensorFlow.
+    start_tensorflow()
+    from mnist_pipeline.modeling.model_files import save_model
+    from mnist_pipeline.modeling.resume import remove_state
+    from mnist_pipeline.modeling.training import configure_tensorflow, train_model
+
+    configure_tensorflow(tf_threads, deterministic=True)
+
     train = read_split(layout.split_file("train")).head(train_limit)
     if tuple(train.images.shape[1:]) != tuple(image_shape):
         raise PipelineError(
@@ -37,15 +77,13 @@ def run_training_job(
             f"found {train.images.shape[1]}x{train.images.shape[2]}"
         )
     state = layout.resume_file(model, key)
+    mark_used(layout.gc_lock, [state])  # a state resumed now is in use: its key's files are no garbage
     result = train_model(model, config, train, seed=seed, on_epoch=on_epoch, checkpoint=state)
-    path = layout.model_file(model, key)
-    save_model(result.model, path)
+    save_model(result.model, layout.model_file(model, key))
     remove_state(state)
     return {
         "model": model,
         "key": key,
-        # Relative to the data dir: the cached result stays valid when the data dir moves.
-        "model_path": str(path.relative_to(layout.root)),
         "resumed_from_epoch": result.resumed_from_epoch,
         "train_config": config.to_dict(),
         "seed": seed,
@@ -59,3 +97,29 @@ def run_training_job(
         "finished_at": result.finished_at,
         "params": int(result.model.count_params()),
     }
+
+
+def run_evaluation_job(
+    layout: DataLayout, model: str, model_key: str, eval_key: str, test_limit: int | None
+) -> dict[str, Any]:
+    """The recorded evaluation of `eval_key` when it is there, else the saved model scored on the first
+    `test_limit` rows of the (pinned) layout's test split and recorded; `evaluation_reused` says which."""
+    predictions = layout.evaluation_file(model, eval_key)
+    summary_file = predictions.with_suffix(".json")
+    summary = reuse_summary(layout.gc_lock, summary_file, predictions)
+    reused = summary is not None
+    if summary is None:
+        from mnist_pipeline.modeling.evaluation import evaluate_saved_model  # scoring loads the model
+
+        evaluation = evaluate_saved_model(layout, model, model_key, layout.split_file("test"), test_limit)
+        with atomic_path(predictions) as tmp:
+            pq.write_table(pa.Table.from_pandas(evaluation.predictions, preserve_index=False), tmp)
+        summary = {
+            "test_accuracy": float(evaluation.accuracy),
+            "test_loss": float(evaluation.loss),
+            "test_rows": evaluation.rows,
+            "confusion_matrix": evaluation.confusion.tolist(),
+            "per_class": evaluation.per_class,
+        }
+        write_json_atomic(summary_file, summary)
+    return {**summary, "predictions_file": str(predictions), "evaluation_reused": reused}

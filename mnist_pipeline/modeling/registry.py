@@ -112,7 +112,7 @@ def seed_accuracies() -> Mapping[str, float | None]:
 
 # The seed study's accuracies were measured on MNIST's test split: they are a fair bar only for a run scored on
 # that split, recognised by its content hash (manifest `splits.test.sha256`, metrics.json `data.test_sha256`),
-# which every MNIST source gives (its test images and labels are byte-identical: DESIGN.md, section 2).
+# which every MNIST source gives: MNIST's test images and labels are byte-identical whichever source serves them.
 SEED_STUDY_TEST_SHA256 = "5959afb19c69de2942976a8140417209dc34a3381ffcd4aa78c49af15ce7872f"
 
 

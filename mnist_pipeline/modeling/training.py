@@ -30,8 +30,6 @@ from mnist_pipeline.data.dataset import Split
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.modeling.architectures import build_model
 from mnist_pipeline.modeling.augmentation import augment_images
-from mnist_pipeline.modeling.conv_pool import training_model
-from mnist_pipeline.modeling.fused_adam import FusedAdam, copy_state
 from mnist_pipeline.modeling.hardware import resolve_precision
 from mnist_pipeline.modeling.profiles import TrainConfig
 from mnist_pipeline.modeling.resume import ResumeTraining
@@ -215,11 +213,8 @@ def train_model(
     steps_per_epoch = math.ceil(fit_split.rows / config.batch_size)
     precision = resolve_precision(config.precision).precision
     model = build_model(name, image_shape=train.images.shape[1:], seed=seed, dtype_policy=precision)
-    # Training runs a faster formulation of the same layers and variables (conv_pool) and of Adam (fused_adam);
-    # `model`, which is returned and saved, gets the seed's layers and a plain Keras Adam with the trained state.
-    fit_model = training_model(model)
-    learning_rate = _learning_rate(config, steps_per_epoch)
-    fit_model.compile(optimizer=FusedAdam(learning_rate=learning_rate), loss=LOSS, metrics=["accuracy"])
+    optimizer = keras.optimizers.Adam(learning_rate=_learning_rate(config, steps_per_epoch))
+    model.compile(optimizer=optimizer, loss=LOSS, metrics=["accuracy"])
     callbacks: list[keras.callbacks.Callback] = [_EpochReporter(config.epochs, on_epoch)]
     early_stop = None
     if config.early_stopping_patience is not None:
@@ -233,7 +228,7 @@ def train_model(
         callbacks.append(resume)
     validation = None if val_split is None else _batches(val_split, 1024)
     started_at, started = _now(), time.perf_counter()
-    history = fit_model.fit(
+    history = model.fit(
         _shuffled_batches(fit_split, config, rng, seed, first_epoch=initial_epoch),
         epochs=config.epochs,
         initial_epoch=initial_epoch,
@@ -244,9 +239,6 @@ def train_model(
         verbose=0,
     )
     seconds = time.perf_counter() - started
-    trained_optimizer = fit_model.optimizer
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=LOSS, metrics=["accuracy"])
-    copy_state(trained_optimizer, model.optimizer, model.trainable_variables)
     per_epoch = resume.history if resume is not None else history.history
     per_epoch = {key: [float(v) for v in values] for key, values in per_epoch.items()}
     epoch_seconds = [round(value, 3) for value in per_epoch.pop(EPOCH_SECONDS, [])]

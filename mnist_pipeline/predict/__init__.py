@@ -1,1 +1,1 @@
-"""Answer with a trained model for images people bring: preprocessing, input reading, a TensorFlow-free runner."""
+"""Answer with a trained model for images people bring: preprocessing, input reading, the answer's formats."""

@@ -1,7 +1,8 @@
 """Ask a chosen model about inputs: one Prediction per image (digit, probability, top 3), plus the failures.
 
-Probabilities are softmax of the head's logits, as evaluation's `confidence` is: the CNN's own softmax output,
-and for the sigmoid-headed ANNs the distribution their training loss fitted.
+Probabilities are softmax of the head's logits from the model's ONNX file, computed by the engine and formula
+evaluation uses (`modeling.serving`), so they equal evaluation's `confidence` for the same image: the CNN's own
+softmax output, and for the sigmoid-headed ANNs the distribution their training loss fitted.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.modeling.serving import Engine, open_engine, softmax
 from mnist_pipeline.predict.inputs import load_inputs
 from mnist_pipeline.predict.model_choice import ModelChoice
-from mnist_pipeline.predict.runner import Classifier, load_classifier
 
 FORMATS = ("table", "json", "csv")
 FIELDS = ("input", "label", "probability", "top3", "model", "model_key", "model_path")
@@ -41,17 +43,11 @@ class Answer:
     images: np.ndarray
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
-def predict_images(classifier: Classifier, images: np.ndarray, names: list[str]) -> list[Prediction]:
-    """One Prediction per image (uint8, the classifier's input shape)."""
+def predict_images(engine: Engine, images: np.ndarray, names: list[str]) -> list[Prediction]:
+    """One Prediction per image (uint8, the engine's input shape)."""
     if not len(images):
         return []
-    probabilities = softmax(classifier.logits(images))
+    probabilities = softmax(engine.logits(images))
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :3]
     return [
         Prediction(
@@ -66,14 +62,13 @@ def predict_images(classifier: Classifier, images: np.ndarray, names: list[str])
 
 def answer(choice: ModelChoice, paths: list[Path]) -> Answer:
     """Load the chosen model, read and prepare every input, predict; bad inputs become failures."""
-    classifier = load_classifier(choice.path)
-    loaded = load_inputs(paths, classifier.input_shape)
-    images = loaded.stacked(classifier.input_shape)
-    return Answer(choice, predict_images(classifier, images, loaded.names), loaded.failures, images)
+    engine = open_engine(DataLayout(choice.data_dir), choice.model, choice.key)
+    loaded = load_inputs(paths, engine.input_shape)
+    return Answer(choice, predict_images(engine, loaded.images, loaded.names), loaded.failures, loaded.images)
 
 
 def to_records(result: Answer) -> list[dict[str, Any]]:
-    """JSON-ready rows: the DESIGN.md contract (input, label, probability, top3) plus which model answered."""
+    """JSON-ready rows: input, label, probability and top3 (what `--format json`/`csv` promise) plus the model."""
     return [
         {
             "input": prediction.input,

@@ -61,21 +61,21 @@ def build_batch_config(**values: Any) -> BatchConfig:
 
 
 def predictions_table(result: Answer) -> pa.Table:
-    """One row per answered input: input, label (the digit), probability, top 3, and which model answered."""
-    predictions = result.predictions
-    top3_type = pa.list_(pa.struct([("label", pa.int64()), ("probability", pa.float64())]))
-    return pa.table(
+    """One row per answered input: input, label (the digit), probability, top 3, and which model answered.
+
+    `score_batch` writes it only with at least one row, from which Arrow infers each column's type."""
+    rows = [
         {
-            "input": pa.array([p.input for p in predictions], type=pa.string()),
-            "label": pa.array([p.label for p in predictions], type=pa.int64()),
-            "probability": pa.array([p.probability for p in predictions], type=pa.float64()),
-            "top3": pa.array(
-                [[{"label": d, "probability": q} for d, q in p.top3] for p in predictions], type=top3_type
-            ),
-            "model": pa.array([result.choice.model] * len(predictions), type=pa.string()),
-            "model_key": pa.array([result.choice.key] * len(predictions), type=pa.string()),
+            "input": p.input,
+            "label": p.label,
+            "probability": p.probability,
+            "top3": [{"label": digit, "probability": probability} for digit, probability in p.top3],
+            "model": result.choice.model,
+            "model_key": result.choice.key,
         }
-    )
+        for p in result.predictions
+    ]
+    return pa.Table.from_pylist(rows)
 
 
 def escape_markdown(text: str) -> str:

@@ -173,7 +173,8 @@ def to_mnist_style_batch(images: np.ndarray, shape: tuple[int, int] = MNIST_SHAP
     if ready.all():
         return images, {}
     prepared = np.zeros((images.shape[0], *shape), dtype=np.uint8)
-    prepared[ready] = images[ready]
+    if ready.any():  # only images of the frame's shape can be ready
+        prepared[ready] = images[ready]
     problems = {}
     for index in np.flatnonzero(~ready):
         try:

@@ -1,77 +1,100 @@
-"""Text for the Prefect UI artifacts (markdown and table rows), kept free of Prefect so it is testable."""
+"""The Prefect UI artifacts' content (markdown and table rows), kept free of Prefect so it is testable.
+
+The pictures are the report's charts (`mnist_pipeline.report.charts`), so colours and labels match the HTML
+report; each is inlined as its compact PNG copy (`charts.compact_png`), since the Prefect database stores every
+artifact.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from mnist_pipeline.report import charts
+from mnist_pipeline.report.mistakes import Mistake
+from mnist_pipeline.report.view import assign_colors, build_run_rows, collect_series
 from mnist_pipeline.runs.metrics import seed_study_for
 
+TREND_RUNS = 12
 
-def _cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+
+def escape_cell(value: Any) -> str:
+    """Text from data inside markdown: no table column breaks, no line breaks, no raw HTML."""
+    return str(value).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str = "") -> list[str]:
+    """A markdown table with every cell escaped; `align` holds an `l` or `r` per column (left by default)."""
+    rule = ["---:" if side == "r" else "---" for side in align.ljust(len(header), "l")]
+    return [f"| {' | '.join(escape_cell(cell) for cell in row)} |" for row in [header, rule, *rows]]
 
 
 def render_validation_markdown(summary: dict[str, Any]) -> str:
     """Every check as a table row, then the failures spelled out."""
     verdict = "passed" if summary["success"] else "**FAILED: training blocked**"
-    lines = [f"# Data validation {verdict}", "", "| split | check | result | observed |", "|---|---|---|---|"]
-    for check in summary["checks"]:
-        mark = "pass" if check["success"] else "**FAIL**"
-        lines.append(
-            f"| {_cell(check['split'])} | {_cell(check['expectation'])} | {mark} | {_cell(check['observed'])[:80]} |"
-        )
+    rows = [
+        (check["split"], check["expectation"], "pass" if check["success"] else "**FAIL**", str(check["observed"])[:80])
+        for check in summary["checks"]
+    ]
+    lines = [f"# Data validation {verdict}", "", *markdown_table(("split", "check", "result", "observed"), rows)]
     failures = [check["message"] for check in summary["checks"] if not check["success"]]
     if failures:
-        lines += ["", "## What failed", *[f"- {_cell(message)}" for message in failures]]
+        lines += ["", "## What failed", *[f"- {escape_cell(message)}" for message in failures]]
     return "\n".join(lines)
 
 
 def build_metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per model for the table artifact."""
-    rows = []
     seed_study = seed_study_for(metrics)
-    for name, model in metrics["models"].items():
-        seed = seed_study.get(name)
-        rows.append(
-            {
-                "model": name,
-                "test_accuracy_pct": round(100 * model["test_accuracy"], 2),
-                "seed_accuracy_pct": round(100 * seed, 2) if seed is not None else None,
-                "test_loss": round(model["test_loss"], 4),
-                "epochs": model["epochs_run"],
-                "batch_size": model["batch_size"],
-                "train_seconds": round(model["train_seconds"], 1),
-                "cached": model["cached"],
-            }
-        )
-    return rows
+    return [
+        {
+            "model": name,
+            "test_accuracy_pct": round(100 * model["test_accuracy"], 2),
+            "seed_accuracy_pct": None if seed_study.get(name) is None else round(100 * seed_study[name], 2),
+            "test_loss": round(model["test_loss"], 4),
+            "epochs": model["epochs_run"],
+            "batch_size": model["batch_size"],
+            "train_seconds": round(model["train_seconds"], 1),
+            "cached": model["cached"],
+        }
+        for name, model in metrics["models"].items()
+    ]
 
 
 def render_summary_markdown(metrics: dict[str, Any], report_path: str) -> str:
     """The run at a glance: accuracy vs the seed study, validation, where the report is (a link when served)."""
     run, data = metrics["run"], metrics["data"]
     validation = "passed" if metrics["validation"]["success"] else "FAILED"
-    lines = [
-        f"# MNIST run {_cell(run['name'])}",
-        "",
-        f"Data: {_cell(data['source'])}, {data['train_rows']} train / {data['test_rows']} test images, "
-        f"fingerprint `{data['fingerprint'][:12]}`. Validation: {validation}.",
-        "",
-        "| model | test accuracy | seed study | Δ (points) | train s | cached |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    for row in build_metrics_rows(metrics):
-        seed = row["seed_accuracy_pct"]
-        delta = f"{row['test_accuracy_pct'] - seed:+.2f}" if seed is not None else "-"
-        seed_text = f"{seed:.2f} %" if seed is not None else "-"
-        lines.append(
-            f"| {_cell(row['model'])} | {row['test_accuracy_pct']:.2f} % | {seed_text} | {delta} | "
-            f"{row['train_seconds']:.1f} | {'yes' if row['cached'] else 'no'} |"
+    rows = [
+        (
+            row["model"],
+            f"{row['test_accuracy_pct']:.2f} %",
+            "-" if row["seed_accuracy_pct"] is None else f"{row['seed_accuracy_pct']:.2f} %",
+            "-" if row["seed_accuracy_pct"] is None else f"{row['test_accuracy_pct'] - row['seed_accuracy_pct']:+.2f}",
+            f"{row['train_seconds']:.1f}",
+            "yes" if row["cached"] else "no",
         )
+        for row in build_metrics_rows(metrics)
+    ]
     served = report_path.startswith(("http://", "https://"))
-    lines += ["", f"Report: [{_cell(report_path)}]({report_path})" if served else f"Report: `{_cell(report_path)}`"]
-    return "\n".join(lines)
+    header = ("model", "test accuracy", "seed study", "Δ (points)", "train s", "cached")
+    return "\n".join(
+        [
+            f"# MNIST run {escape_cell(run['name'])}",
+            "",
+            f"Data: {escape_cell(data['source'])}, {data['train_rows']} train / {data['test_rows']} test images, "
+            f"fingerprint `{data['fingerprint'][:12]}`. Validation: {validation}.",
+            "",
+            *markdown_table(header, rows, align="lrrrr"),
+            "",
+            f"Report: [{escape_cell(report_path)}]({report_path})"
+            if served
+            else f"Report: `{escape_cell(report_path)}`",
+        ]
+    )
 
 
 def render_report_location(path: Path, server_url: str) -> str:
@@ -80,27 +103,116 @@ def render_report_location(path: Path, server_url: str) -> str:
         [
             "# Report",
             "",
-            f"The report is the file `{_cell(path)}`: open it in a browser on this machine.",
+            f"The report is the file `{escape_cell(path)}`: open it in a browser on this machine.",
             "",
-            f"No report server answered at {_cell(server_url)} with this report, so there is no link. Start the "
-            "Prefect server with `make server` (it serves the reports too) and later runs link to the report here.",
+            f"No report server answered at {escape_cell(server_url)} with this report, so there is no link. Start "
+            "the Prefect server with `make server` (it serves the reports too) and later runs link to the report here.",
         ]
     )
 
 
 def render_promotion_markdown(run_name: str, decisions: dict[str, dict[str, Any]]) -> str:
     """One row per model: promoted or not, against which champion, and why."""
-    lines = [
-        f"# Champion/challenger, run {_cell(run_name)}",
-        "",
-        "| model | promoted | compared with | why |",
-        "|---|---|---|---|",
-    ]
+    rows = []
     for name, decision in decisions.items():
         if not decision.get("considered", True):
             outcome, versus = "not considered (limited run)", "-"
         else:
             outcome = "**yes**" if decision["promoted"] else "no"
             versus = f"run {decision['champion_run']}" if decision.get("champion_run") else "no champion"
-        lines.append(f"| {_cell(name)} | {outcome} | {_cell(versus)} | {_cell(decision['reason'])} |")
+        rows.append((name, outcome, versus, decision["reason"]))
+    header = ("model", "promoted", "compared with", "why")
+    return "\n".join([f"# Champion/challenger, run {escape_cell(run_name)}", "", *markdown_table(header, rows)])
+
+
+def markdown_image(alt: str, data_uri: str, cached: bool = False) -> str:
+    """An inline image; alt text is limited to characters that cannot end the markdown construct."""
+    safe_alt = "".join(char for char in alt if char.isalnum() or char in " -_.,%()")
+    return f"![{safe_alt}]({charts.compact_png(data_uri, cached=cached)})"
+
+
+def render_accuracy_markdown(metrics: dict[str, Any]) -> str:
+    """This run against the seed study and the champions it faced, as the report's accuracy chart."""
+    names = list(metrics["models"])
+    seed_study = seed_study_for(metrics)
+    decisions = metrics.get("champion") or {}
+    chart = charts.plot_accuracy(
+        names,
+        [metrics["models"][name]["test_accuracy"] for name in names],
+        [seed_study.get(name) for name in names],
+        list(assign_colors(names).values()),
+        champions=[(decisions.get(name) or {}).get("champion_accuracy") for name in names],
+    )
+    test_rows = metrics["data"]["test_rows"]
+    beside = "the seed study's published numbers and " if seed_study else ""
+    return "\n".join(
+        [
+            f"# Test accuracy, run {escape_cell(metrics['run']['name'])}",
+            "",
+            f"This run on {test_rows} test images, beside {beside}the champion each "
+            "model faced (re-scored on this run's test images when its data differed).",
+            "",
+            markdown_image(f"accuracy: this run, {'seed study, ' if seed_study else ''}champion", chart),
+        ]
+    )
+
+
+def render_model_markdown(name: str, model: dict[str, Any], color: str, mistakes: Sequence[Mistake]) -> str:
+    """One model's pictures: confusion matrix (counts and row-normalised), training curves, confident mistakes."""
+    matrix = np.asarray(model["confusion_matrix"], dtype=np.int64)
+    total = int(matrix.sum())
+    errors = total - int(np.trace(matrix))
+    sections = (
+        ("## Confusion matrix (rows = true digit)", "confusion matrix, counts", charts.plot_confusion(matrix, False)),
+        (
+            "Row-normalised: % of each true digit that went to each prediction (diagonal greyed out).",
+            "confusion matrix, row-normalised",
+            charts.plot_confusion(matrix, True),
+        ),
+        ("## Training curves", "training curves", charts.plot_training(model.get("history") or {}, color)),
+        (
+            "## Most confident mistakes (true → predicted, confidence)",
+            "most confident mistakes",
+            charts.plot_mistakes(mistakes),
+        ),
+    )
+    lines = [f"# {escape_cell(name)}: {100 * model['test_accuracy']:.2f} % test accuracy, {errors} of {total} wrong"]
+    for heading, alt, picture in sections:
+        if picture is not None:  # no curves without a recorded history, no strip without mistakes
+            lines += ["", heading, "", markdown_image(f"{name} {alt}", picture, cached=True)]
     return "\n".join(lines)
+
+
+def render_trend_markdown(history: Sequence[dict[str, Any]], metrics: dict[str, Any], limit: int = TREND_RUNS) -> str:
+    """Is retraining helping? Each model's test accuracy over the last `limit` runs, this one last (`history` is
+    oldest first without it), as a chart with promotions ringed and a table with them starred, newest first."""
+    names, rows = build_run_rows([*history, metrics][-limit:], metrics)
+    chart = charts.plot_history(
+        [row["name"] for row in rows],
+        collect_series(names, rows, "accuracies"),
+        assign_colors(names),
+        marks=collect_series(names, rows, "promoted"),
+    )
+    table = [
+        (
+            row["name"],
+            "-" if row["test_rows"] is None else row["test_rows"],
+            *[
+                "-" if accuracy is None else f"{100 * accuracy:.2f} %" + (" **★**" if promoted else "")
+                for accuracy, promoted in zip(row["accuracies"], row["promoted"], strict=True)
+            ],
+        )
+        for row in reversed(rows)
+    ]
+    return "\n".join(
+        [
+            f"# Test accuracy over the last {len(rows)} runs",
+            "",
+            "Ringed points and ★: the run's model became the champion. Newest run first in the table; compare runs on "
+            "the same test images only.",
+            "",
+            markdown_image("accuracy trend", chart),
+            "",
+            *markdown_table(("run", "test images", *names), table, align="l" + "r" * (len(names) + 1)),
+        ]
+    )

@@ -1,4 +1,4 @@
-"""Charts for the report as inline PNG data URIs (matplotlib Agg, seaborn), so the page needs no other file.
+"""Charts for the report and the UI artifacts as inline PNG data URIs (matplotlib Agg, seaborn): no other files.
 
 matplotlib and seaborn are imported inside the functions: importing the CLI must stay cheap. Figures are built
 as `Figure` objects rendered by the Agg canvas, never through pyplot's global state; the style, though, is
@@ -9,24 +9,25 @@ threads side by side, and one task's restored settings would otherwise land in a
 from __future__ import annotations
 
 import base64
-import functools
+import contextlib
 import hashlib
 import io
-import json
 import logging
 import math
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from mnist_pipeline.files.atomic import write_text_atomic
+from mnist_pipeline.report.mistakes import Mistake
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -37,6 +38,11 @@ _DRAWING = threading.RLock()
 CODE_HASH = hashlib.sha256(Path(__file__).read_bytes()).digest()
 CACHE_UNUSED_DAYS = 30
 DPI = 144
+# The Prefect UI's artifact column is about 900 CSS pixels wide at a 1280-pixel window; its copies use few colours.
+MAX_WIDTH = 880
+PALETTE_COLORS = 64
+MISTAKES_SHOWN = 8
+PNG_PREFIX = "data:image/png;base64,"
 STYLE = {
     "font.size": 9,
     "axes.titlesize": 10,
@@ -51,15 +57,11 @@ STYLE = {
     "grid.color": "#e3e7eb",
     "legend.frameon": False,
     "svg.fonttype": "none",
+    "text.parse_math": False,  # names from data show literally: a `$` would otherwise start mathtext
 }
 SEED_COLOR = "#c3c9d0"
 CHAMPION_COLOR = "#7d8894"
 DIAGONAL_COLOR = "#eef1f4"
-
-
-def escape_mathtext(text: str) -> str:
-    """Text from data shown literally: a `$` would otherwise start matplotlib mathtext."""
-    return str(text).replace("$", r"\$")
 
 
 @contextmanager
@@ -75,10 +77,15 @@ def new_figure(width: float, height: float) -> Iterator[Figure]:
         yield figure
 
 
-def to_data_uri(figure: Figure) -> str:
+def to_data_uri(save: Callable[[io.BytesIO], object]) -> str:
+    """The PNG that `save` writes into a buffer, as a data URI."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, facecolor="white")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    save(buffer)
+    return PNG_PREFIX + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def figure_uri(figure: Figure) -> str:
+    return to_data_uri(lambda buffer: figure.savefig(buffer, format="png", dpi=DPI, facecolor="white"))
 
 
 def plot_accuracy(
@@ -106,21 +113,17 @@ def plot_accuracy(
         ax = figure.add_subplot()
         for index, (label, group, color, text_color) in enumerate(series):
             offsets = rows + (index - (len(series) - 1) / 2) * height
-            bars = [100 * v if v is not None else np.nan for v in group]
-            ax.barh(offsets, bars, height=height * 0.95, color=color, label=label)
-            for offset, value in zip(offsets, group, strict=True):
-                if value is not None:
-                    ax.text(
-                        100 * value + 0.05, offset, f"{100 * value:.2f} %", va="center", fontsize=8, color=text_color
-                    )
-        ax.set_yticks(rows, [escape_mathtext(name) for name in names])
+            widths = 100 * np.array(group, dtype=float)  # NaN where a value is missing: no bar
+            bars = ax.barh(offsets, widths, height=height * 0.95, color=color, label=label)
+            ax.bar_label(bars, fmt="%.2f %%", padding=3, fontsize=8, color=text_color)  # none on a missing bar
+        ax.set_yticks(rows, names)
         ax.invert_yaxis()
         ax.set_xlim(low, 100.8)
         ax.set_xlabel(f"test accuracy (%), axis starts at {low:.0f} %")
         ax.xaxis.grid(True)
         ax.set_axisbelow(True)
         ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=len(series), fontsize=8)
-        return to_data_uri(figure)
+        return figure_uri(figure)
 
 
 @contextmanager
@@ -134,13 +137,13 @@ def cache_charts_in(directory: Path) -> Iterator[None]:
         _CACHE_DIR.reset(token)
 
 
-def cached_chart(kind: str, inputs: bytes, draw: Callable[[], str | None], code: bytes = CODE_HASH) -> str | None:
-    """`draw()`, or the picture it drew before from the same `inputs` and drawing `code` (a hash of the modules
-    that draw it; this one by default), inside `cache_charts_in` only."""
+def cached_chart(kind: str, inputs: Any, draw: Callable[[], str | None]) -> str | None:
+    """`draw()`, or the picture it drew before from the same `inputs` and this module's code, inside
+    `cache_charts_in` only. The key hashes the pickled inputs: an exact encoding, so equal keys mean equal inputs."""
     directory = _CACHE_DIR.get()
     if directory is None:
         return draw()
-    key = hashlib.sha256(code + kind.encode() + inputs).hexdigest()[:32]
+    key = hashlib.sha256(CODE_HASH + kind.encode() + pickle.dumps(inputs)).hexdigest()[:32]
     path = directory / f"{kind}-{key}.txt"
     try:
         uri = path.read_text() or None
@@ -155,36 +158,29 @@ def cached_chart(kind: str, inputs: bytes, draw: Callable[[], str | None], code:
     return uri
 
 
-def prune_chart_cache(directory: Path, unused_days: float = CACHE_UNUSED_DAYS) -> list[Path]:
-    """Remove cached charts no run has used for `unused_days`: models that were retrained or dropped leave charts
-    nobody reads again. Returns what went."""
-    cutoff = time.time() - unused_days * 86400
+def prune_chart_cache(directory: Path) -> list[Path]:
+    """Remove cached charts no run has used for `CACHE_UNUSED_DAYS`: models that were retrained or dropped leave
+    charts nobody reads again. Returns what went."""
+    cutoff = time.time() - CACHE_UNUSED_DAYS * 86400
     removed = []
     for path in directory.glob("*.txt"):
-        try:
+        with contextlib.suppress(OSError):  # another run removed or refreshed it meanwhile
             if path.stat().st_mtime < cutoff:
                 path.unlink()
                 removed.append(path)
-        except OSError:  # another run removed or refreshed it meanwhile
-            continue
     return removed
 
 
 def plot_confusion(matrix: np.ndarray, normalise: bool) -> str:
     """Counts (annotated), or row percentages with the diagonal greyed out so the colour scale shows only errors."""
     counts = np.ascontiguousarray(matrix, dtype=np.int64)
-    inputs = counts.tobytes() + bytes([counts.shape[0] % 256, normalise])
-    return cast(
-        str, cached_chart("confusion", inputs, lambda: _draw_confusion(counts.tobytes(), counts.shape[0], normalise))
-    )
+    return cast(str, cached_chart("confusion", (counts, normalise), lambda: _draw_confusion(counts, normalise)))
 
 
-# The report and the UI artifacts show the same charts: each is drawn once per process (heatmaps cost ~0.3 s each).
-@functools.lru_cache(maxsize=32)
-def _draw_confusion(counts_bytes: bytes, n: int, normalise: bool) -> str:
+def _draw_confusion(counts: np.ndarray, normalise: bool) -> str:
     import seaborn as sns
 
-    counts = np.frombuffer(counts_bytes, dtype=np.int64).reshape(n, n)
+    n = counts.shape[0]
     annotate = n <= 20
     with new_figure(4.6, 4.0) as figure:
         ax = figure.add_subplot()
@@ -225,7 +221,7 @@ def _draw_confusion(counts_bytes: bytes, n: int, normalise: bool) -> str:
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.tick_params(length=0)
-        return to_data_uri(figure)
+        return figure_uri(figure)
 
 
 def plot_training(history: dict[str, Sequence[float]], color: str) -> str | None:
@@ -233,13 +229,10 @@ def plot_training(history: dict[str, Sequence[float]], color: str) -> str | None
     shown = {
         key: [float(v) for v in history.get(key) or []] for key in ("loss", "accuracy", "val_loss", "val_accuracy")
     }
-    history_json = json.dumps(shown)
-    return cached_chart("training", f"{history_json}|{color}".encode(), lambda: _draw_training(history_json, color))
+    return cached_chart("training", (shown, color), lambda: _draw_training(shown, color))
 
 
-@functools.lru_cache(maxsize=32)
-def _draw_training(history_json: str, color: str) -> str | None:
-    history = json.loads(history_json)
+def _draw_training(history: dict[str, list[float]], color: str) -> str | None:
     panels = [(key, title) for key, title in (("loss", "loss"), ("accuracy", "accuracy (%)")) if history.get(key)]
     if not panels:
         return None
@@ -257,7 +250,7 @@ def _draw_training(history_json: str, color: str) -> str | None:
             ax.xaxis.get_major_locator().set_params(integer=True)
             ax.yaxis.grid(True)
             ax.legend(fontsize=7)
-        return to_data_uri(figure)
+        return figure_uri(figure)
 
 
 def plot_history(
@@ -274,31 +267,80 @@ def plot_history(
     with new_figure(7.2, 2.8) as figure:
         ax = figure.add_subplot()
         for name, values in series.items():
-            y = np.array([100 * v if v is not None else np.nan for v in values], dtype=float)
-            ax.plot(x, y, "-o", ms=4, color=colors[name], label=escape_mathtext(name))
+            y = 100 * np.array(values, dtype=float)  # None, where a run did not train the model, becomes NaN
+            ax.plot(x, y, "-o", ms=4, color=colors[name], label=name)
             flags = np.asarray((marks or {}).get(name) or [False] * len(values), dtype=bool)
             if flags.any():
                 ax.plot(x[flags], y[flags], "o", ms=10, mfc="none", mec=colors[name], mew=1.6)
         if marks and any(any(flags) for flags in marks.values()):
             ax.plot([], [], "o", ms=10, mfc="none", mec="#39424e", mew=1.6, label="new champion")
         crowded = len(labels) > 4
-        ax.set_xticks(
-            x,
-            [escape_mathtext(label) for label in labels],
-            rotation=30 if crowded else 0,
-            ha="right" if crowded else "center",
-            fontsize=7,
-        )
+        ax.set_xticks(x, labels, rotation=30 if crowded else 0, ha="right" if crowded else "center", fontsize=7)
         ax.set_ylabel("test accuracy (%)")
         ax.yaxis.grid(True)
         ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=min(len(series) + 1, 4))
-        return to_data_uri(figure)
+        return figure_uri(figure)
 
 
 def digit_png(image: np.ndarray) -> str:
     """A digit as a tiny PNG, dark ink on white like the page; the browser scales it up pixel-sharp."""
     from matplotlib.image import imsave
 
-    buffer = io.BytesIO()
-    imsave(buffer, np.asarray(image), cmap="gray_r", vmin=0, vmax=255, format="png")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return to_data_uri(lambda buffer: imsave(buffer, np.asarray(image), cmap="gray_r", vmin=0, vmax=255, format="png"))
+
+
+def plot_mistakes(mistakes: Sequence[Mistake]) -> str | None:
+    """The most confident mistakes in one strip: each digit titled `true → predicted` and the confidence."""
+    shown = list(mistakes)[:MISTAKES_SHOWN]
+    if not shown:
+        return None
+    return cached_chart("mistakes", shown, lambda: _draw_mistakes(shown))
+
+
+def _draw_mistakes(shown: Sequence[Mistake]) -> str:
+    with new_figure(7.2, 1.35) as figure:
+        for index, mistake in enumerate(shown, start=1):
+            ax = figure.add_subplot(1, MISTAKES_SHOWN, index)
+            ax.imshow(np.asarray(mistake.image), cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+            ax.set_title(f"{mistake.label} → {mistake.predicted}\n{100 * mistake.confidence:.0f} %", fontsize=8)
+            ax.set_axis_off()
+        return figure_uri(figure)
+
+
+def compact_png(data_uri: str, cached: bool = False) -> str:
+    """The same picture for the Prefect UI, which stores every artifact in its database: no wider than
+    `MAX_WIDTH`, as a palette PNG (charts use few colours), so a whole run stays far below 1 MB.
+
+    `cached`: keep it in the chart cache, for per-model pictures only (the run-level ones change every run).
+    """
+    if not cached:
+        return _compact_png(data_uri)
+    return cast(str, cached_chart("compact", data_uri, lambda: _compact_png(data_uri)))
+
+
+def _compact_png(data_uri: str) -> str:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(base64.b64decode(data_uri.removeprefix(PNG_PREFIX)))) as source:
+        image = source.convert("RGB")
+    if image.width > MAX_WIDTH:
+        image = image.resize((MAX_WIDTH, round(image.height * MAX_WIDTH / image.width)), Image.Resampling.LANCZOS)
+    palette = image.quantize(colors=PALETTE_COLORS, method=Image.Quantize.MEDIANCUT)
+    return to_data_uri(lambda buffer: palette.save(buffer, format="PNG", optimize=True))
+
+
+def draw_model_charts(
+    matrix: np.ndarray, history: dict[str, Sequence[float]], color: str, mistakes: Sequence[Mistake]
+) -> None:
+    """Draw every per-model picture the report and the UI artifacts show, with their UI copies, into the active
+    chart cache: the `charts` task does it right after each evaluation, so the ANNs' are ready while the CNN still
+    trains (a model's pictures are ~1.2 s on 2 cores, plus ~1.1 s importing seaborn), and the report finds them."""
+    pictures = (
+        plot_confusion(matrix, normalise=False),
+        plot_confusion(matrix, normalise=True),
+        plot_training(history, color),
+        plot_mistakes(mistakes),
+    )
+    for picture in pictures:
+        if picture is not None:
+            compact_png(picture, cached=True)

@@ -10,8 +10,9 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from mnist_pipeline.report.charts import digit_png
 from mnist_pipeline.report.mistakes import Mistake
-from mnist_pipeline.report.view import build_report_context
+from mnist_pipeline.report.view import build_report_context, build_run_rows
 from mnist_pipeline.runs.names import is_safe_run_name
 
 DASH = "\u2013"  # en dash: "no value"
@@ -79,7 +80,9 @@ def make_environment() -> Environment:
         thousands=format_count,
         time=format_time,
         value=format_value,
+        digit_png=digit_png,
     )
+    environment.tests["safe_run_name"] = is_safe_run_name
     return environment
 
 
@@ -99,20 +102,5 @@ def sort_newest_first(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def render_index(runs: list[dict[str, Any]]) -> str:
     """The table of all runs in reports/, newest first, each linking to its report."""
     ordered = sort_newest_first(runs)
-    names: list[str] = []
-    for run in ordered:
-        names += [name for name in run.get("models", {}) if name not in names]
-    rows = [
-        {
-            "name": run["run"]["name"],
-            "linked": is_safe_run_name(run["run"]["name"]),
-            "started_at": run["run"].get("started_at"),
-            "profile": run["run"].get("profile"),
-            "fingerprint": run.get("data", {}).get("fingerprint", ""),
-            "source": run.get("data", {}).get("source", ""),
-            "validated": run.get("validation", {}).get("success"),
-            "accuracies": [run.get("models", {}).get(name, {}).get("test_accuracy") for name in names],
-        }
-        for run in ordered
-    ]
+    names, rows = build_run_rows(ordered, ordered[0])
     return make_environment().get_template("index.html.j2").render(names=names, rows=rows)

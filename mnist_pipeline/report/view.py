@@ -6,7 +6,7 @@ Formatting of single numbers lives in the template filters; here we only choose,
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,19 +38,15 @@ def make_anchors(names: Sequence[str]) -> dict[str, str]:
 
 
 def find_confused_pairs(matrix: np.ndarray, limit: int = CONFUSED_PAIRS) -> list[dict[str, Any]]:
-    """The largest off-diagonal cells: which true class is most often taken for which other."""
+    """The largest off-diagonal cells: which true class is most often taken for which other (ties row by row)."""
     counts = np.asarray(matrix, dtype=np.int64)
+    errors = np.where(np.eye(*counts.shape, dtype=bool), 0, counts)
     support = counts.sum(axis=1)
-    cells = [
-        (int(counts[i, j]), i, j)
-        for i in range(counts.shape[0])
-        for j in range(counts.shape[1])
-        if i != j and counts[i, j]
-    ]
-    cells.sort(key=lambda cell: (-cell[0], cell[1], cell[2]))
+    cells = zip(*np.unravel_index(np.argsort(-errors, axis=None, kind="stable")[:limit], errors.shape), strict=True)
     return [
-        {"true": i, "predicted": j, "count": count, "share": count / support[i] if support[i] else 0.0}
-        for count, i, j in cells[:limit]
+        {"true": int(i), "predicted": int(j), "count": int(errors[i, j]), "share": float(errors[i, j] / support[i])}
+        for i, j in cells
+        if errors[i, j]
     ]
 
 
@@ -103,43 +99,61 @@ def build_model_view(
         "confused_pairs": find_confused_pairs(matrix),
         "per_class": build_per_class(model["per_class"], matrix.shape[0]),
         "curves": charts.plot_training(model.get("history") or {}, color),
-        "gallery": [
-            {
-                "image": charts.digit_png(m.image),
-                "row_id": m.row_id,
-                "label": m.label,
-                "predicted": m.predicted,
-                "confidence": m.confidence,
-            }
-            for m in mistakes
-        ],
+        "gallery": mistakes,
     }
 
 
-def build_history(history: Sequence[dict[str, Any]], metrics: dict[str, Any], colors: dict[str, str]) -> dict[str, Any]:
-    """Accuracy of every model across earlier runs and this one (oldest first), as a table and a chart."""
-    runs = [*history, metrics]
-    names = list(metrics["models"])
-    for run in history:
-        names += [name for name in run.get("models", {}) if name not in names]
-    colors = {**assign_colors(names), **colors}
+def model_names(runs: Iterable[dict[str, Any]]) -> list[str]:
+    """Every model any of `runs` trained, in the order they first appear."""
+    return list(dict.fromkeys(name for run in runs for name in run.get("models", {})))
+
+
+def read_accuracy(model: Any) -> float | None:
+    """A model's test accuracy from a run's metrics.json; None when absent or not a number."""
+    value = model.get("test_accuracy") if isinstance(model, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def read_promoted(run: dict[str, Any], name: str) -> bool:
+    """Whether the run's `name` model became the champion, from its metrics.json `champion` decisions."""
+    decisions = run.get("champion")
+    decision = decisions.get(name) if isinstance(decisions, dict) else None
+    return isinstance(decision, dict) and decision.get("promoted") is True
+
+
+def build_run_rows(runs: Sequence[dict[str, Any]], current: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The model names (`current`'s first) and one row per run, in the order given: the history table, the run
+    index and the accuracy trend. Earlier runs' metrics.json may be odd: what is not a number shows as no value."""
+    names = model_names([current, *runs])
     rows = [
         {
-            "name": run.get("run", {}).get("name", "?"),
-            "started_at": run.get("run", {}).get("started_at", ""),
-            "fingerprint": run.get("data", {}).get("fingerprint", ""),
-            "current": run is metrics,
-            "accuracies": [run.get("models", {}).get(name, {}).get("test_accuracy") for name in names],
+            "name": run["run"]["name"],
+            "started_at": run["run"].get("started_at"),
+            "profile": run["run"].get("profile"),
+            "fingerprint": (run.get("data") or {}).get("fingerprint", ""),
+            "source": (run.get("data") or {}).get("source", ""),
+            "test_rows": (run.get("data") or {}).get("test_rows"),
+            "validated": (run.get("validation") or {}).get("success"),
+            "current": run is current,
+            "accuracies": [read_accuracy(run["models"].get(name)) for name in names],
+            "promoted": [read_promoted(run, name) for name in names],
         }
         for run in runs
     ]
-    series = {name: [row["accuracies"][index] for row in rows] for index, name in enumerate(names)}
-    labels = [row["name"] for row in rows]
-    return {
-        "names": names,
-        "rows": rows,
-        "chart": charts.plot_history(labels, series, colors) if len(rows) > 1 else None,
-    }
+    return names, rows
+
+
+def collect_series(names: Sequence[str], rows: Sequence[dict[str, Any]], key: str) -> dict[str, list[Any]]:
+    """Each model's `key` values ("accuracies", "promoted"), run after run, for a chart."""
+    return {name: [row[key][index] for row in rows] for index, name in enumerate(names)}
+
+
+def build_history(history: Sequence[dict[str, Any]], metrics: dict[str, Any]) -> dict[str, Any]:
+    """Accuracy of every model across earlier runs and this one (oldest first), as a table and a chart."""
+    names, rows = build_run_rows([*history, metrics], metrics)
+    series = collect_series(names, rows, "accuracies")
+    chart = charts.plot_history([row["name"] for row in rows], series, assign_colors(names)) if len(rows) > 1 else None
+    return {"names": names, "rows": rows, "chart": chart}
 
 
 def _is_full_run(run: dict[str, Any]) -> bool:
@@ -161,37 +175,11 @@ def build_profile_comparison(history: Sequence[dict[str, Any]], metrics: dict[st
     if len(latest) < 2:
         return None
     profiles = [profile for profile in profile_names() if profile in latest]
-    names = list(metrics["models"])
-    for run in latest.values():
-        names += [name for name in run.get("models", {}) if name not in names]
+    names, runs = build_run_rows([latest[profile] for profile in profiles], metrics)
+    series = collect_series(names, runs, "accuracies")
     seed_study = seed_study_for(metrics)
-    rows = [
-        {
-            "name": name,
-            "seed_study": seed_study.get(name),
-            "accuracies": [latest[p].get("models", {}).get(name, {}).get("test_accuracy") for p in profiles],
-        }
-        for name in names
-    ]
-    runs = [latest[profile].get("run", {}).get("name", "?") for profile in profiles]
-    return {"profiles": profiles, "runs": runs, "rows": rows}
-
-
-def build_champion(champion: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The champion/challenger decisions, one row per model (empty when the run made none)."""
-    return [
-        {
-            "name": name,
-            "promoted": bool(decision.get("promoted")),
-            "considered": decision.get("considered", True) is not False,
-            "forced": bool(decision.get("forced")),
-            "challenger": decision.get("challenger_accuracy"),
-            "champion": decision.get("champion_accuracy"),
-            "gain": decision.get("accuracy_gain"),
-            "reason": decision.get("reason", ""),
-        }
-        for name, decision in (champion or {}).items()
-    ]
+    rows = [{"name": name, "seed_study": seed_study.get(name), "accuracies": series[name]} for name in names]
+    return {"profiles": profiles, "runs": [run["name"] for run in runs], "rows": rows}
 
 
 def safe_link(url: Any) -> str | None:
@@ -229,7 +217,7 @@ def build_report_context(
         else None,
         "stages": stages,
         "stage_total": sum(seconds for _, seconds in stages),
-        "history": build_history(history, metrics, colors),
+        "history": build_history(history, metrics),
         "profiles": build_profile_comparison(history, metrics),
-        "champion": build_champion(metrics.get("champion")),
+        "champion": metrics.get("champion") or {},
     }

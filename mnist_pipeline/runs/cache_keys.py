@@ -5,7 +5,8 @@ Each key covers what decides the stage's result:
   limit, the model/training source code, the TensorFlow and Keras versions, and TensorFlow's thread-pool size
   (reductions split differently across more threads, so the float results differ);
 - validation: the published files' bytes and the suite's code;
-- evaluation: the model (its key), the test split's content, the limit and the evaluation code.
+- evaluation: the model (its key), the test split's content, the limit, the evaluation code and the version
+  of onnxruntime, which scores it.
 Code is hashed from source files and versions read from package metadata, so computing a key imports nothing heavy.
 """
 
@@ -30,8 +31,6 @@ WEIGHT_LIBRARIES = ("tensorflow", "keras")
 # builder module (from the registry) is hashed too, so editing it invalidates that module's models.
 TRAINING_CODE_MODULES = (
     "mnist_pipeline.modeling.augmentation",
-    "mnist_pipeline.modeling.conv_pool",
-    "mnist_pipeline.modeling.fused_adam",
     "mnist_pipeline.modeling.training",
 )
 # Modules whose source decides a validation outcome: the whole validation package, the profile it checks, the
@@ -50,11 +49,12 @@ VALIDATION_CODE_MODULES = (
     "mnist_pipeline.validation.suite",
     "mnist_pipeline.validation.validate",
 )
-# Modules whose source decides an evaluation's numbers and predictions.
+# Modules whose source decides an evaluation's numbers and predictions, and how they are recorded.
 EVALUATION_CODE_MODULES = (
     "mnist_pipeline.modeling.evaluation",
+    "mnist_pipeline.modeling.jobs",
     "mnist_pipeline.modeling.model_files",
-    "mnist_pipeline.modeling.prediction_files",
+    "mnist_pipeline.modeling.serving",
 )
 
 
@@ -124,5 +124,6 @@ def compute_evaluation_key(model_key: str, test_sha256: str, test_limit: int | N
         "test": test_sha256,
         "test_limit": test_limit,
         "code": hash_module_sources(EVALUATION_CODE_MODULES),
+        "onnxruntime": version("onnxruntime"),
     }
     return _short_hash(payload)

@@ -1,4 +1,5 @@
-"""The metrics.json document (contract in DESIGN.md §5), assembled from what each stage returned."""
+"""The metrics.json document (models, data, stages, run, validation; docs/report.md lists every field), assembled
+from what each stage returned; the flow adds `champion` once promotion has decided."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def assemble_metrics(
     return {
         "run": {
             **run,
-            # Only a link a browser can open: a temporary server has no UI, so its runs record none.
+            # Only a link a browser can open: Prefect's ephemeral mode serves no UI, so its runs record none.
             "flow_run_url": run["flow_run_url"] if str(run["flow_run_url"]).startswith("http") else None,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "profile": config.profile,

@@ -1,4 +1,4 @@
-"""Where a run came from: library versions and the git commit, recorded in metrics.json and model sidecars."""
+"""Where a run came from: library versions and the git commit, recorded in metrics.json."""
 
 from __future__ import annotations
 

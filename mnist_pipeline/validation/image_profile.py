@@ -136,8 +136,6 @@ def _list_segments(column: pa.ChunkedArray) -> _Segments:
 
 
 def _validity(array: pa.Array) -> np.ndarray:
-    if array.null_count == 0:
-        return np.ones(len(array), dtype=bool)
     return array.is_valid().to_numpy(zero_copy_only=False)
 
 

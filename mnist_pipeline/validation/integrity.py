@@ -47,29 +47,12 @@ def check_integrity(
     results, hashes = [], {}
     for split, table in tables.items():
         entry = _manifest_entry(manifest, split)
-        expected = entry.get("sha256")
         found, why = hash_table(table, origins[split], (entry.get("height", 0), entry.get("width", 0)))
         hashes[split] = found
-        results.append(_split_result(split, expected, found, why))
-    expected = manifest.get("fingerprint")
-    computable = all(hashes.values())
-    found = fingerprint_dataset(hashes) if computable else None
-    if found is not None and found == expected:
-        message = f"{DATASET}: fingerprint matches the manifest ({found[:16]})"
-    elif expected is None:
-        message = f"{DATASET}: the manifest has no fingerprint; expected one recorded at ingest"
-    elif found is None:
-        message = (
-            f"{DATASET}: fingerprint cannot be recomputed (see split checks); "
-            f"expected the manifest's {str(expected)[:16]}"
-        )
-    else:
-        message = (
-            f"{DATASET}: fingerprint of the data read is {found[:16]}, the manifest says {str(expected)[:16]}: "
-            "the dataset changed after ingest; expected them equal (re-run `mnist-pipeline ingest`)"
-        )
-    success = found is not None and found == expected
-    results.append(CheckResult(DATASET, FINGERPRINT_EXPECTATION, None, success, found, expected, message))
+        results.append(_compare(split, SPLIT_EXPECTATION, "content sha256", entry.get("sha256"), found, why))
+    found = fingerprint_dataset(hashes) if all(hashes.values()) else None
+    fingerprint = manifest.get("fingerprint")
+    results.append(_compare(DATASET, FINGERPRINT_EXPECTATION, "fingerprint", fingerprint, found, "see split checks"))
     return results
 
 
@@ -79,17 +62,18 @@ def _manifest_entry(manifest: dict[str, Any], split: str) -> dict[str, Any]:
     return entry if isinstance(entry, dict) else {}
 
 
-def _split_result(split: str, expected: str | None, found: str | None, why: str) -> CheckResult:
+def _compare(subject: str, expectation: str, what: str, expected: Any, found: str | None, why: str) -> CheckResult:
+    """Recorded hash (`what`) vs recomputed one; `why` says why it could not be recomputed."""
     if found is not None and found == expected:
-        message = f"{split}: content sha256 matches the manifest ({found[:16]})"
+        message = f"{subject}: {what} matches the manifest ({found[:16]})"
     elif expected is None:
-        message = f"{split}: the manifest has no sha256 for this split; expected one recorded at ingest"
+        message = f"{subject}: the manifest has no {what}; expected one recorded at ingest"
     elif found is None:
-        message = f"{split}: content cannot be hashed as ingested data ({why}); expected the manifest's sha256"
+        message = f"{subject}: {what} cannot be computed from the data read ({why}); expected the manifest's {what}"
     else:
         message = (
-            f"{split}: content sha256 is {found[:16]}, the manifest says {str(expected)[:16]}: the file changed "
-            "after ingest; expected them equal"
+            f"{subject}: {what} is {found[:16]}, the manifest says {str(expected)[:16]}: the data changed after "
+            "ingest; expected them equal (re-run `mnist-pipeline ingest`)"
         )
     success = found is not None and found == expected
-    return CheckResult(split, SPLIT_EXPECTATION, None, success, found, expected, message)
+    return CheckResult(subject, expectation, None, success, found, expected, message)

@@ -1,7 +1,7 @@
 """Words for outcomes: each GX result becomes a CheckResult whose message names split, column, expected, found.
 
-Failures on rows say how many rows and which (up to a few row ids), e.g.
-"test: label 10 found in 1 row (row id 123); expected values in 0..9".
+The words come from the expectation's meta (`suite`); failures on rows say how many rows and which (up to a few
+row ids), e.g. "test: label 10 found in 1 row (row id 123); expected values in 0..9".
 """
 
 from __future__ import annotations
@@ -9,57 +9,56 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from mnist_pipeline.validation.gx_runner import Outcome
 from mnist_pipeline.validation.results import CheckResult
-from mnist_pipeline.validation.suite import CLASSES_FRAME
+
+# What of GX's SUMMARY result is worth storing: the observed value, or counts and examples of what was off.
+OBSERVED_KEYS = ("observed_value", "unexpected_count", "partial_unexpected_index_list", "partial_missing_list")
 
 
-def describe_outcome(split: str, outcome: Outcome) -> CheckResult:
-    """Turn one GX outcome into a CheckResult with plain JSON values and a human message."""
-    check, result = outcome.check, outcome.result
-    observed = _observe(outcome)
-    if outcome.error:
-        message = f"{split}: could not check {check.title} ({outcome.error}); expected {check.expected}"
-    elif outcome.success:
-        message = f"{split}: {check.title}: ok"
-    elif check.frame == CLASSES_FRAME:
-        message = _class_share_message(split, outcome)
+def describe_result(split: str, item: Any) -> CheckResult:
+    """Turn one GX ExpectationValidationResult into a CheckResult with plain JSON values and a human message."""
+    config, result = item.expectation_config, item.result or {}
+    column = config.kwargs.get("column", config.kwargs.get("column_A"))
+    expected = config.meta["expected"]
+    error = _exception_message(item.exception_info)
+    if error:
+        message = f"{split}: could not check {column or 'the table'} ({error}); expected {expected}"
+    elif item.success:
+        message = f"{split}: {expected}: ok"
+    elif column == "share":
+        message = _class_share_message(split, result, expected)
     elif "unexpected_count" in result:
-        message = _row_message(split, outcome)
+        message = _row_message(split, result, config.meta["found"], expected)
     elif "partial_missing_list" in result:
         missing = ", ".join(_text(value) for value in result["partial_missing_list"])
-        message = f"{split}: {check.found.format(values=missing)}; expected {check.expected}"
+        message = f"{split}: {config.meta['found'].format(values=missing)}; expected {expected}"
     else:
-        message = f"{split}: {_text(result.get('observed_value'))} rows found; expected {check.expected}"
+        message = f"{split}: {_text(result.get('observed_value'))} rows found; expected {expected}"
+    observed = {key: to_json_value(result[key]) for key in OBSERVED_KEYS if result.get(key) is not None}
     return CheckResult(
         split=split,
-        expectation=outcome.expectation,
-        column=check.column,
-        success=outcome.success and not outcome.error,
-        observed=observed,
-        expected=check.expected_value,
+        expectation=config.type,
+        column=column,
+        success=bool(item.success) and not error,
+        observed={"error": error} if error else observed,
+        expected=expected,
         message=message,
     )
 
 
-def _observe(outcome: Outcome) -> Any:
-    """The observed value worth storing: a count, the missing classes, or offending rows and values."""
-    result = outcome.result
-    if outcome.error:
-        return {"error": outcome.error}
-    if "unexpected_count" in result:
-        observed: dict[str, Any] = {"unexpected_rows": to_json_value(result["unexpected_count"])}
-        if result["unexpected_count"]:
-            observed["values"] = [to_json_value(item["value"]) for item in result.get("partial_unexpected_counts", [])]
-            observed["rows"] = [_index_entry(item) for item in result.get("partial_unexpected_index_list", [])]
-        return observed
-    if "partial_missing_list" in result:
-        return {"missing": [to_json_value(value) for value in result["partial_missing_list"]]}
-    return to_json_value(result.get("observed_value"))
+def _exception_message(info: dict[str, Any] | None) -> str | None:
+    """GX nests exception info either directly or per metric; return the first message, if any."""
+    if not info:
+        return None
+    if "raised_exception" in info:
+        return info.get("exception_message") if info["raised_exception"] else None
+    for nested in info.values():
+        if isinstance(nested, dict) and nested.get("raised_exception"):
+            return nested.get("exception_message")
+    return None
 
 
-def _row_message(split: str, outcome: Outcome) -> str:
-    check, result = outcome.check, outcome.result
+def _row_message(split: str, result: dict[str, Any], found: str, expected: str) -> str:
     count = int(result["unexpected_count"])
     values = ", ".join(_text(item["value"]) for item in result.get("partial_unexpected_counts", []))
     ids = [item.get("row_id") for item in result.get("partial_unexpected_index_list", [])]
@@ -67,24 +66,21 @@ def _row_message(split: str, outcome: Outcome) -> str:
     id_text = ", ".join(_text(row_id) for row_id in ids) + (", ..." if count > len(ids) else "")
     label = "row id" if len(ids) == 1 else "row ids"
     where = f" ({label} {id_text})" if ids else ""
-    return f"{split}: {check.found.format(values=values)} in {rows}{where}; expected {check.expected}"
+    return f"{split}: {found.format(values=values)} in {rows}{where}; expected {expected}"
 
 
-def _class_share_message(split: str, outcome: Outcome) -> str:
-    result = outcome.result
+def _class_share_message(split: str, result: dict[str, Any], expected: str) -> str:
     parts = [
         f"class {_text(item.get('label'))} has {item['share']:.1%} of rows ({_text(item.get('rows'))} images)"
         for item in result.get("partial_unexpected_index_list", [])
     ]
-    return f"{split}: {'; '.join(parts)}; expected {outcome.check.expected}"
-
-
-def _index_entry(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: to_json_value(value) for key, value in item.items()}
+    return f"{split}: {'; '.join(parts)}; expected {expected}"
 
 
 def to_json_value(value: Any) -> Any:
     """A JSON-friendly Python value: numpy scalars unwrapped, integral floats as int, NaN as None."""
+    if isinstance(value, dict):
+        return {key: to_json_value(item) for key, item in value.items()}
     if isinstance(value, tuple | list):
         return [to_json_value(item) for item in value]
     if hasattr(value, "item") and callable(value.item):

@@ -38,14 +38,11 @@ class ValidationReport:
         """JSON-serialisable summary for metrics.json and the HTML report."""
         failures = self.failures()
         return {
-            "success": self.success,
-            "fingerprint": self.fingerprint,
+            **asdict(self),
             "seconds": round(self.seconds, 3),
             "checks_total": len(self.checks),
             "checks_failed": len(failures),
             "failures": [check.message for check in failures],
-            "checks": [asdict(check) for check in self.checks],
-            "duplicates": self.duplicates,
         }
 
     def summary_lines(self) -> list[str]:
@@ -62,7 +59,11 @@ class ValidationReport:
         for split in dict.fromkeys(check.split for check in self.checks):
             checks = [check for check in self.checks if check.split == split]
             failed = [_short_name(check) for check in checks if not check.success]
-            rows = [check.observed for check in checks if check.expectation.startswith("expect_table_row_count")]
+            rows = [
+                check.observed["observed_value"]
+                for check in checks
+                if check.expectation.startswith("expect_table_row_count") and "observed_value" in check.observed
+            ]
             size = f" ({rows[0]} rows)" if rows else ""
             failing = f"; failing: {', '.join(dict.fromkeys(failed))}" if failed else ""
             lines.append(f"  {split:<8} {len(checks) - len(failed)}/{len(checks)} passed{size}{failing}")

@@ -1,11 +1,11 @@
-"""The expectations, as plain data: which GX expectation runs on which frame, and how to word its outcome.
+"""The expectations, as Great Expectations configurations: plain dicts, so this module imports instantly.
 
-Kept free of Great Expectations so it imports instantly; `gx_runner` turns each Check into a GX expectation.
+Each configuration's meta carries the words for its messages: `found` describes offending rows ("label {values}
+found"), `expected` completes "expected ..."; they come back on GX's own result objects.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 CANONICAL_ROWS = {"train": 60_000, "test": 10_000}
@@ -17,28 +17,6 @@ PIXEL_RANGE = (0, 255)
 
 PROFILE_FRAME = "profile"
 CLASSES_FRAME = "classes"
-
-
-@dataclass(frozen=True)
-class Check:
-    """One expectation on one frame of one split, with the words for its messages.
-
-    `found` describes offending rows ("label {values} found"); `expected` completes "expected ..." in messages.
-    """
-
-    key: str
-    frame: str
-    expectation: str
-    kwargs: dict[str, Any]
-    title: str
-    found: str
-    expected: str
-    expected_value: Any
-
-    @property
-    def column(self) -> str | None:
-        """The profile column the expectation reads (the first one for pair expectations)."""
-        return self.kwargs.get("column", self.kwargs.get("column_A"))
 
 
 def choose_image_shape(manifest: dict[str, Any], canonical: bool, declared: tuple[int, int] | None) -> tuple[int, int]:
@@ -54,187 +32,77 @@ def choose_image_shape(manifest: dict[str, Any], canonical: bool, declared: tupl
     return CANONICAL_SHAPE
 
 
-def build_checks(split: str, canonical: bool, shape: tuple[int, int]) -> list[Check]:
-    """Every expectation for one split, in the order they are reported."""
-    return [
-        _row_count_check(split, canonical),
-        *_id_and_label_checks(),
-        *_shape_checks(shape),
-        *_pixel_checks(),
-        _class_share_check(),
-    ]
-
-
-def _row_count_check(split: str, canonical: bool) -> Check:
-    if canonical:
-        rows = CANONICAL_ROWS[split]
-        return Check(
-            key="row_count",
-            frame=PROFILE_FRAME,
-            expectation="ExpectTableRowCountToEqual",
-            kwargs={"value": rows},
-            title=f"exactly {rows} rows (canonical MNIST)",
-            found="",
-            expected=f"exactly {rows} rows for canonical MNIST",
-            expected_value=rows,
-        )
-    return Check(
-        key="row_count",
-        frame=PROFILE_FRAME,
-        expectation="ExpectTableRowCountToBeBetween",
-        kwargs={"min_value": 1, "max_value": MAX_ROWS},
-        title=f"between 1 and {MAX_ROWS} rows",
-        found="",
-        expected=f"between 1 and {MAX_ROWS} rows",
-        expected_value={"min": 1, "max": MAX_ROWS},
-    )
-
-
-def _not_null(key: str, column: str, what: str) -> Check:
-    return Check(
-        key=key,
-        frame=PROFILE_FRAME,
-        expectation="ExpectColumnValuesToNotBeNull",
-        kwargs={"column": column},
-        title=f"no missing {what}",
-        found=f"{column} missing (null)",
-        expected=f"every row to have a {what}",
-        expected_value="not null",
-    )
-
-
-def _id_and_label_checks() -> list[Check]:
+def build_suite(split: str, canonical: bool, shape: tuple[int, int]) -> dict[str, list[dict[str, Any]]]:
+    """Every expectation for one split, per frame it reads: the profile (one row per image) and the class counts."""
+    height, width = shape
+    declared = f"images {height}x{width}, --image-shape"
     labels = list(CLASSES)
     label_range = f"{labels[0]}..{labels[-1]}"
-    return [
-        _not_null("row_id_not_null", "row_id", "row id"),
-        Check(
-            key="row_id_unique",
-            frame=PROFILE_FRAME,
-            expectation="ExpectColumnValuesToBeUnique",
-            kwargs={"column": "row_id"},
-            title="row ids unique",
-            found="row_id {values} repeated",
-            expected="unique row ids",
-            expected_value="unique",
-        ),
-        _not_null("label_not_null", "label", "label"),
-        Check(
-            key="label_in_range",
-            frame=PROFILE_FRAME,
-            expectation="ExpectColumnValuesToBeInSet",
-            kwargs={"column": "label", "value_set": labels},
-            title=f"labels in {label_range}",
-            found="label {values} found",
-            expected=f"values in {label_range}",
-            expected_value=labels,
-        ),
-        Check(
-            key="every_class_present",
-            frame=PROFILE_FRAME,
-            expectation="ExpectColumnDistinctValuesToContainSet",
-            kwargs={"column": "label", "value_set": labels},
-            title=f"every class {label_range} present",
-            found="no rows with label {values}",
-            expected=f"every class {label_range} present",
-            expected_value=labels,
-        ),
-    ]
-
-
-def _shape_checks(shape: tuple[int, int]) -> list[Check]:
-    height, width = shape
-    return [
-        _not_null("height_not_null", "height", "height"),
-        _not_null("width_not_null", "width", "width"),
-        Check(
-            key="height",
-            frame=PROFILE_FRAME,
-            expectation="ExpectColumnValuesToBeInSet",
-            kwargs={"column": "height", "value_set": [height]},
-            title=f"height {height}",
-            found="height {values} found",
-            expected=f"height {height} (images {height}x{width}, --image-shape)",
-            expected_value=height,
-        ),
-        Check(
-            key="width",
-            frame=PROFILE_FRAME,
-            expectation="ExpectColumnValuesToBeInSet",
-            kwargs={"column": "width", "value_set": [width]},
-            title=f"width {width}",
-            found="width {values} found",
-            expected=f"width {width} (images {height}x{width}, --image-shape)",
-            expected_value=width,
-        ),
-        Check(
-            key="pixel_count",
-            frame=PROFILE_FRAME,
-            expectation="ExpectColumnPairValuesToBeEqual",
-            kwargs={"column_A": "n_pixels", "column_B": "shape_pixels", "ignore_row_if": "either_value_is_missing"},
-            title="pixel count = height x width",
-            found="pixel count differs from height x width ({values})",
-            expected="as many pixels as height x width",
-            expected_value="n_pixels == height * width",
-        ),
-    ]
-
-
-def _pixel_checks() -> list[Check]:
     low, high = PIXEL_RANGE
-    return [
-        Check(
-            key="image_not_null",
-            frame=PROFILE_FRAME,
-            expectation="ExpectColumnValuesToBeInSet",
-            kwargs={"column": "image_is_null", "value_set": [False]},
-            title="no missing images",
-            found="image missing (null)",
-            expected="every row to have an image",
-            expected_value="not null",
+    pixel_range = f"pixel values in {low}..{high}"
+    if canonical:
+        rows = CANONICAL_ROWS[split]
+        row_count = _expect(
+            "expect_table_row_count_to_equal", "", f"exactly {rows} rows for canonical MNIST", value=rows
+        )
+    else:
+        row_count = _expect(
+            "expect_table_row_count_to_be_between",
+            "",
+            f"between 1 and {MAX_ROWS} rows",
+            min_value=1,
+            max_value=MAX_ROWS,
+        )
+    profile = [
+        row_count,
+        _not_null("row_id", "row id"),
+        _expect("expect_column_values_to_be_unique", "row_id {values} repeated", "unique row ids", column="row_id"),
+        _not_null("label", "label"),
+        _in_set("label", "label {values} found", f"values in {label_range}", labels),
+        _expect(
+            "expect_column_distinct_values_to_contain_set",
+            "no rows with label {values}",
+            f"every class {label_range} present",
+            column="label",
+            value_set=labels,
         ),
-        _zero_count("pixel_nulls", "null pixel values", "no null pixel values"),
-        _zero_count("pixel_nonintegral", "non-integral pixel values", "integral pixel values"),
-        _pixel_bound("pixel_min", low, high),
-        _pixel_bound("pixel_max", low, high),
+        _not_null("height", "height"),
+        _not_null("width", "width"),
+        _in_set("height", "height {values} found", f"height {height} ({declared})", [height]),
+        _in_set("width", "width {values} found", f"width {width} ({declared})", [width]),
+        _expect(
+            "expect_column_pair_values_to_be_equal",
+            "pixel count differs from height x width ({values})",
+            "as many pixels as height x width",
+            column_A="n_pixels",
+            column_B="shape_pixels",
+            ignore_row_if="either_value_is_missing",
+        ),
+        _in_set("image_is_null", "image missing (null)", "every row to have an image", [False]),
+        _between("pixel_nulls", "null pixel values ({values} per image)", "no null pixel values", 0, 0),
+        _between("pixel_nonintegral", "non-integral pixel values ({values} per image)", "integral pixel values", 0, 0),
+        _between("pixel_min", "pixel min {values} found", pixel_range, low, high),
+        _between("pixel_max", "pixel max {values} found", pixel_range, low, high),
     ]
+    share_low, share_high = CLASS_SHARE
+    share = f"each class between {share_low:.0%} and {share_high:.0%} of the split"
+    return {PROFILE_FRAME: profile, CLASSES_FRAME: [_between("share", "", share, share_low, share_high)]}
 
 
-def _zero_count(column: str, found: str, expected: str) -> Check:
-    return Check(
-        key=column,
-        frame=PROFILE_FRAME,
-        expectation="ExpectColumnValuesToBeBetween",
-        kwargs={"column": column, "min_value": 0, "max_value": 0},
-        title=expected,
-        found=f"{found} ({{values}} per image)",
-        expected=expected,
-        expected_value=0,
+def _expect(expectation: str, found: str, expected: str, **kwargs: Any) -> dict[str, Any]:
+    """A GX expectation configuration; `messages` reads the words back from the result's meta."""
+    return {"type": expectation, "kwargs": kwargs, "meta": {"found": found, "expected": expected}}
+
+
+def _not_null(column: str, what: str) -> dict[str, Any]:
+    return _expect(
+        "expect_column_values_to_not_be_null", f"{column} missing (null)", f"every row to have a {what}", column=column
     )
 
 
-def _pixel_bound(column: str, low: int, high: int) -> Check:
-    return Check(
-        key=column,
-        frame=PROFILE_FRAME,
-        expectation="ExpectColumnValuesToBeBetween",
-        kwargs={"column": column, "min_value": low, "max_value": high},
-        title=f"{column.replace('_', ' ')} in {low}..{high}",
-        found=f"{column.replace('_', ' ')} {{values}} found",
-        expected=f"pixel values in {low}..{high}",
-        expected_value={"min": low, "max": high},
-    )
+def _in_set(column: str, found: str, expected: str, values: list[Any]) -> dict[str, Any]:
+    return _expect("expect_column_values_to_be_in_set", found, expected, column=column, value_set=values)
 
 
-def _class_share_check() -> Check:
-    low, high = CLASS_SHARE
-    return Check(
-        key="class_share",
-        frame=CLASSES_FRAME,
-        expectation="ExpectColumnValuesToBeBetween",
-        kwargs={"column": "share", "min_value": low, "max_value": high},
-        title=f"each class {low:.0%}..{high:.0%} of the split",
-        found="",
-        expected=f"each class between {low:.0%} and {high:.0%} of the split",
-        expected_value={"min": low, "max": high},
-    )
+def _between(column: str, found: str, expected: str, low: float, high: float) -> dict[str, Any]:
+    return _expect("expect_column_values_to_be_between", found, expected, column=column, min_value=low, max_value=high)

@@ -13,18 +13,12 @@ from mnist_pipeline.data.sources import CANONICAL_SOURCES
 from mnist_pipeline.data.store import read_manifest, read_table
 from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.validation.duplicates import find_duplicates
-from mnist_pipeline.validation.gx_runner import run_checks
+from mnist_pipeline.validation.gx_runner import run_suites
 from mnist_pipeline.validation.image_profile import count_classes, profile_split
 from mnist_pipeline.validation.integrity import check_integrity
-from mnist_pipeline.validation.messages import describe_outcome
+from mnist_pipeline.validation.messages import describe_result
 from mnist_pipeline.validation.results import CheckResult, ValidationReport
-from mnist_pipeline.validation.suite import (
-    CLASSES,
-    CLASSES_FRAME,
-    PROFILE_FRAME,
-    build_checks,
-    choose_image_shape,
-)
+from mnist_pipeline.validation.suite import CLASSES, CLASSES_FRAME, PROFILE_FRAME, build_suite, choose_image_shape
 
 
 def validate_dataset(layout: DataLayout, image_shape: tuple[int, int] | None = None) -> ValidationReport:
@@ -55,10 +49,10 @@ def _run_expectations(
 ) -> list[CheckResult]:
     canonical = manifest.get("source") in CANONICAL_SOURCES
     shape = choose_image_shape(manifest, canonical, image_shape)
-    checks = {split: build_checks(split, canonical, shape) for split in SPLITS}
+    suites = {split: build_suite(split, canonical, shape) for split in SPLITS}
     batches = {
         split: {PROFILE_FRAME: profile, CLASSES_FRAME: count_classes(profile, CLASSES)}
         for split, profile in profiles.items()
     }
-    outcomes = run_checks(batches, checks)
-    return [describe_outcome(split, outcome) for split in SPLITS for outcome in outcomes[split]]
+    results = run_suites(batches, suites)
+    return [describe_result(split, item) for split in SPLITS for item in results[split]]

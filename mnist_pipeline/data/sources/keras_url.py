@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import http.client
 import logging
-import os
-import tempfile
+import shutil
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +14,7 @@ from mnist_pipeline.data.checksums import sha256_file, verify_sha256
 from mnist_pipeline.data.dataset import RawDataset
 from mnist_pipeline.data.sources.local import load_npz
 from mnist_pipeline.errors import SourceUnavailable
+from mnist_pipeline.files.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -33,22 +33,15 @@ def is_cached(raw_dir: Path) -> bool:
 
 
 def _download_once(url: str, target: Path, timeout: float) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".download-")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+    with atomic_path(target) as tmp:
+        with tmp.open("wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             declared = response.headers.get("Content-Length")
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
+            shutil.copyfileobj(response, out)
             received = out.tell()
         # urllib returns a short body silently when the connection drops: that is transient, so retry it.
         if declared is not None and declared.isdigit() and received != int(declared):
             raise ConnectionError(f"connection dropped: expected {declared} bytes, received {received}")
-        verify_sha256(Path(tmp_name), KERAS_MNIST_SHA256, url)
-        os.replace(tmp_name, target)
-    finally:
-        if Path(tmp_name).exists():
-            Path(tmp_name).unlink()
+        verify_sha256(tmp, KERAS_MNIST_SHA256, url)
 
 
 def fetch_keras_npz(raw_dir: Path, attempts: int = 4, timeout: float = 30.0, backoff: float = 1.0) -> Path:

@@ -12,20 +12,15 @@ from mnist_pipeline.data.dataset import RawDataset, make_split
 from mnist_pipeline.data.idx import read_idx
 from mnist_pipeline.errors import DataFormatError
 
-# Standard stems; each may also appear with "." instead of the last "-" and with or without ".gz".
-IDX_STEMS = {
-    ("train", "images"): "train-images-idx3-ubyte",
-    ("train", "labels"): "train-labels-idx1-ubyte",
-    ("test", "images"): "t10k-images-idx3-ubyte",
-    ("test", "labels"): "t10k-labels-idx1-ubyte",
-}
+# Standard stems (train images, train labels, test images, test labels); each may also appear with "." instead of
+# the last "-" and with or without ".gz".
+IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def _find_idx_file(directory: Path, stem: str) -> Path:
     dotted = stem.replace("-idx", ".idx")
-    candidates = [directory / f"{name}{ext}" for name in (stem, dotted) for ext in ("", ".gz")]
-    for candidate in candidates:
+    for candidate in (directory / f"{name}{ext}" for name in (stem, dotted) for ext in ("", ".gz")):
         if candidate.is_file():
             return candidate
     raise DataFormatError(
@@ -36,7 +31,7 @@ def _find_idx_file(directory: Path, stem: str) -> Path:
 
 def find_idx_files(directory: Path) -> list[Path]:
     """The four IDX files `load_idx_dir` reads, in a fixed order."""
-    return [_find_idx_file(directory, stem) for stem in IDX_STEMS.values()]
+    return [_find_idx_file(directory, stem) for stem in IDX_STEMS]
 
 
 def load_idx_dir(directory: Path) -> RawDataset:
@@ -44,28 +39,24 @@ def load_idx_dir(directory: Path) -> RawDataset:
     if not directory.is_dir():
         found = "a file" if directory.exists() else "no such directory"
         raise DataFormatError(f"{directory}: expected a directory of IDX files, found {found}")
-    paths = {key: _find_idx_file(directory, stem) for key, stem in IDX_STEMS.items()}
-    splits = {}
-    for split in ("train", "test"):
-        images_path, labels_path = paths[(split, "images")], paths[(split, "labels")]
-        splits[split] = make_split(read_idx(images_path), read_idx(labels_path), str(images_path), str(labels_path))
-    return RawDataset(train=splits["train"], test=splits["test"], source="idx", origin=str(directory))
+    paths = find_idx_files(directory)
+    train, test = (make_split(read_idx(x), read_idx(y), str(x), str(y)) for x, y in (paths[:2], paths[2:]))
+    return RawDataset(train=train, test=test, source="idx", origin=str(directory))
 
 
-def read_npz_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Read the four MNIST arrays from an `.npz` without ever unpickling."""
+def read_npz_arrays(path: Path, keys: tuple[str, ...], any_one: bool = False) -> dict[str, np.ndarray]:
+    """Arrays of an `.npz`, never unpickled: all of `keys`, or with `any_one` the first of them it holds."""
     if path.is_file() and not zipfile.is_zipfile(path):
         with path.open("rb") as handle:
             start = handle.read(8)
         raise DataFormatError(f"{path}: expected an .npz (zip) archive, found a file starting with {start!r}")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in NPZ_KEYS if key not in archive.files]
-            if missing:
-                raise DataFormatError(
-                    f"{path}: expected arrays {', '.join(NPZ_KEYS)}, found {', '.join(archive.files) or 'none'}"
-                )
-            return {key: archive[key] for key in NPZ_KEYS}
+            present = [key for key in keys if key in archive.files]
+            if not present or (len(present) < len(keys) and not any_one):
+                expected = f"an array named {' or '.join(keys)}" if any_one else f"arrays {', '.join(keys)}"
+                raise DataFormatError(f"{path}: expected {expected}, found {', '.join(archive.files) or 'none'}")
+            return {key: archive[key] for key in (present[:1] if any_one else present)}
     except FileNotFoundError as exc:
         raise DataFormatError(f"{path}: expected an .npz file, found no such file") from exc
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
@@ -76,7 +67,7 @@ def read_npz_arrays(path: Path) -> dict[str, np.ndarray]:
 
 def load_npz(path: Path, source: str = "npz") -> RawDataset:
     """Load a dataset from an `.npz` holding x_train, y_train, x_test, y_test."""
-    arrays = read_npz_arrays(path)
+    arrays = read_npz_arrays(path, NPZ_KEYS)
     train = make_split(arrays["x_train"], arrays["y_train"], f"{path}:x_train", f"{path}:y_train")
     test = make_split(arrays["x_test"], arrays["y_test"], f"{path}:x_test", f"{path}:y_test")
     return RawDataset(train=train, test=test, source=source, origin=str(path))

