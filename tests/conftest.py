@@ -25,8 +25,21 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-# Slow modules that need no Prefect server but train real models or start real processes: e2e, not unit.
-E2E_MODULES: frozenset[str] = frozenset()
+# Modules that need no Prefect server but train or export real models, import TensorFlow in subprocesses, or race
+# real processes and servers: e2e, so the unit tier stays under a minute.
+E2E_MODULES = frozenset(
+    {
+        "test_augmentation",
+        "test_bench_training",
+        "test_best_profile",
+        "test_concurrency_store",
+        "test_evaluation",
+        "test_quiet_start",
+        "test_report_server",
+        "test_resume",
+        "test_training",
+    }
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

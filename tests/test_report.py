@@ -252,6 +252,7 @@ def test_unknown_model_has_no_reference(variant: Page) -> None:
     assert "\u2013" in table
 
 
+@pytest.mark.e2e  # renders whole reports, charts included, several times
 def test_a_run_on_another_test_split_is_not_set_beside_the_seed_study() -> None:
     """The seed study's figures are MNIST test accuracies: a run on another dataset shows none of them, anywhere."""
     runs = []
@@ -505,6 +506,7 @@ def test_charts_are_drawn_once_and_kept_by_their_inputs(tmp_path: Path, monkeypa
             charts.plot_confusion(np.diag([9, 8, 6]), normalise=False)
 
 
+@pytest.mark.e2e  # renders whole reports, charts included, several times
 def test_charts_drawn_after_each_evaluation_leave_the_report_nothing_to_draw(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metrics: dict[str, Any], mistakes: dict[str, list[Mistake]]
 ) -> None:
