@@ -24,7 +24,7 @@ def evaluate_task(
     from mnist_pipeline.modeling.jobs import run_evaluation_job
 
     layout = DataLayout(Path(data_dir)).pin(fingerprint)
-    evaluated = run_evaluation_job(layout, model, trained["key"], key, test_limit)
+    evaluated = run_evaluation_job(layout, model, trained["key"], key, test_limit, trained["reused"])
     get_run_logger().info(
         "%s: test accuracy %.4f, loss %.4f on %d images",
         model,

@@ -224,6 +224,9 @@ def test_rerun_reuses_every_model_and_changed_epochs_retrain_one(
     assert state.is_completed()
     assert refreshed["models"]["ann_no_hidden"]["cached"] is False
     assert Path(refreshed["models"]["ann_no_hidden"]["model_path"]).is_file()
+    # A model trained anew is scored anew, though a record under its evaluation key is still there.
+    assert refreshed["models"]["ann_no_hidden"]["evaluation_reused"] is False
+    assert refreshed["models"]["ann_hidden_100"]["evaluation_reused"] is True
 
 
 def test_same_seed_gives_identical_metrics_in_a_fresh_data_dir(

@@ -26,16 +26,3 @@ def hold_lock(path: Path, shared: bool = False) -> Iterator[None]:
 def open_lock(path: Path) -> IO[str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.open("a")
-
-
-def is_locked(path: Path) -> bool:
-    """Whether another holder has any lock on `path` right now (never waits)."""
-    if not path.exists():
-        return False
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False

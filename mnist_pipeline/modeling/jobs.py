@@ -100,13 +100,15 @@ def _train(
 
 
 def run_evaluation_job(
-    layout: DataLayout, model: str, model_key: str, eval_key: str, test_limit: int | None
+    layout: DataLayout, model: str, model_key: str, eval_key: str, test_limit: int | None, model_reused: bool
 ) -> dict[str, Any]:
-    """The recorded evaluation of `eval_key` when it is there, else the saved model scored on the first
-    `test_limit` rows of the (pinned) layout's test split and recorded; `evaluation_reused` says which."""
+    """The recorded evaluation of `eval_key` when it is there and scored this very model file, else the saved model
+    scored on the first `test_limit` rows of the (pinned) layout's test split and recorded; `evaluation_reused` says
+    which. A model trained anew (its file was collected or deleted) is scored anew: a record of an earlier file
+    under the same key need not be its score."""
     predictions = layout.evaluation_file(model, eval_key)
     summary_file = predictions.with_suffix(".json")
-    summary = reuse_summary(layout.gc_lock, summary_file, predictions)
+    summary = reuse_summary(layout.gc_lock, summary_file, predictions) if model_reused else None
     reused = summary is not None
     if summary is None:
         from mnist_pipeline.modeling.evaluation import evaluate_saved_model  # scoring loads the model

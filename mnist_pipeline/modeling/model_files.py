@@ -22,7 +22,7 @@ from mnist_pipeline.files.atomic import atomic_path, sync_path
 from mnist_pipeline.modeling.serving import Engine, serving_file
 
 # Keras' numpy-2 patch of tf2onnx probes `np.object`, which warns on every export: Keras' business, not the user's.
-warnings.filterwarnings("ignore", category=FutureWarning, module="keras.src.export.tf2onnx_lib")
+warnings.filterwarnings("ignore", message="In the future `np.object` will be defined", category=FutureWarning)
 
 
 def save_model(model: keras.Model, path: Path) -> None:

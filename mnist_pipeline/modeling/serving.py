@@ -79,7 +79,12 @@ def open_engine(layout: DataLayout, model: str, key: str) -> Engine:
         start_tensorflow()
         from mnist_pipeline.modeling.model_files import export_serving_file, load_model
 
-        export_serving_file(load_model(model_file), onnx_file)
+        try:
+            export_serving_file(load_model(model_file), onnx_file)
+        except DataFormatError:
+            raise
+        except Exception as exc:  # Keras' export and tf2onnx raise many kinds; any of them means no serving file
+            raise DataFormatError(f"{model_file}: expected a model that exports to ONNX, found: {exc}") from exc
     if not onnx_file.is_file():
         raise DataFormatError(f"{model_file}: expected a saved model, found no such file")
     return Engine(onnx_file)
