@@ -12,16 +12,17 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 PREFECT_PORT ?= 4200
 LOCAL_API := http://127.0.0.1:$(PREFECT_PORT)/api
-# `make server` also serves reports/ here (loopback only); runs link their report artifact to it when it answers.
+# `make server` also starts the web app here (loopback only): the drawing page at /, reports/ at /reports/; runs
+# link their report artifact to it when it answers.
 export MNIST_REPORT_PORT ?= 4201
 # `make run` uses the server on PREFECT_PORT, starting a lasting one when none answers, so the flow-run link a run
-# prints still opens afterwards, with the report server beside it; `make server-stop` stops both. It is
+# prints still opens afterwards, with the web app beside it; `make server-stop` stops both. It is
 # `prefect server start` detached with `nohup`, its output in PREFECT_HOME/server.log: `prefect server start
 # --background` (3.8) leaves the server writing to pipes nobody reads once the starting command exits, and the
 # server dies at its first log line.
 PREFECT_START_SECONDS ?= 120
 SERVER_PID = $(PREFECT_HOME)/mnist-pipeline-server.pid
-REPORTS_PID = $(PREFECT_HOME)/mnist-pipeline-reports.pid
+APP_PID = $(PREFECT_HOME)/mnist-pipeline-app.pid
 PREFECT_ANSWERS = $(BIN)/python -c "import urllib.request; urllib.request.urlopen('$(LOCAL_API)/health', timeout=2)" 2>/dev/null
 
 .PHONY: install run prefect-background server-stop test test-fast lint bench server serve
@@ -46,15 +47,15 @@ prefect-background:
 		echo "starting a Prefect server on 127.0.0.1:$(PREFECT_PORT) (log: $(PREFECT_HOME)/server.log; stop: make server-stop)"; \
 		PREFECT_UI_API_URL=$${PREFECT_UI_API_URL:-$(LOCAL_API)} nohup $(BIN)/prefect server start --host 127.0.0.1 \
 			--port $(PREFECT_PORT) >>"$(PREFECT_HOME)/server.log" 2>&1 </dev/null & echo $$! >"$(SERVER_PID)"; \
-		nohup $(BIN)/python -m mnist_pipeline.web.reports --reports-dir reports --port $(MNIST_REPORT_PORT) \
-			>>"$(PREFECT_HOME)/server.log" 2>&1 </dev/null & echo $$! >"$(REPORTS_PID)"; \
+		PREFECT_API_URL=$(LOCAL_API) nohup $(BIN)/mnist-pipeline app --data-dir data --reports-dir reports --port $(MNIST_REPORT_PORT) \
+			>>"$(PREFECT_HOME)/server.log" 2>&1 </dev/null & echo $$! >"$(APP_PID)"; \
 	fi; \
 	echo "waiting for the Prefect server on $(LOCAL_API) to answer"; \
 	for second in $$(seq $(PREFECT_START_SECONDS)); do $(PREFECT_ANSWERS) && exit 0; sleep 1; done; \
 	echo "Prefect server on $(LOCAL_API): expected it to answer within $(PREFECT_START_SECONDS) s, found no answer (see $(PREFECT_HOME)/server.log)" >&2; exit 1
 
 server-stop:
-	@kill "$$(cat "$(REPORTS_PID)" 2>/dev/null)" 2>/dev/null; rm -f "$(REPORTS_PID)"; \
+	@kill "$$(cat "$(APP_PID)" 2>/dev/null)" 2>/dev/null; rm -f "$(APP_PID)"; \
 	pid=$$(cat "$(SERVER_PID)" 2>/dev/null); \
 	if [ -n "$$pid" ] && kill "$$pid" 2>/dev/null; then echo "stopped the Prefect server (pid $$pid)"; \
 	else echo "no Prefect server started by make run"; fi; rm -f "$(SERVER_PID)"
@@ -80,8 +81,8 @@ bench: install
 server: install
 	@if [ -n "$$PREFECT_API_URL" ]; then echo "PREFECT_API_URL is set ($$PREFECT_API_URL): use that server; not starting one"; exit 1; fi
 	@if kill -0 "$$(cat "$(SERVER_PID)" 2>/dev/null)" 2>/dev/null; then echo "a Prefect server started by make run holds port $(PREFECT_PORT) (pid $$(cat "$(SERVER_PID)")): make server-stop first"; exit 1; fi
-	@$(BIN)/python -m mnist_pipeline.web.reports --reports-dir reports --port $(MNIST_REPORT_PORT) & reports=$$!; \
-	trap 'kill $$reports 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
+	@PREFECT_API_URL=$(LOCAL_API) $(BIN)/mnist-pipeline app --data-dir data --reports-dir reports --port $(MNIST_REPORT_PORT) & app=$$!; \
+	trap 'kill $$app 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
 	PREFECT_UI_API_URL=$${PREFECT_UI_API_URL:-$(LOCAL_API)} $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 serve: install

@@ -16,9 +16,11 @@ from mnist_pipeline import defaults
 from mnist_pipeline.champion.retention import DEFAULT_GRACE_DAYS
 from mnist_pipeline.config import RunConfig, build_config
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.increments import DRIFT_MODES
 from mnist_pipeline.modeling.quiet_start import set_default_log_level
 from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL, model_names
 from mnist_pipeline.os_errors import describe_os_error
+from mnist_pipeline.web import links
 
 # How the command line spells some values; everything else about a run option comes from its RunConfig field.
 METAVARS = {
@@ -74,11 +76,11 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest, then publish only through the validation gate: DATA_DIR/parquet only ever points at valid data."""
+    from mnist_pipeline.increments.publish import ingest_and_publish_grown
     from mnist_pipeline.validation import raise_if_failed
-    from mnist_pipeline.validation.publish import ingest_and_publish
 
     config = build_config(source=args.source, image_shape=args.image_shape)
-    result, report = ingest_and_publish(config.source, args.data_dir, config.image_shape)
+    result, report = ingest_and_publish_grown(config.source, args.data_dir, config.image_shape)
     manifest = result.manifest
     splits = ", ".join(f"{name}={info['rows']}" for name, info in manifest["splits"].items())
     if not report.success:
@@ -91,6 +93,51 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     path = args.data_dir / "parquet"
     print(f"{state}: {path} ({splits}; source {manifest['source']}; fingerprint {manifest['fingerprint'][:16]})")
     return 0
+
+
+def cmd_add_data(args: argparse.Namespace) -> int:
+    """Land SOURCE in the inbox and run the increment gate on it (or, with --pending, on every pending batch)."""
+    from mnist_pipeline.data.layout import DataLayout
+
+    if args.pending == (args.source is not None):
+        raise PipelineError(
+            "add-data: expected either SOURCE or --pending, found " + ("both" if args.pending else "neither")
+        )
+    if args.min_images < 1:
+        raise PipelineError(f"--min-images: expected a positive number of images, found {args.min_images}")
+    layout = DataLayout(args.data_dir.resolve())
+    batch_ids = None
+    if args.source is not None:
+        from mnist_pipeline.increments.inbox import land_batch
+        from mnist_pipeline.increments.sources import read_labelled_batch
+
+        batch = read_labelled_batch(args.source)
+        batch_ids = [land_batch(layout, batch, str(args.source), args.note)]
+        print(f"landed: {batch_ids[0]} ({batch.rows} images, {len(batch.problems)} unreadable inputs)")
+    check_prefect_api()
+    from flows.increments import increment_gate
+    from tasks.guard import install_pipeline_logging
+
+    install_pipeline_logging()
+    outcomes = increment_gate(
+        data_dir=str(layout.root), batch_ids=batch_ids, min_images=args.min_images, drift=args.drift
+    )
+    if not outcomes:
+        print(f"no pending batches in {layout.inbox}")
+    for outcome in outcomes:
+        if outcome["accepted"]:
+            rows = outcome["rows"]
+            folder = layout.increments / outcome["id"]
+            print(f"accepted: {outcome['id']} (train {rows['train']}, test {rows['test']}) -> {folder}")
+        else:
+            print(f"refused: {outcome['id']} -> {layout.refused / outcome['id']}")
+            for reason in outcome["reasons"]:
+                print(f"  {reason}")
+        if outcome.get("note"):
+            print(f"  ({outcome['note']})")
+        for line in outcome["drift"]:
+            print(f"  drift flagged: {line}")
+    return 0 if all(outcome["accepted"] for outcome in outcomes) else 2
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -144,6 +191,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     install_pipeline_logging()
     outputs = mnist_pipeline(**config.to_parameters())
+    if "skipped" in outputs:  # --require-new-data and nothing new: the flow logged the one line saying so
+        return 0
     print(f"report: {outputs['report']}")
     print(f"metrics: {outputs['metrics']}")
     print_flow_run_url(Path(outputs["metrics"]))
@@ -151,19 +200,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from flows.deploy import resolve_schedule, serve_scheduled_retrain
+    from flows.deploy import check_cooldown, resolve_schedule, serve_scheduled_retrain
 
     cron, timezone = resolve_schedule(args.cron, args.timezone)
+    cooldown = check_cooldown(args.cooldown)
     config = config_from_args(args)
     check_prefect_api()
     print(
-        f"serving mnist-pipeline/scheduled-retrain on cron '{cron}' ({timezone}), mnist-maintenance/weekly-gc and "
-        "batch-predict/on-demand"
+        f"serving mnist-pipeline/scheduled-retrain on cron '{cron}' ({timezone}) and on accepted increments "
+        f"(cooldown {cooldown.total_seconds() / 60:g} min), mnist-maintenance/weekly-gc and batch-predict/on-demand"
     )
     import httpx
 
     try:
-        serve_scheduled_retrain(cron, timezone, config.to_parameters())
+        serve_scheduled_retrain(cron, timezone, cooldown, config.to_parameters())
     except httpx.HTTPError as exc:
         url = os.environ.get("PREFECT_API_URL")
         raise PipelineError(
@@ -230,6 +280,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 2 if result.failures else 0
 
 
+def cmd_app(args: argparse.Namespace) -> int:
+    """Serve the drawing page, its API and the reports folder until interrupted."""
+    from mnist_pipeline.web.app import build_app
+    from mnist_pipeline.web.server import bind, build_server
+
+    if args.feedback_batch < defaults.MIN_IMAGES:
+        raise PipelineError(
+            f"--feedback-batch: expected at least {defaults.MIN_IMAGES} corrections (the gate refuses smaller "
+            f"batches), found {args.feedback_batch}"
+        )
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        raise PipelineError(f"--port {args.port}: expected a free port on {args.host}, found: {exc}") from exc
+    app = build_app(
+        args.data_dir, args.reports_dir, args.allowed_hosts, args.model, feedback_threshold=args.feedback_batch
+    )
+    print(f"drawing page at http://{args.host}:{args.port}/ (reports: {args.reports_dir.resolve()})", flush=True)
+    build_server(app).run(sockets=[sock])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mnist-pipeline", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -238,6 +310,32 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = sub.add_parser("ingest", help="fetch MNIST and publish it as Parquet under DATA_DIR/parquet")
     add_config_options(ingest, ("source", "image_shape", "data_dir"))
     ingest.set_defaults(handler=cmd_ingest)
+
+    add_data = sub.add_parser("add-data", help="land a labelled batch in the inbox and run the increment gate on it")
+    add_data.add_argument(
+        "source",
+        nargs="?",
+        type=Path,
+        metavar="SOURCE",
+        help="an ImageFolder (SOURCE/<digit>/<image>), an .npz (x, y), an IDX pair or a Parquet file (image, label)",
+    )
+    add_data.add_argument("--pending", action="store_true", help="run the gate on every pending batch instead")
+    _add_data_dir(add_data)
+    add_data.add_argument("--note", help="recorded with the batch (who sent it, why)")
+    add_data.add_argument(
+        "--drift",
+        choices=DRIFT_MODES,
+        default=DRIFT_MODES[0],
+        help="report: drift is informative; block: flagged drift refuses the batch (default: %(default)s)",
+    )
+    add_data.add_argument(
+        "--min-images",
+        type=int,
+        default=defaults.MIN_IMAGES,
+        metavar="N",
+        help="refuse batches of fewer images (default: %(default)s)",
+    )
+    add_data.set_defaults(handler=cmd_add_data)
 
     validate = sub.add_parser("validate", help="check the published dataset; exits non-zero listing what failed")
     _add_data_dir(validate)
@@ -256,6 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--cron", help="cron schedule (default: $MNIST_PIPELINE_CRON or '0 3 * * 1', weekly)")
     serve.add_argument("--timezone", help="IANA timezone of the schedule (default: $MNIST_PIPELINE_TIMEZONE or UTC)")
+    serve.add_argument(
+        "--cooldown",
+        type=float,
+        metavar="MINUTES",
+        help="after an accepted increment starts a retrain, further increments start none for this long (default: 10)",
+    )
     add_config_options(serve)
     serve.set_defaults(handler=cmd_serve)
 
@@ -297,6 +401,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output (default: table)")
     predict.set_defaults(handler=cmd_predict)
+
+    web = sub.add_parser("app", help="serve the drawing page (ask the champion, send corrections) and the reports")
+    web.add_argument(
+        "--port", type=int, default=links.resolve_port(), help="port (default: $MNIST_REPORT_PORT or 4201)"
+    )
+    web.add_argument("--host", default=links.HOST, help="address to listen on (default: %(default)s, loopback)")
+    _add_data_dir(web)
+    web.add_argument(
+        "--reports-dir",
+        type=Path,
+        default=defaults.REPORTS_DIR,
+        help="folder served at /reports/ (default: %(default)s)",
+    )
+    web.add_argument(
+        "--model",
+        choices=model_names(),
+        default=DEFAULT_PREDICT_MODEL,
+        help="whose champion answers (default: %(default)s)",
+    )
+    web.add_argument(
+        "--allowed-hosts",
+        type=links.parse_hosts,
+        default=links.resolve_allowed_hosts(),
+        help=f"comma-separated Host values to answer (default: ${links.HOSTS_ENV} or {','.join(links.LOOPBACK_HOSTS)})",
+    )
+    web.add_argument(
+        "--feedback-batch",
+        type=int,
+        default=defaults.FEEDBACK_BATCH,
+        metavar="N",
+        help="corrections per batch sent to the gate (default: %(default)s)",
+    )
+    web.set_defaults(handler=cmd_app)
     return parser
 
 

@@ -1,12 +1,17 @@
-"""The deployments `mnist-pipeline serve` registers and runs: scheduled retrain, weekly gc, batch predict."""
+"""The deployments `mnist-pipeline serve` registers and runs: scheduled retrain, weekly gc, batch predict.
+
+The retrain deployment also starts when an increment is accepted (a deployment trigger on the gate's event), at
+most once per cooldown, and one retrain runs at a time: a run that would start beside another is cancelled.
+"""
 
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.increments import ACCEPTED_EVENT, RESOURCE_PREFIX
 
 DEPLOYMENT_NAME = "scheduled-retrain"
 BATCH_PREDICT_DEPLOYMENT = "on-demand"
@@ -14,6 +19,17 @@ MAINTENANCE_DEPLOYMENT, MAINTENANCE_CRON = "weekly-gc", "0 4 * * 1"
 DEFAULT_CRON = "0 3 * * 1"
 DEFAULT_TIMEZONE = "UTC"
 CRON_ENV, TIMEZONE_ENV = "MNIST_PIPELINE_CRON", "MNIST_PIPELINE_TIMEZONE"
+DEFAULT_COOLDOWN_MINUTES, MAX_COOLDOWN_MINUTES = 10.0, 7 * 24 * 60
+RETRAIN_DESCRIPTION = (
+    "Weekly, and on each accepted increment (at most once per cooldown), retraining of the MNIST models with "
+    "champion/challenger promotion; trains nothing when the champions already saw the current dataset."
+)
+# What the scheduled and triggered retrains set on top of the served options (docs/operations.md says why).
+RETRAIN_PARAMETERS = {"require_new_data": True}
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
+    from prefect.events import DeploymentEventTrigger
 
 
 def resolve_schedule(cron: str | None, timezone: str | None) -> tuple[str, str]:
@@ -35,9 +51,44 @@ def resolve_schedule(cron: str | None, timezone: str | None) -> tuple[str, str]:
     return cron, timezone
 
 
-def serve_scheduled_retrain(cron: str, timezone: str, parameters: dict[str, Any]) -> None:
-    """Register `mnist-pipeline/scheduled-retrain` (cron), `batch-predict/on-demand` and
-    `mnist-maintenance/weekly-gc` (Mondays 04:00 in `timezone`); serve them until stopped."""
+def check_cooldown(minutes: float | None) -> timedelta:
+    """The trigger's cooldown: `--cooldown` minutes (default 10), above 0 and at most a week (the cron's period by
+    default: a longer cooldown would only hide increments from the trigger)."""
+    minutes = DEFAULT_COOLDOWN_MINUTES if minutes is None else minutes
+    if not 0 < minutes <= MAX_COOLDOWN_MINUTES:
+        raise PipelineError(
+            f"--cooldown: expected minutes above 0 and at most {MAX_COOLDOWN_MINUTES} (a week), found {minutes!r}"
+        )
+    return timedelta(minutes=minutes)
+
+
+def build_increment_trigger(cooldown: timedelta) -> DeploymentEventTrigger:
+    """Run the deployment when an increment is accepted; reactive, so it fires on the first event, then ignores
+    events until `cooldown` has passed. No `for_each`: every increment shares that one window."""
+    from prefect.events import DeploymentEventTrigger
+
+    return DeploymentEventTrigger(
+        name=f"{DEPLOYMENT_NAME}-on-new-data",
+        description="Retrain when the increment gate accepts a batch (at most once per cooldown).",
+        expect={ACCEPTED_EVENT},
+        match={"prefect.resource.id": RESOURCE_PREFIX + "*"},
+        posture="Reactive",
+        threshold=1,
+        within=cooldown,
+    )
+
+
+def one_run_at_a_time() -> ConcurrencyLimitConfig:
+    """A deployment concurrency limit of 1 whose extra runs are cancelled, not queued."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
+
+
+def serve_scheduled_retrain(cron: str, timezone: str, cooldown: timedelta, parameters: dict[str, Any]) -> None:
+    """Register `mnist-pipeline/scheduled-retrain` (cron, and a trigger on accepted increments),
+    `batch-predict/on-demand` and `mnist-maintenance/weekly-gc` (Mondays 04:00 in `timezone`); serve them until
+    stopped. Serving again replaces the trigger's automation (Prefect deletes the ones the deployment owns)."""
     if not os.environ.get("PREFECT_API_URL"):
         raise PipelineError(
             "PREFECT_API_URL: expected the URL of a running Prefect server (start one with `make server`, then "
@@ -54,9 +105,11 @@ def serve_scheduled_retrain(cron: str, timezone: str, parameters: dict[str, Any]
     retrain = mnist_pipeline.to_deployment(
         name=DEPLOYMENT_NAME,
         schedules=[Cron(cron, timezone=timezone)],
-        parameters=parameters,
+        triggers=[build_increment_trigger(cooldown)],
+        concurrency_limit=one_run_at_a_time(),
+        parameters={**parameters, **RETRAIN_PARAMETERS},
         tags=["mnist", "scheduled-retrain"],
-        description="Weekly retraining of the three MNIST models with champion/challenger promotion.",
+        description=RETRAIN_DESCRIPTION,
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
     predict = batch_predict.to_deployment(

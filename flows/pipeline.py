@@ -14,10 +14,12 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from mnist_pipeline.champion.registry import registry_lock
+from mnist_pipeline.champion.freshness import describe_no_new_data, find_warm_starts
+from mnist_pipeline.champion.registry import load_registry, registry_lock
 from mnist_pipeline.config import RunConfig, build_config, takes_run_parameters
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.files.atomic import copy_file_atomic, write_json_atomic
+from mnist_pipeline.increments.inbox import list_pending
 from mnist_pipeline.report.publish import to_json
 from mnist_pipeline.report.view import assign_colors
 from mnist_pipeline.runs.metrics import assemble_metrics
@@ -27,7 +29,7 @@ from mnist_pipeline.runs.provenance import collect_versions, find_git_commit
 from tasks.charts import charts_task
 from tasks.evaluate import evaluate_task
 from tasks.guard import guarded
-from tasks.ingest import ingest_task, publish_task
+from tasks.ingest import grow_task, ingest_task, publish_task
 from tasks.promote import decide_task, record_task
 from tasks.report import report_task
 from tasks.train import train_task
@@ -90,13 +92,20 @@ def train_and_evaluate(
             train_limit=config.train_limit,
             tf_threads=tf_threads,
             image_shape=config.image_shape,
+            warm_start=job["warm_start"],
         )
     # Each evaluation waits only for its own model's training, so the ANNs are scored while the CNN trains.
     # Submitted after every training, so no evaluation holds a worker that a training is queued for.
     for job in jobs:
         name = job["model"]
         evaluations[name] = evaluate_task.submit(
-            trainings[name], name, job["eval_key"], str(config.data_dir), fingerprint, config.test_limit
+            trainings[name],
+            name,
+            job["eval_key"],
+            str(config.data_dir),
+            fingerprint,
+            config.test_limit,
+            job["new_eval_key"],
         )
     # Each model's charts are drawn as soon as it is evaluated (the ANNs' while the CNN trains) for the report.
     colors = assign_colors([job["model"] for job in jobs])
@@ -120,7 +129,7 @@ def train_and_evaluate(
         if cached[name]:
             logger.info("%s: reused cached model %s (nothing changed)", name, trained[name]["model_path"])
         if evaluated[name]["evaluation_reused"]:
-            logger.info("%s: reused recorded evaluation (same model, test split and limit)", name)
+            logger.info("%s: reused recorded evaluations (same model, evaluation sets and limit)", name)
         predictions = Path(run_dir) / "predictions" / f"{name}.parquet"
         copy_file_atomic(Path(evaluated[name]["predictions_file"]), predictions)
         evaluated[name]["predictions_path"] = str(predictions)
@@ -143,7 +152,8 @@ def train_and_evaluate(
 @guarded
 @takes_run_parameters
 def mnist_pipeline(**parameters: Any) -> dict[str, str]:
-    """Run the whole study; returns where the report and metrics.json were written.
+    """Run the whole study; returns where the report and metrics.json were written, or, with `require_new_data`
+    and nothing new for the champions, `skipped`: the one line saying so (nothing trained, reported or recorded).
 
     The parameters are RunConfig's fields, flat (see `takes_run_parameters`); `build_config` validates them."""
     config = build_config(**parameters).resolve_dirs()
@@ -157,11 +167,28 @@ def mnist_pipeline(**parameters: Any) -> dict[str, str]:
 
     clock = time.perf_counter()
     validation = validate_task(str(config.data_dir), manifest["fingerprint"], config.image_shape)
+    # Pending batches are judged against the base just checked; the grown version goes through the same gate.
+    if list_pending(DataLayout(config.data_dir)):
+        from flows.increments import increment_gate  # scipy and the drift picture: imported only when needed
+
+        gate = increment_gate(data_dir=str(config.data_dir), fingerprint=manifest["fingerprint"], return_state=True)
+        if not gate.is_completed():  # a broken batch must not stop retraining on what was accepted before
+            get_run_logger().warning("increment gate failed (%s); its batches stay pending", gate.message)
+    grown = grow_task(str(config.data_dir), manifest["fingerprint"])
+    if grown["fingerprint"] != manifest["fingerprint"]:
+        manifest = grown
+        validation = validate_task(str(config.data_dir), manifest["fingerprint"], config.image_shape)
     publish_task(str(config.data_dir), manifest["fingerprint"])
     stages["validate"] = time.perf_counter() - clock
+    champions = load_registry(DataLayout(config.data_dir).registry)
+    nothing_new = describe_no_new_data(champions, config.models, manifest["fingerprint"])
+    if config.require_new_data and nothing_new:
+        get_run_logger().info(nothing_new)
+        return {"skipped": nothing_new}
     run_dir = claim_run_dir(config.reports_dir, str(flow_run.name))
 
-    jobs = plan_training(config, manifest)
+    warm_starts = find_warm_starts(DataLayout(config.data_dir), champions, config.models) if config.warm_start else {}
+    jobs = plan_training(config, manifest, warm_starts)
     runner = make_task_runner(choose_task_runner(config, len(jobs)))
     provenance = {"versions": collect_versions(), "git_commit": find_git_commit()}
     results = train_and_evaluate.with_options(task_runner=runner)(
@@ -190,6 +217,7 @@ def mnist_pipeline(**parameters: Any) -> dict[str, str]:
             config.test_limit,
             config.promotion_margin,
             config.max_recall_drop,
+            config.max_test_drop,
             config.promotion_limits(),
         )
         metrics["stages"]["promote"] = {"seconds": round(time.perf_counter() - clock, 3)}

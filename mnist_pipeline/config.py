@@ -115,14 +115,27 @@ class RunConfig(BaseModel):
         defaults.SEED, description="seed for Python, numpy and TensorFlow"
     )
     promotion_margin: Fraction = Field(
-        defaults.PROMOTION_MARGIN, description="accuracy gain (fraction) a challenger needs to become champion"
+        defaults.PROMOTION_MARGIN,
+        description="accuracy gain (fraction) a challenger needs to become champion: on new data, else on test",
     )
     max_recall_drop: Fraction = Field(
         defaults.MAX_RECALL_DROP, description="largest per-digit recall drop (fraction) a promoted model may have"
     )
+    max_test_drop: Fraction = Field(
+        defaults.MAX_TEST_DROP,
+        description="largest test accuracy drop (fraction, e.g. 0.002 = 0.2 points) a promoted model may have",
+    )
     promote_limited: Annotated[bool, Strict()] = Field(
         False,
         description="let a run with a train or test limit compete for champion (by default it leaves champions alone)",
+    )
+    warm_start: Annotated[bool, Strict()] = Field(
+        False,
+        description="fine-tune each model's champion on the current data for a few epochs instead of training anew",
+    )
+    require_new_data: Annotated[bool, Strict()] = Field(
+        False,
+        description="train nothing when every selected model's champion was trained on the current dataset",
     )
 
     @field_validator("epochs")

@@ -1,4 +1,4 @@
-"""Prefect tasks wrapping ingestion: write a dataset version, and publish it once the gate has passed it."""
+"""Prefect tasks wrapping ingestion: write a dataset version, grow it by the increments, publish what passed."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from prefect import task
 
 from mnist_pipeline.data.ingest import ingest, publish_version
 from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.increments.versions import grow_version
 from tasks.guard import guarded
 
 
@@ -25,3 +26,10 @@ def ingest_task(source: str, data_dir: Path, image_shape: tuple[int, int]) -> di
 def publish_task(data_dir: str, fingerprint: str) -> None:
     """Make the version that passed the gate current; a separate step so a cached validation still publishes."""
     publish_version(DataLayout(Path(data_dir)), fingerprint)
+
+
+@task(name="grow")
+@guarded
+def grow_task(data_dir: str, base_fingerprint: str) -> dict[str, Any]:
+    """Write the base version grown by the accepted increments; returns its manifest (the base's without any)."""
+    return grow_version(DataLayout(Path(data_dir)), base_fingerprint).manifest

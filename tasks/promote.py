@@ -26,10 +26,12 @@ def decide_task(
     test_limit: int | None,
     min_gain: float,
     max_recall_drop: float,
+    max_test_drop: float,
     limited: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Decide promotion per model against the registry's champion; records nothing (see `record_task`)."""
-    policy = PromotionPolicy(min_accuracy_gain=min_gain, max_recall_drop=max_recall_drop)
+    """Decide promotion per model against the registry's champion, on `new` and `test`; records nothing (see
+    `record_task`)."""
+    policy = PromotionPolicy(min_gain, max_recall_drop, max_test_drop)
     return decide_run(metrics, Path(data_dir), test_limit, policy, limited)
 
 

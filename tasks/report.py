@@ -23,7 +23,7 @@ from mnist_pipeline.report.artifact_content import (
 from mnist_pipeline.report.charts import cache_charts_in, prune_chart_cache
 from mnist_pipeline.report.publish import load_history
 from mnist_pipeline.report.view import assign_colors
-from mnist_pipeline.web.reports import find_report_url, resolve_base_url
+from mnist_pipeline.web.links import find_report_url, resolve_base_url
 from tasks.guard import guarded
 
 GALLERY_SIZE = 24

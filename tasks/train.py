@@ -26,9 +26,10 @@ def train_task(
     train_limit: int | None,
     tf_threads: int | None,
     image_shape: tuple[int, int],
+    warm_start: str | None = None,
 ) -> dict[str, Any]:
     """Train `model` on the pinned train split (a progress artifact per epoch), unless its saved model is there;
-    returns the job summary."""
+    returns the job summary. `warm_start`: the key of the saved model to fine-tune (None: train a new one)."""
     from mnist_pipeline.modeling.jobs import run_training_job
     from mnist_pipeline.modeling.profiles import TrainConfig
 
@@ -56,7 +57,7 @@ def train_task(
             updates.append(progress.submit(copy_context().run, show_epoch, report))
 
         summary = run_training_job(
-            layout, model, key, config, seed, train_limit, tuple(image_shape), tf_threads, report_epoch
+            layout, model, key, config, seed, train_limit, tuple(image_shape), tf_threads, report_epoch, warm_start
         )
     # Progress is for people watching; a failed update must not throw away the trained model.
     failed = [error for error in (update.exception() for update in updates) if error is not None]

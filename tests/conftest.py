@@ -29,13 +29,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # real processes and servers: e2e, so the unit tier stays under a minute.
 E2E_MODULES = frozenset(
     {
+        "test_app_api",
+        "test_app_server",
         "test_augmentation",
         "test_bench_training",
         "test_best_profile",
         "test_concurrency_store",
         "test_evaluation",
         "test_quiet_start",
-        "test_report_server",
         "test_resume",
         "test_training",
     }

@@ -24,6 +24,7 @@ from mnist_pipeline.report.artifact_content import (
 )
 from mnist_pipeline.report.charts import MAX_WIDTH, compact_png
 from mnist_pipeline.report.view import assign_colors, build_run_rows
+from tests.markdown_view import RenderedMarkdown
 from tests.report_samples import make_metrics, make_mistakes, with_champion
 
 IMAGE = re.compile(r"!\[([^\]]*)\]\((data:image/png;base64,[A-Za-z0-9+/=]+)\)")
@@ -95,15 +96,12 @@ def test_trend_marks_promotions_and_lists_newest_first(run: dict) -> None:
     ]
     markdown = render_trend_markdown(older, run, limit=3)
     assert len(IMAGE.findall(markdown)) == 1
-    table = [line for line in markdown.splitlines() if line.startswith("| run-")]
-    assert [line.split(" | ")[0] for line in table] == [
-        f"| {run['run']['name']}",
-        "| run-2025-05-01-120000",
-        "| run-2025-05-02-120000",
-    ]
-    # Only this run's cnn (the last column) was promoted.
-    assert table[0].endswith("**★** |") and table[0].count("★") == 1
-    assert "★" not in "".join(table[1:])
+    page = RenderedMarkdown(markdown)
+    table = page.rows[1:]
+    assert [row[0] for row in table] == [run["run"]["name"], "run-2025-05-01-120000", "run-2025-05-02-120000"]
+    # Only this run's cnn (the last column) was promoted, its star in bold.
+    assert table[0][-1].endswith(" ★") and sum(cell.count("★") for row in table for cell in row) == 1
+    assert page.html.count("<strong>★</strong>") == 1
 
 
 def test_trend_escapes_names_and_tolerates_odd_history(run: dict) -> None:
@@ -112,46 +110,48 @@ def test_trend_escapes_names_and_tolerates_odd_history(run: dict) -> None:
     assert names == list(run["models"])
     assert rows[0]["accuracies"] == [None, None, None] and rows[0]["promoted"] == [False, False, False]
     markdown = render_trend_markdown([odd], run)
-    assert "| x\\|&lt;b&gt;y&lt;/b&gt; | - | - | - | - |" in markdown
+    # run, data (none recorded), new images (none before versions grew), test images, three models
+    page = RenderedMarkdown(markdown)
+    assert page.rows[-1] == ["x|<b>y</b>", "-", "0", "-", "-", "-", "-"] and "b" not in page.tag_names()
 
 
 def test_report_location_names_the_file_and_how_to_get_a_link(run: dict) -> None:
     path = Path("/srv/reports/runs/run-1/report.html")
-    text = render_report_location(path, "http://127.0.0.1:4201")
-    assert f"`{path}`" in text and "make server" in text and "file://" not in text
+    page = RenderedMarkdown(render_report_location(path, "http://127.0.0.1:4201"))
+    assert f"The report is the file {path} (open it in a browser" in page.text
+    assert "No report server answered at http://127.0.0.1:4201" in page.text
+    assert "make server" in page.text and "file://" not in page.text and "a" not in page.tag_names()
 
 
 def test_a_run_on_another_test_split_has_no_seed_study_figures(run: dict) -> None:
     other = copy.deepcopy(run)
     other["data"]["test_sha256"] = "0" * 64
-    summary = render_summary_markdown(other, "/tmp/r.html")
+    summary = RenderedMarkdown(render_summary_markdown(other, "/tmp/r.html")).text
     assert not [figure for figure in ("92.54 %", "97.41 %", "98.66 %") if figure in summary]
-    assert "92.54 %" in render_summary_markdown(run, "/tmp/r.html")
+    assert "92.54 %" in RenderedMarkdown(render_summary_markdown(run, "/tmp/r.html")).text
     assert "seed study" not in render_accuracy_markdown(other)
     assert "seed study" in render_accuracy_markdown(run)
 
 
 def test_summary_links_the_served_report(run: dict) -> None:
     url = "http://127.0.0.1:4201/runs/run-1/report.html"
-    assert render_summary_markdown(run, url).endswith(f"Report: [{url}]({url})")
-    assert render_summary_markdown(run, "/tmp/r/report.html").endswith("Report: `/tmp/r/report.html`")
-
-
-def count_columns(line: str) -> int:
-    """Cells in a markdown table row: the pipes that no backslash escapes, less one."""
-    return len(re.findall(r"(?<!\\)\|", line)) - 1
+    served = RenderedMarkdown(render_summary_markdown(run, url))
+    assert [attrs for tag, attrs in served.tags if tag == "a"] == [{"href": url}]
+    assert served.text.rstrip().endswith(f"Report: \n{url}")
+    local = RenderedMarkdown(render_summary_markdown(run, "/tmp/r/report.html"))
+    assert local.text.rstrip().endswith("Report: /tmp/r/report.html") and "a" not in local.tag_names()
 
 
 def test_validation_and_promotion_tables_keep_data_inside_their_cells() -> None:
     hostile = "a|b\n<img src=x>"
+    shown = "a|b <img src=x>"
     check = {"split": "test", "expectation": hostile, "success": False, "observed": hostile, "message": hostile}
-    validation = render_validation_markdown({"success": False, "checks": [check]})
+    validation = RenderedMarkdown(render_validation_markdown({"success": False, "checks": [check]}))
     decisions = {hostile: {"promoted": True, "champion_run": hostile, "reason": hostile}}
-    promotion = render_promotion_markdown(hostile, decisions)
-    for markdown, columns in ((validation, 4), (promotion, 4)):
-        assert "<img" not in markdown and "&lt;img src=x&gt;" in markdown
-        table = [line for line in markdown.splitlines() if line.startswith("|")]
-        assert len(table) == 3 and {count_columns(line) for line in table} == {columns}
-    assert "**FAILED: training blocked**" in validation and "| **FAIL** |" in validation
-    assert "- a\\|b &lt;img src=x&gt;" in validation
-    assert "| **yes** |" in promotion
+    promotion = RenderedMarkdown(render_promotion_markdown(hostile, decisions))
+    assert validation.rows == [["split", "check", "result", "observed"], ["test", shown, "FAIL", shown]]
+    assert promotion.rows[1] == [shown, "yes", f"run {shown}", "-", "-", shown]
+    for page in (validation, promotion):
+        assert "img" not in page.tag_names() and len({len(row) for row in page.rows}) == 1
+    assert "FAILED: training blocked" in validation.text and f"\n{shown}\n" in validation.text
+    assert validation.html.count("<strong>") == 2 and promotion.html.count("<strong>yes</strong>") == 1

@@ -154,8 +154,9 @@ def make_candidate(run: str, path: Path) -> Candidate:
 def test_a_truncated_registry_or_manifest_is_one_line_that_says_how_to_recover(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     registry = DataLayout(data_dir).models / "champions.json"
-    challenger = make_candidate("run-1", tmp_path / "m.keras")
-    record_decision(registry, decide_promotion("cnn", challenger, None, PromotionPolicy()), challenger, at="2026")
+    first, second = make_candidate("run-1", tmp_path / "m1.keras"), make_candidate("run-2", tmp_path / "m2.keras")
+    record_decision(registry, decide_promotion("cnn", first, None, PromotionPolicy()), first, at="2026")
+    record_decision(registry, decide_promotion("cnn", second, None, PromotionPolicy()), second, at="2026")
     registry.write_bytes(registry.read_bytes()[:40])
 
     damaged = run_cli("champion", "--data-dir", str(data_dir))
@@ -163,7 +164,7 @@ def test_a_truncated_registry_or_manifest_is_one_line_that_says_how_to_recover(t
     assert damaged.stderr.count("\n") == 1 and "Traceback" not in damaged.stderr
     assert "truncated" in damaged.stderr and f"copy {backup_path(registry).name}" in damaged.stderr
     registry.write_bytes(backup_path(registry).read_bytes())  # the recovery the message names
-    restored = run_cli("champion", "--data-dir", str(data_dir))
+    restored = run_cli("champion", "--data-dir", str(data_dir))  # the registry before its last update
     assert restored.returncode == 0 and "run run-1" in restored.stdout
 
     layout = DataLayout(data_dir)

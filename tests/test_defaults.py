@@ -17,6 +17,7 @@ EXPECTED = {
     "seed": defaults.SEED,
     "promotion_margin": defaults.PROMOTION_MARGIN,
     "max_recall_drop": defaults.MAX_RECALL_DROP,
+    "max_test_drop": defaults.MAX_TEST_DROP,
     "task_runner": defaults.TASK_RUNNER,
 }
 

@@ -21,7 +21,7 @@ FORBIDDEN = {
 }
 # mnist_pipeline's subpackages (and top-level modules), lowest first; a layer may import only layers before it.
 CORE_LAYERS = (
-    {"defaults", "errors"},
+    {"defaults", "errors", "markdown"},
     {"os_errors", "files"},
     {"data"},
     {"validation", "modeling"},
@@ -29,6 +29,7 @@ CORE_LAYERS = (
     {"runs"},
     {"champion", "report"},
     {"predict"},
+    {"increments"},
     {"web"},
 )
 RANK = {part: rank for rank, layer in enumerate(CORE_LAYERS) for part in layer}

@@ -10,7 +10,7 @@ import pytest
 from mnist_pipeline import defaults
 from mnist_pipeline.config import RunConfig, build_config
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.runs.metrics import assemble_metrics
+from mnist_pipeline.runs.metrics import assemble_metrics, summarize_evaluations
 from mnist_pipeline.runs.names import claim_run_dir, compose_run_name, run_tags
 from mnist_pipeline.runs.plan import choose_task_runner, plan_training, tf_threads_per_model
 
@@ -103,3 +103,59 @@ def test_metrics_document_has_the_contract_sections() -> None:
     model = metrics["models"]["cnn"]
     assert (model["test_accuracy"], model["epochs"], model["batch_size"], model["key"]) == (0.99, 3, 256, "k")
     assert model["resumed_from_epoch"] == 0 and model["epoch_seconds"] == [4.0, 3.0, 2.0]
+
+
+GROWN = {
+    **MANIFEST,
+    "splits": {**MANIFEST["splits"], "new": {"rows": 40, "sha256": "3" * 64}},
+    "increments": ["b-20261201T000000-0a1b2c3d", "b-20261202T000000-4e5f6a7b"],
+}
+
+
+def evaluation_record(accuracy: float, rows: int, reused: bool) -> dict:
+    """What `run_evaluation_job` returns for one set."""
+    return {
+        "accuracy": accuracy,
+        "loss": 0.1,
+        "rows": rows,
+        "confusion_matrix": [[rows]],
+        "per_class": {"recall": [accuracy] * 10},
+        "predictions_file": f"/e/{rows}.parquet",
+        "evaluation_reused": reused,
+    }
+
+
+def test_a_grown_version_plans_an_unlimited_evaluation_on_new() -> None:
+    limited, other = plan_training(build_config(test_limit=100), GROWN), plan_training(build_config(), GROWN)
+    assert all(job["new_eval_key"] not in (None, job["eval_key"]) for job in limited)
+    # `new` is never limited: the --test-limit changes the test key only.
+    assert [job["new_eval_key"] for job in limited] == [job["new_eval_key"] for job in other]
+    assert all(job["new_eval_key"] is None for job in plan_training(build_config(), MANIFEST))
+    empty = {**GROWN, "splits": {**GROWN["splits"], "new": {"rows": 0, "sha256": "4" * 64}}}
+    assert all(job["new_eval_key"] is None for job in plan_training(build_config(), empty))
+
+
+def test_metrics_record_each_evaluation_set_and_the_data_it_came_from() -> None:
+    evaluated = summarize_evaluations(
+        {"test": evaluation_record(0.99, 300, True), "new": evaluation_record(0.75, 40, False)}
+    )
+    trained = {
+        "train_config": {"epochs": 1, "batch_size": 64},
+        **dict.fromkeys(("epochs_run", "best_epoch", "train_seconds", "params", "train_rows"), 1),
+        **dict.fromkeys(("started_at", "finished_at", "model_path", "key"), "x"),
+        "history": {},
+        "epoch_seconds": [],
+    }
+    results = {"trained": {"cnn": trained}, "evaluated": {"cnn": evaluated}, "cached": {"cnn": True}}
+    run = {"name": "run-x", "flow_run_id": "id", "flow_run_url": None, "started_at": "s"}
+    metrics = assemble_metrics(RunConfig(models=("cnn",)), run, GROWN, {}, results, {}, {})
+    model = metrics["models"]["cnn"]
+    assert set(model["eval"]) == {"test", "new"}
+    assert (model["eval"]["new"]["accuracy"], model["eval"]["new"]["rows"]) == (0.75, 40)
+    assert model["eval"]["new"]["confusion_matrix"] == [[40]]
+    assert model["test_accuracy"] == model["eval"]["test"]["accuracy"] == 0.99 and model["test_rows"] == 300
+    assert model["evaluation_reused"] is False  # the new set was scored anew
+    assert metrics["data"]["increments"] == GROWN["increments"]
+    assert (metrics["data"]["new_rows"], metrics["data"]["new_sha256"]) == (40, "3" * 64)
+    base = assemble_metrics(RunConfig(models=("cnn",)), run, MANIFEST, {}, results, {}, {})
+    assert (base["data"]["increments"], base["data"]["new_rows"], base["data"]["new_sha256"]) == ([], 0, None)

@@ -1,6 +1,6 @@
 """Run history in the Prefect UI, in a real browser: a small flow run against the real test server, then headless
 Chromium loads the run's artifact pages of the Prefect UI and must show the pictures, and the `mnist-report` link
-must return the report from the report server (a real `python -m mnist_pipeline.web.reports` process).
+must return the report from the web app (a real `mnist-pipeline app` process).
 
 Skipped where no Chromium is installed; with `CI=true` that fails instead. A failing page keeps its screenshot.
 """
@@ -38,22 +38,31 @@ def wait_for_port(port: int, timeout: float, process: Any) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"report server exited with {process.returncode}")
+            raise RuntimeError(f"web app exited with {process.returncode}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
         except OSError:
             time.sleep(0.2)
-    raise TimeoutError(f"report server did not listen on {port} within {timeout} s")
+    raise TimeoutError(f"web app did not listen on {port} within {timeout} s")
 
 
 @pytest.fixture(scope="module")
 def report_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    """The report server on a free loopback port, serving a fresh reports dir (runs find it via MNIST_REPORT_URL)."""
+    """The web app on a free loopback port, serving a fresh reports dir (runs find it via MNIST_REPORT_URL)."""
     reports = tmp_path_factory.mktemp("ui-reports")
     port = find_free_port()
-    log = (reports.parent / "report-server.log").open("w")
-    command = [sys.executable, "-m", "mnist_pipeline.web.reports", "--reports-dir", str(reports), "--port", str(port)]
+    log = (reports.parent / "web-app.log").open("w")
+    command = [
+        str(Path(sys.executable).with_name("mnist-pipeline")),
+        "app",
+        "--reports-dir",
+        str(reports),
+        "--data-dir",
+        str(reports.parent / "ui-app-data"),
+        "--port",
+        str(port),
+    ]
     process = start_process(command, env=dict(os.environ), stdout=log)
     try:
         wait_for_port(port, 60, process)

@@ -17,7 +17,8 @@ import pytest
 
 from mnist_pipeline.data.dataset import RawDataset, Split
 from mnist_pipeline.data.layout import DataLayout
-from mnist_pipeline.data.store import publish_dataset
+from mnist_pipeline.data.store import publish_dataset, write_version
+from mnist_pipeline.data.versions import ingest_lock, make_current
 from mnist_pipeline.errors import DataFormatError, ValidationFailed
 from mnist_pipeline.validation import CheckResult, ValidationReport, raise_if_failed, suite, validate_dataset
 
@@ -230,6 +231,17 @@ def test_canonical_source_needs_the_canonical_row_counts(tmp_path: Path) -> None
         "train: 200 rows found; expected exactly 60000 rows for canonical MNIST",
         "test: 100 rows found; expected exactly 10000 rows for canonical MNIST",
     }
+
+
+def test_a_grown_canonical_version_keeps_the_canonical_test_split_checks(tmp_path: Path) -> None:
+    layout = DataLayout(tmp_path / "data")
+    with ingest_lock(layout):  # a grown version: MNIST's splits plus increments, as versions.grow_version writes it
+        grown = write_version(make_dataset(source="url", shape=(28, 28)), layout, {"increments": ["b-1"]})
+        make_current(layout, grown.manifest["fingerprint"])
+
+    report = validate_dataset(layout)
+
+    assert failures(report) == {("test", "expect_table_row_count_to_equal", None)}
 
 
 def test_canonical_source_needs_28_pixel_high_images(tmp_path: Path, canonical_rows: None) -> None:

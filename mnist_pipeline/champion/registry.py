@@ -3,8 +3,9 @@
 One small JSON file (`DataLayout.models / "champions.json"`), rewritten atomically and durably under a lock so a
 scheduled run and a manual promotion never lose each other's update. A pipeline run holds that lock across its
 whole promotion (read the champion, re-evaluate, decide, write its report, record), so concurrent runs take turns
-and each one is judged against the champion that is current when it records. Every update also writes
-`champions.json.bak`, an identical copy, so a registry damaged outside the pipeline can be restored.
+and each one is judged against the champion that is current when it records. Every update first copies
+the file it read to `champions.json.bak` (the registry before that update), so a registry damaged or deleted
+outside the pipeline can be restored and a bad update undone; a missing registry beside its backup is refused.
 The history is append-only and is the source of truth: replaying its promotions (push) and rollbacks (pop)
 gives the champions, so a rollback can always find the champion before the current one. The `champions` section
 is that replay written out for readers, and is checked against it on load.
@@ -18,9 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.champion.rule import Candidate, Decision, PromotionError, decide_forced
+from mnist_pipeline.champion.rule import Candidate, Decision, PromotionError, candidate_from_record, decide_forced
 from mnist_pipeline.errors import DataFormatError, PipelineError
-from mnist_pipeline.files.atomic import write_json_atomic
+from mnist_pipeline.files.atomic import copy_file_atomic, write_json_atomic
 from mnist_pipeline.files.locks import hold_lock
 
 REGISTRY_FORMAT = "mnist-pipeline/champions"
@@ -47,15 +48,27 @@ class Registry:
 
 
 def load_registry(path: Path) -> Registry:
-    """Read the registry; a missing file is an empty one, anything unreadable is an error (never overwritten)."""
+    """Read the registry; a missing file is an empty one, anything unreadable is an error (never overwritten).
+
+    A missing file beside its backup is an error too, not an empty registry: the backup says a registry existed,
+    and writing an empty one's successor would lose its history and let retention delete its champions' files.
+    The backup is not restored automatically: it is one update behind, and the file may have gone on purpose."""
+    backup = backup_path(path)
     if not path.exists():
+        if backup.exists():
+            raise DataFormatError(
+                f"{path}: expected the champion registry, found it missing while its backup {backup.name} is there; "
+                f"to restore it, copy {backup.name} over it (`cp {backup} {path}`: the registry as it was before its "
+                f"last update); to start with no champions, delete {backup.name} too"
+            )
         return Registry(champions={}, history=[])
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DataFormatError(
             f"{path}: expected a JSON champion registry, found unreadable content ({err}; empty or truncated?); "
-            f"to recover, copy {backup_path(path).name} (written with every update, full history) over it"
+            f"to recover, copy {backup.name} over it (`cp {backup} {path}`: the registry as it was before its last "
+            "update)"
         ) from err
     return _parse_registry(path, raw)
 
@@ -161,7 +174,12 @@ def _write(path: Path, registry: Registry) -> None:
         "champions": {model: asdict(entry) for model, entry in sorted(registry.champions.items())},
         "history": registry.history,
     }
-    write_json_atomic(backup_path(path), content)
+    # The backup is the state before this update: the file as `load_registry` just read and checked it, or an empty
+    # registry on the first write. A copy of the new content would turn a bad update into a bad backup too.
+    if path.exists():
+        copy_file_atomic(path, backup_path(path))
+    else:
+        write_json_atomic(backup_path(path), {**content, "champions": {}, "history": []})
     write_json_atomic(path, content)
 
 
@@ -220,7 +238,7 @@ def _parse_entry(path: Path, where: str, model: str, record: Any, at_key: str) -
             f"{path}: {where}: expected an object with text in {at_key!r} and 'reason', found {str(record)[:200]!r}"
         )
     try:
-        candidate = Candidate(**record["candidate"])
+        candidate = candidate_from_record(record["candidate"])
     except (KeyError, TypeError, PipelineError) as err:
         raise DataFormatError(
             f"{path}: {where}: expected a model record ({err}), found {str(record.get('candidate'))[:200]!r}"

@@ -23,7 +23,7 @@ from pathlib import Path
 from mnist_pipeline.champion.registry import INSTALLING_KINDS, load_registry
 from mnist_pipeline.data.ingest_records import forget_versions
 from mnist_pipeline.data.layout import DataLayout, version_name
-from mnist_pipeline.data.versions import FAILED_SUFFIX, MARKER, current_version
+from mnist_pipeline.data.versions import FAILED_SUFFIX, MARKER, SET_ASIDE_PREFIX, current_version
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files.locks import hold_lock
 
@@ -66,7 +66,12 @@ def _list_items(layout: DataLayout, champions: set[tuple[str, str]], kept_versio
         yield from _group_by_key(folder).values()
     yield from ([path] for path in sorted(layout.validations.glob("*.json")))
     for _, folder in _subfolders(layout.versions):
-        if (folder / MARKER).is_file() and folder.name not in kept_versions:
+        # A version set aside by a killed swap may be its only copy: the next ingest puts it back (`settle_swap`).
+        if (
+            (folder / MARKER).is_file()
+            and folder.name not in kept_versions
+            and not folder.name.startswith(SET_ASIDE_PREFIX)
+        ):
             yield [folder]
     yield from ([path] for pattern in LEGACY for path in sorted(layout.root.glob(pattern)))
 

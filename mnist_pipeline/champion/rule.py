@@ -21,10 +21,26 @@ class PromotionError(PipelineError):
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """One trained model and how it scored on one test split.
+class SetScore:
+    """How a model scored on the `new` set (the accepted increments' test parts): `sha256` and `rows` name the rows
+    scored, so scores on another `new` split (it grows with each increment) are never compared with these."""
 
-    `data_fingerprint` and `test_rows` name the test split the numbers were measured on; `model_path` and `key`
+    sha256: str
+    rows: int
+    accuracy: float
+    per_class_recall: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        recall = _check_scores(self.rows, self.accuracy, self.per_class_recall, f"new set {self.sha256[:12]}", "new")
+        object.__setattr__(self, "per_class_recall", recall)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One trained model and how it scored on the `test` set and, when there was one, the `new` set.
+
+    `test_sha256` (the test split's content; None in registry entries older than it, which `data_fingerprint`
+    stands in for) and `test_rows` name the test rows the numbers were measured on; `model_path` and `key`
     re-find the model file so it can be re-evaluated when the data changes.
     """
 
@@ -35,46 +51,57 @@ class Candidate:
     test_rows: int
     test_accuracy: float
     per_class_recall: tuple[float, ...]
+    test_sha256: str | None = None
+    new: SetScore | None = None
 
     def __post_init__(self) -> None:
-        recall = tuple(float(value) for value in self.per_class_recall)
+        recall = _check_scores(self.test_rows, self.test_accuracy, self.per_class_recall, self.model_path, "test")
         object.__setattr__(self, "per_class_recall", recall)
-        if isinstance(self.test_rows, bool) or not isinstance(self.test_rows, int) or self.test_rows < 1:
-            raise PromotionError(f"{self.model_path}: expected a positive count of test rows, found {self.test_rows!r}")
-        _check_fraction(self.test_accuracy, f"test accuracy of {self.model_path}")
-        if not recall:
-            raise PromotionError(f"{self.model_path}: expected per-class recall for every class, found none")
-        for digit, value in enumerate(recall):
-            _check_fraction(value, f"recall of digit {digit} of {self.model_path}")
+
+
+def candidate_from_record(record: dict[str, Any]) -> Candidate:
+    """A candidate as the registry stores it (`dataclasses.asdict`); entries older than the `new` set have only
+    test numbers. A record of another shape raises TypeError or KeyError, a bad number PromotionError."""
+    if not isinstance(record, dict):
+        raise TypeError(f"expected an object, found {type(record).__name__}")
+    new = record.get("new")
+    return Candidate(**{**record, "new": SetScore(**new) if new is not None else None})
 
 
 def candidate_from_metrics(metrics: dict[str, Any], model: str) -> Candidate:
-    """The candidate a run's metrics.json describes for `model`."""
+    """The candidate a run's metrics.json describes for `model` (with its `new` scores when it has them)."""
     if model not in metrics.get("models", {}):
         raise PromotionError(
             f"run {metrics['run']['name']}: expected model {model!r}, found {sorted(metrics['models'])}"
         )
-    entry = metrics["models"][model]
+    entry, data = metrics["models"][model], metrics["data"]
+    new = (entry.get("eval") or {}).get("new")
     return Candidate(
         key=entry["key"],
         model_path=entry["model_path"],
         run_name=metrics["run"]["name"],
-        data_fingerprint=metrics["data"]["fingerprint"],
+        data_fingerprint=data["fingerprint"],
         test_rows=entry["test_rows"],
         test_accuracy=entry["test_accuracy"],
         per_class_recall=tuple(entry["per_class"]["recall"]),
+        test_sha256=data.get("test_sha256"),
+        new=SetScore(data["new_sha256"], new["rows"], new["accuracy"], tuple(new["per_class"]["recall"]))
+        if new
+        else None,
     )
 
 
 @dataclass(frozen=True)
 class PromotionPolicy:
-    """How much better a challenger must be; both thresholds are fractions (see `defaults`)."""
+    """How much better a challenger must be, and how much worse it may be; all thresholds are fractions (see
+    `defaults`)."""
 
     min_accuracy_gain: float = defaults.PROMOTION_MARGIN
     max_recall_drop: float = defaults.MAX_RECALL_DROP
+    max_test_drop: float = defaults.MAX_TEST_DROP
 
     def __post_init__(self) -> None:
-        for name in ("min_accuracy_gain", "max_recall_drop"):
+        for name in ("min_accuracy_gain", "max_recall_drop", "max_test_drop"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0.0 <= value < 1.0):
                 raise PromotionError(f"promotion policy: expected {name} as a fraction in [0, 1), found {value!r}")
@@ -84,7 +111,8 @@ class PromotionPolicy:
 class Decision:
     """The outcome for one model, with the numbers that led to it; recall drops are positive when recall fell.
 
-    The comparison fields stay None when there was no comparable champion.
+    The plain fields are the `test` set's, the `new_` ones the `new` set's (None when it was empty). The comparison
+    fields stay None when there was no comparable champion.
     """
 
     model: str
@@ -99,64 +127,189 @@ class Decision:
     champion_run: str | None = None
     champion_model_path: str | None = None
     considered: bool = True
+    new_rows: int | None = None
+    challenger_new_accuracy: float | None = None
+    champion_new_accuracy: float | None = None
+    new_accuracy_gain: float | None = None
+    new_worst_recall_drop: float | None = None
+    new_worst_recall_class: int | None = None
 
 
 def same_test_split(a: Candidate, b: Candidate) -> bool:
-    """Whether two candidates were scored on the same test rows, so their numbers can be compared."""
+    """Whether two candidates were scored on the same test rows, so their numbers can be compared: the same test
+    content (by the dataset's fingerprint for entries that predate `test_sha256`) and row count."""
+    if a.test_sha256 and b.test_sha256:
+        return (a.test_sha256, a.test_rows) == (b.test_sha256, b.test_rows)
     return (a.data_fingerprint, a.test_rows) == (b.data_fingerprint, b.test_rows)
+
+
+def same_new_split(a: Candidate, b: Candidate) -> bool:
+    """Whether both were scored on the same `new` rows (the set grows with every accepted increment)."""
+    return a.new is not None and b.new is not None and (a.new.sha256, a.new.rows) == (b.new.sha256, b.new.rows)
 
 
 def decide_promotion(
     model: str, challenger: Candidate, champion: Candidate | None, policy: PromotionPolicy
 ) -> Decision:
-    """Apply the rule: gain above the margin (strictly) and no digit's recall falling by more than the maximum."""
-    scores = f"challenger {_percent(challenger.test_accuracy)}"
+    """Apply the rule. With a `new` set: a gain on `new` above the margin (strictly), a `test` drop of at most
+    `max_test_drop`, and no digit's recall falling by more than the maximum on either set. While `new` is empty:
+    a gain on `test` above the margin and no digit's recall falling too far on it."""
     if champion is None:
-        return Decision(model, True, f"no champion yet; {scores} becomes the first champion", challenger.test_accuracy)
-    gain, drop, digit = _compare(model, challenger, champion)
+        scores = f"challenger {_percent(challenger.test_accuracy)}"
+        if challenger.new is not None:
+            scores += f" on test, {_percent(challenger.new.accuracy)} on new"
+        return Decision(
+            model,
+            True,
+            f"no champion yet; {scores} becomes the first champion",
+            challenger.test_accuracy,
+            **_new_numbers(challenger, None, None),
+        )
+    test = _compare(model, "test", challenger, champion)
+    test_gain = challenger.test_accuracy - champion.test_accuracy
+    if challenger.new is None:
+        promoted, reason = _decide_on_test(challenger, champion, policy, test_gain, test)
+        new_numbers = {}
+    else:
+        new = _compare(model, "new", challenger, champion)
+        promoted, reason = _decide_on_both(challenger, champion, policy, test_gain, test, new)
+        new_numbers = _new_numbers(challenger, champion, new)
+    return Decision(
+        model=model,
+        promoted=promoted,
+        reason=reason,
+        challenger_accuracy=challenger.test_accuracy,
+        champion_accuracy=champion.test_accuracy,
+        accuracy_gain=test_gain,
+        worst_recall_drop=test[0],
+        worst_recall_class=test[1],
+        champion_run=champion.run_name,
+        champion_model_path=champion.model_path,
+        **new_numbers,
+    )
+
+
+def _decide_on_test(
+    challenger: Candidate, champion: Candidate, policy: PromotionPolicy, gain: float, test: tuple[float, int]
+) -> tuple[bool, str]:
+    """The rule while `new` is empty: test accuracy gain above the margin, no digit's test recall too far down."""
+    drop, digit = test
     beats = gain - policy.min_accuracy_gain > _TOLERANCE
     within = drop - policy.max_recall_drop <= _TOLERANCE
+    scores = f"challenger {_percent(challenger.test_accuracy)}"
     versus = f"champion {_percent(champion.test_accuracy)} (run {champion.run_name})"
     margin = f"margin {_points(policy.min_accuracy_gain)}"
     allowed = _points(policy.max_recall_drop)
     if not beats:
-        reason = f"{scores} does not beat {versus} by more than the {margin} (change {_signed_points(gain)} points)"
-    elif not within:
+        change = f"change {_signed_points(gain)} points"
+        return False, f"{scores} does not beat {versus} by more than the {margin} ({change})"
+    if not within:
         before, after = champion.per_class_recall[digit], challenger.per_class_recall[digit]
-        reason = (
+        return False, (
             f"{scores} beats {versus} by {_points(gain)} points ({margin}), but recall of digit {digit} drops "
             f"{_points(drop)} points ({_percent(before)} -> {_percent(after)}), more than the allowed {allowed}"
         )
-    else:
-        reason = (
-            f"{scores} beats {versus} by {_points(gain)} points ({margin}); worst per-digit recall change "
-            f"{_signed_points(-drop)} points (digit {digit}), within {allowed}"
-        )
-    return Decision(
-        model=model,
-        promoted=beats and within,
-        reason=reason,
-        challenger_accuracy=challenger.test_accuracy,
-        champion_accuracy=champion.test_accuracy,
-        accuracy_gain=gain,
-        worst_recall_drop=drop,
-        worst_recall_class=digit,
-        champion_run=champion.run_name,
-        champion_model_path=champion.model_path,
+    return True, (
+        f"{scores} beats {versus} by {_points(gain)} points ({margin}); worst per-digit recall change "
+        f"{_signed_points(-drop)} points (digit {digit}), within {allowed}"
     )
 
 
+def _decide_on_both(
+    challenger: Candidate,
+    champion: Candidate,
+    policy: PromotionPolicy,
+    test_gain: float,
+    test: tuple[float, int],
+    new: tuple[float, int],
+) -> tuple[bool, str]:
+    """The rule with a `new` set: win on `new`, hold `test`, no digit's recall too far down on either."""
+    if challenger.new is None or champion.new is None:
+        raise PromotionError(
+            f"{challenger.model_path} against champion {champion.model_path}: expected both scored on the new set, "
+            f"found {_describe_new(challenger)} and {_describe_new(champion)}"
+        )
+    new_gain = challenger.new.accuracy - champion.new.accuracy
+    allowed = _points(policy.max_recall_drop)
+    failures = []
+    if new_gain - policy.min_accuracy_gain <= _TOLERANCE:
+        margin = _points(policy.min_accuracy_gain)
+        failures.append(f"does not beat the champion on new by more than the margin {margin}")
+    if -test_gain - policy.max_test_drop > _TOLERANCE:
+        failures.append(
+            f"loses {_points(-test_gain)} points on test, more than the allowed {_points(policy.max_test_drop)}"
+        )
+    recalls = {"new": (new, champion.new.per_class_recall, challenger.new.per_class_recall)}
+    recalls["test"] = (test, champion.per_class_recall, challenger.per_class_recall)
+    for name, ((drop, digit), before, after) in recalls.items():
+        if drop - policy.max_recall_drop > _TOLERANCE:
+            failures.append(
+                f"recall of digit {digit} drops {_points(drop)} points on {name} "
+                f"({_percent(before[digit])} -> {_percent(after[digit])}), more than the allowed {allowed}"
+            )
+    sets = (
+        f"new, {challenger.new.rows} images: challenger {_percent(challenger.new.accuracy)} vs champion "
+        f"{_percent(champion.new.accuracy)} (run {champion.run_name}), {_signed_points(new_gain)} points; "
+        f"test, {challenger.test_rows} images: challenger {_percent(challenger.test_accuracy)} vs champion "
+        f"{_percent(champion.test_accuracy)}, {_signed_points(test_gain)} points"
+    )
+    if failures:
+        return False, f"{'; '.join(failures)} ({sets})"
+    worst_set = max(recalls, key=lambda name: recalls[name][0][0])
+    (drop, digit), _, _ = recalls[worst_set]
+    return True, (
+        f"beats the champion on new by more than the margin {_points(policy.min_accuracy_gain)} and loses at most "
+        f"{_points(policy.max_test_drop)} points on test; worst per-digit recall change {_signed_points(-drop)} "
+        f"points (digit {digit} on {worst_set}), within {allowed} ({sets})"
+    )
+
+
+def _new_numbers(
+    challenger: Candidate, champion: Candidate | None, new: tuple[float, int] | None
+) -> dict[str, float | int | None]:
+    """The Decision's `new_` fields: the challenger's `new` scores and, when compared, the champion's."""
+    if challenger.new is None:
+        return {}
+    numbers: dict[str, float | int | None] = {
+        "new_rows": challenger.new.rows,
+        "challenger_new_accuracy": challenger.new.accuracy,
+    }
+    if champion is not None and champion.new is not None and new is not None:
+        numbers |= {
+            "champion_new_accuracy": champion.new.accuracy,
+            "new_accuracy_gain": challenger.new.accuracy - champion.new.accuracy,
+            "new_worst_recall_drop": new[0],
+            "new_worst_recall_class": new[1],
+        }
+    return numbers
+
+
+def _describe_new(candidate: Candidate) -> str:
+    if candidate.new is None:
+        return "no new set"
+    return f"a new set of {candidate.new.rows} rows ({candidate.new.sha256[:12]})"
+
+
 def decide_forced(model: str, candidate: Candidate, champion: Candidate | None, reason: str) -> Decision:
-    """A manual promotion: promoted regardless of the rule, with the rule's numbers when they are comparable."""
+    """A manual promotion: promoted regardless of the rule, with the rule's numbers where they are comparable."""
     if not reason.strip():
         raise PromotionError(f"forced promotion of {model}: expected a reason, found an empty one")
     scores = f"challenger {_percent(candidate.test_accuracy)}"
-    numbers: tuple[float | None, float | None, int | None] = (None, None, None)
+    gain: float | None = None
+    test: tuple[float | None, int | None] = (None, None)
     compared = champion if champion is not None and same_test_split(candidate, champion) else None
     if compared is not None:
-        numbers = _compare(model, candidate, compared)
+        test = _compare(model, "test", candidate, compared)
+        gain = candidate.test_accuracy - compared.test_accuracy
         scores += f"; champion {_percent(compared.test_accuracy)} on the same test split"
-    gain, drop, digit = numbers
+    new_champion = champion if champion is not None and same_new_split(candidate, champion) else None
+    new = None
+    if new_champion is not None and candidate.new is not None and new_champion.new is not None:
+        new = _compare(model, "new", candidate, new_champion)
+        scores += (
+            f"; on the same new set challenger {_percent(candidate.new.accuracy)}, "
+            f"champion {_percent(new_champion.new.accuracy)}"
+        )
     return Decision(
         model=model,
         promoted=True,
@@ -164,12 +317,26 @@ def decide_forced(model: str, candidate: Candidate, champion: Candidate | None, 
         challenger_accuracy=candidate.test_accuracy,
         champion_accuracy=compared.test_accuracy if compared is not None else None,
         accuracy_gain=gain,
-        worst_recall_drop=drop,
-        worst_recall_class=digit,
+        worst_recall_drop=test[0],
+        worst_recall_class=test[1],
         forced=True,
         champion_run=champion.run_name if champion is not None else None,
         champion_model_path=champion.model_path if champion is not None else None,
+        **_new_numbers(candidate, new_champion, new),
     )
+
+
+def _check_scores(rows: int, accuracy: float, recall: tuple[float, ...], where: str, split: str) -> tuple[float, ...]:
+    """The recall as floats, once rows, accuracy and recall are checked to be counts and fractions."""
+    recall = tuple(float(value) for value in recall)
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise PromotionError(f"{where}: expected a positive count of {split} rows, found {rows!r}")
+    _check_fraction(accuracy, f"{split} accuracy of {where}")
+    if not recall:
+        raise PromotionError(f"{where}: expected per-class recall for every class, found none")
+    for digit, value in enumerate(recall):
+        _check_fraction(value, f"recall of digit {digit} of {where}")
+    return recall
 
 
 def _check_fraction(value: float, what: str) -> None:
@@ -177,23 +344,31 @@ def _check_fraction(value: float, what: str) -> None:
         raise PromotionError(f"{what}: expected a fraction between 0 and 1 (not percent), found {value!r}")
 
 
-def _compare(model: str, challenger: Candidate, champion: Candidate) -> tuple[float, float, int]:
-    """The accuracy gain, the largest per-class fall in recall (negative when all improved) and its class."""
-    if len(challenger.per_class_recall) != len(champion.per_class_recall):
+def _compare(model: str, split: str, challenger: Candidate, champion: Candidate) -> tuple[float, int]:
+    """The largest per-class fall in recall on `split` (negative when all improved) and its class."""
+    if split == "test":
+        if not same_test_split(challenger, champion):
+            raise PromotionError(
+                f"{model}: challenger was scored on data {challenger.data_fingerprint[:12]} ({challenger.test_rows} "
+                f"rows), champion {champion.model_path} on {champion.data_fingerprint[:12]} ({champion.test_rows} "
+                "rows); expected the same test split: re-evaluate the champion on the challenger's test split first"
+            )
+        after, before = challenger.per_class_recall, champion.per_class_recall
+    else:
+        if challenger.new is None or champion.new is None or not same_new_split(challenger, champion):
+            raise PromotionError(
+                f"{model}: challenger was scored on {_describe_new(challenger)}, champion {champion.model_path} on "
+                f"{_describe_new(champion)}; expected the same new set: re-evaluate the champion on it first"
+            )
+        after, before = challenger.new.per_class_recall, champion.new.per_class_recall
+    if len(after) != len(before):
         raise PromotionError(
-            f"{model}: challenger {challenger.model_path} has recall for {len(challenger.per_class_recall)} classes, "
-            f"champion {champion.model_path} for {len(champion.per_class_recall)}; expected the same classes"
+            f"{model}: challenger {challenger.model_path} has {split} recall for {len(after)} classes, "
+            f"champion {champion.model_path} for {len(before)}; expected the same classes"
         )
-    if not same_test_split(challenger, champion):
-        raise PromotionError(
-            f"{model}: challenger was scored on data {challenger.data_fingerprint[:12]} ({challenger.test_rows} rows), "
-            f"champion {champion.model_path} on {champion.data_fingerprint[:12]} ({champion.test_rows} rows); "
-            "expected the same test split: re-evaluate the champion on the challenger's test split first"
-        )
-    recalls = zip(champion.per_class_recall, challenger.per_class_recall, strict=True)
-    drops = [before - after for before, after in recalls]
+    drops = [old - new for old, new in zip(before, after, strict=True)]
     digit = max(range(len(drops)), key=drops.__getitem__)
-    return challenger.test_accuracy - champion.test_accuracy, drops[digit], digit
+    return drops[digit], digit
 
 
 def _percent(fraction: float) -> str:

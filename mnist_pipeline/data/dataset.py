@@ -9,6 +9,8 @@ import numpy as np
 from mnist_pipeline.errors import DataFormatError
 
 SPLITS = ("train", "test")
+# A grown version's extra evaluation split: the test parts of the accepted increments (absent when there are none).
+NEW_SPLIT = "new"
 
 
 @dataclass(frozen=True)
@@ -29,15 +31,19 @@ class Split:
 
 @dataclass(frozen=True)
 class RawDataset:
-    """Train and test splits plus where they came from."""
+    """Train and test splits plus where they came from; a grown version also has the `new` split."""
 
     train: Split
     test: Split
     source: str
     origin: str
+    new: Split | None = None
 
     def split(self, name: str) -> Split:
-        return {"train": self.train, "test": self.test}[name]
+        return {"train": self.train, "test": self.test, NEW_SPLIT: self.new}[name]
+
+    def split_names(self) -> tuple[str, ...]:
+        return SPLITS if self.new is None else (*SPLITS, NEW_SPLIT)
 
 
 def to_uint8_images(values: np.ndarray, origin: str) -> np.ndarray:

@@ -1,56 +1,84 @@
-"""Reader for the IDX format used by MNIST and its relatives (Fashion-MNIST, KMNIST, EMNIST, ...)."""
+"""Reader for the IDX format used by MNIST and its relatives (Fashion-MNIST, KMNIST, EMNIST, ...).
+
+The file is streamed (gzip too): the header is read and its declared size checked against a cap before the
+payload is read, and no more than the declared payload (plus one byte, to see there is no more) is ever
+decompressed, so a gzip bomb costs its header.
+"""
 
 from __future__ import annotations
 
 import gzip
+import io
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from mnist_pipeline.data.limits import MAX_ARRAY_BYTES, check_declared_size, count_bytes
 from mnist_pipeline.errors import DataFormatError
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _UBYTE = 0x08
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file (plain or gzipped: by the gzip magic) into a uint8 array."""
+def read_idx(path: Path, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
+    """Read one IDX file (plain or gzipped: by the gzip magic) into a uint8 array of at most `max_bytes`."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as raw:
+            magic = raw.read(2)
+            raw.seek(0)
+            if magic == _GZIP_MAGIC:
+                with gzip.GzipFile(fileobj=raw) as stream:
+                    return read_idx_stream(stream, str(path), max_bytes)
+            if path.suffix == ".gz":
+                raise DataFormatError(
+                    f"{path}: expected gzip data (magic 1f8b), found {magic.hex() or 'an empty file'}"
+                )
+            return read_idx_stream(raw, str(path), max_bytes)
     except FileNotFoundError as exc:
         raise DataFormatError(f"{path}: expected an IDX file, found no such file") from exc
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataFormatError(
+            f"{path}: expected a complete gzip stream, found a truncated or corrupt one ({exc})"
+        ) from exc
     except OSError as exc:
         raise DataFormatError(f"{path}: expected a readable IDX file, found {exc.strerror or exc}") from exc
-    if data[:2] == _GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except (EOFError, OSError, zlib.error) as exc:
-            raise DataFormatError(
-                f"{path}: expected a complete gzip stream, found a truncated or corrupt one ({exc})"
-            ) from exc
-    elif path.suffix == ".gz":
-        raise DataFormatError(f"{path}: expected gzip data (magic 1f8b), found {data[:2].hex() or 'an empty file'}")
-    return parse_idx(data, str(path))
 
 
-def parse_idx(data: bytes, origin: str) -> np.ndarray:
-    """Parse IDX bytes into a uint8 array of the declared shape; no copy of the payload."""
-    if len(data) < 4:
-        raise DataFormatError(f"{origin}: expected an IDX header of at least 4 bytes, found {len(data)} bytes")
-    zero, dtype_code, ndim = int.from_bytes(data[:2], "big"), data[2], data[3]
+def read_idx_stream(stream: BinaryIO, origin: str, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
+    """Parse an IDX stream: header first, its declared size checked, then exactly that many payload bytes."""
+    head = stream.read(4)
+    ndim = _check_magic(head, origin)
+    dims = stream.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise DataFormatError(f"{origin}: expected {4 + 4 * ndim} header bytes for {ndim} dims, found {4 + len(dims)}")
+    shape = _shape(dims, ndim)
+    expected = count_bytes(shape)
+    check_declared_size(origin, f"IDX data (header declares shape {shape})", expected, max_bytes)
+    data = stream.read(expected + 1)
+    if len(data) != expected:
+        found = f"{len(data)} bytes" if len(data) < expected else "more"
+        raise DataFormatError(f"{origin}: header declares shape {shape} = {expected} bytes of data, found {found}")
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+
+
+def parse_idx(data: bytes, origin: str, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
+    """Parse IDX bytes held in memory (see `read_idx_stream`)."""
+    return read_idx_stream(io.BytesIO(data), origin, max_bytes)
+
+
+def _check_magic(head: bytes, origin: str) -> int:
+    """The number of dimensions the 4-byte magic declares, or a DataFormatError."""
+    if len(head) < 4:
+        raise DataFormatError(f"{origin}: expected an IDX header of at least 4 bytes, found {len(head)} bytes")
+    zero, dtype_code, ndim = int.from_bytes(head[:2], "big"), head[2], head[3]
     if zero != 0 or dtype_code != _UBYTE or ndim == 0:
         raise DataFormatError(
-            f"{origin}: expected IDX magic 0x0000 08 0N (unsigned bytes, N>0 dims), found 0x{data[:4].hex()}"
+            f"{origin}: expected IDX magic 0x0000 08 0N (unsigned bytes, N>0 dims), found 0x{head[:4].hex()}"
         )
-    header_end = 4 + 4 * ndim
-    if len(data) < header_end:
-        raise DataFormatError(f"{origin}: expected {header_end} header bytes for {ndim} dims, found {len(data)}")
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape, dtype=np.int64))
-    found = len(data) - header_end
-    if found != expected:
-        raise DataFormatError(
-            f"{origin}: header declares shape {shape} = {expected} bytes of data, found {found} bytes"
-        )
-    return np.frombuffer(data, dtype=np.uint8, offset=header_end).reshape(shape)
+    return ndim
+
+
+def _shape(dims: bytes, ndim: int) -> tuple[int, ...]:
+    return tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))

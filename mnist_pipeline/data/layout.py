@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from mnist_pipeline.errors import DataFormatError
+
+FILE_STEM = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -56,12 +61,13 @@ class DataLayout:
 
     def model_file(self, model: str, key: str) -> Path:
         """A trained model's file, found from its name and key: paths recorded elsewhere go stale when the data
-        dir moves, the key does not. Its files share the key as stem (`<key>.json` is its training summary)."""
-        return self.models / model / f"{key}.keras"
+        dir moves, the key does not. Its files share the key as stem (`<key>.json` is its training summary).
+        Name and key come from files (metrics.json, the registry), so both are checked (`check_file_stem`)."""
+        return self.models / check_file_stem(model, "model name") / f"{check_file_stem(key, 'model key')}.keras"
 
     def resume_file(self, model: str, key: str) -> Path:
         """Training state saved at each epoch end, so a killed run resumes; removed once the model is saved."""
-        return self.models / model / f"{key}.resume.npz"
+        return self.models / check_file_stem(model, "model name") / f"{check_file_stem(key, 'model key')}.resume.npz"
 
     @property
     def locks(self) -> Path:
@@ -78,8 +84,41 @@ class DataLayout:
         """The champion registry."""
         return self.models / "champions.json"
 
+    @property
+    def inbox(self) -> Path:
+        """Landed batches waiting for the increment gate (`<batch-id>/`), plus `refused/` and `feedback/`."""
+        return self.root / "inbox"
+
+    @property
+    def refused(self) -> Path:
+        return self.inbox / "refused"
+
+    @property
+    def feedback(self) -> Path:
+        """The web app's pending corrections, in the ImageFolder layout."""
+        return self.inbox / "feedback"
+
+    @property
+    def increments(self) -> Path:
+        """Accepted batches, immutable: `<increment-id>/{train,test}.parquet` and `manifest.json`."""
+        return self.root / "increments"
+
+    @property
+    def increments_index(self) -> Path:
+        """The content hash, part and increment of every accepted image, so a check never re-hashes history."""
+        return self.increments / "index.parquet"
+
+    @property
+    def increments_lock(self) -> Path:
+        """Held while the gate checks and accepts or refuses a batch, so two gates never accept the same images."""
+        return self.locks / "increments.lock"
+
     def evaluation_file(self, model: str, key: str) -> Path:
-        return self.evaluations / model / f"{key}.parquet"
+        return (
+            self.evaluations
+            / check_file_stem(model, "model name")
+            / f"{check_file_stem(key, 'evaluation key')}.parquet"
+        )
 
     def split_file(self, split: str) -> Path:
         return self.parquet / f"{split}.parquet"
@@ -87,6 +126,18 @@ class DataLayout:
     @property
     def manifest(self) -> Path:
         return self.parquet / "manifest.json"
+
+
+def check_file_stem(value: object, what: str) -> str:
+    """`value` if it can name a file in its folder and nothing else: letters, digits, `_` and `-`, not starting
+    with `-`, at most 100 characters. Keys (24 hex digits, `runs.cache_keys`) and model names are such; a key read
+    from an edited metrics.json or registry such as `../../tmp/x` is refused before it becomes a path."""
+    if not isinstance(value, str) or not FILE_STEM.fullmatch(value):
+        raise DataFormatError(
+            f"{what} {str(value)[:120]!r}: expected letters, digits, '_' or '-' (at most 100, not starting with '-'), "
+            "such as a 24-hex-digit key"
+        )
+    return value
 
 
 def version_name(fingerprint: str) -> str:

@@ -22,9 +22,17 @@ import pyarrow.parquet as pq
 
 from mnist_pipeline import __version__
 from mnist_pipeline.data.checksums import fingerprint_dataset, hash_split
-from mnist_pipeline.data.dataset import SPLITS, RawDataset, Split
+from mnist_pipeline.data.dataset import RawDataset, Split
 from mnist_pipeline.data.layout import DataLayout
-from mnist_pipeline.data.versions import MARKER, ingest_lock, make_current, mark_ingested
+from mnist_pipeline.data.limits import MAX_ARRAY_BYTES, check_declared_size
+from mnist_pipeline.data.versions import (
+    MARKER,
+    ingest_lock,
+    make_current,
+    mark_ingested,
+    set_aside_path,
+    settle_swap,
+)
 from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.files.atomic import sync_path, write_json_atomic
 
@@ -64,11 +72,13 @@ def write_split(path: Path, split: Split) -> None:
     pq.write_table(split_to_table(split), path, compression="zstd", compression_level=1, row_group_size=16384)
 
 
-def read_table(path: Path, columns: tuple[str, ...] = COLUMNS) -> pa.Table:
+def read_table(path: Path, columns: tuple[str, ...] = COLUMNS, max_bytes: int = MAX_ARRAY_BYTES) -> pa.Table:
     """Read a split file, naming the file and the columns when it is not one of ours.
 
     `ParquetFile`, not `pq.read_table`: the latter imports pyarrow.dataset on first use (~0.15 s per process,
     three times the read itself). `ParquetFile.read` skips unknown columns silently, hence the explicit check.
+    The size the footer declares for those columns is checked against `max_bytes` before any page is
+    decompressed (`declared_table_bytes`).
     """
     try:
         with pq.ParquetFile(path, memory_map=True) as parquet:
@@ -77,11 +87,35 @@ def read_table(path: Path, columns: tuple[str, ...] = COLUMNS) -> pa.Table:
                 raise DataFormatError(
                     f"{path}: expected Parquet with columns {', '.join(columns)}, found no {', '.join(missing)}"
                 )
+            declared = declared_table_bytes(parquet, columns)
+            check_declared_size(str(path), f"{parquet.metadata.num_rows:,} rows", declared, max_bytes)
             return parquet.read(columns=list(columns))
     except FileNotFoundError as exc:
         raise DataFormatError(f"{path}: expected a Parquet split file, found no such file") from exc
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:
         raise DataFormatError(f"{path}: expected Parquet with columns {', '.join(columns)}, found: {exc}") from exc
+
+
+def declared_table_bytes(parquet: pq.ParquetFile, columns: tuple[str, ...]) -> int:
+    """What reading `columns` will hold, from the footer alone: the larger of the rows times each fixed-width
+    column's width and the column chunks' declared uncompressed sizes."""
+    schema = parquet.schema_arrow
+    rows = parquet.metadata.num_rows
+    fixed = sum(rows * (schema.field(name).type.bit_width // 8) for name in columns if _is_fixed(schema.field(name)))
+    chunks = sum(
+        chunk.total_uncompressed_size
+        for group in range(parquet.metadata.num_row_groups)
+        for chunk in (parquet.metadata.row_group(group).column(i) for i in range(parquet.metadata.num_columns))
+        if chunk.path_in_schema in columns
+    )
+    return max(fixed, chunks)
+
+
+def _is_fixed(field: pa.Field) -> bool:
+    try:
+        return field.type.bit_width > 0
+    except ValueError:  # variable-width types have none
+        return False
 
 
 def images_from_table(table: pa.Table, origin: str) -> np.ndarray:
@@ -94,8 +128,14 @@ def images_from_table(table: pa.Table, origin: str) -> np.ndarray:
     n = table.num_rows
     if n == 0:
         return np.zeros((0, 0, 0), dtype=np.uint8)
+    for name in ("height", "width"):
+        sides = table.column(name)
+        if not pa.types.is_integer(sides.type) or sides.null_count:
+            raise DataFormatError(f"{origin}: expected {name} as integers without nulls, found {sides.type}")
     heights, widths = table.column("height").to_numpy(), table.column("width").to_numpy()
     height, width = int(heights[0]), int(widths[0])
+    if height <= 0 or width <= 0:
+        raise DataFormatError(f"{origin}: expected positive image sides, found height {height} and width {width}")
     if (heights != height).any() or (widths != width).any() or height * width != column.type.byte_width:
         raise DataFormatError(f"{origin}: expected one image size matching the image width in bytes, found mixed sizes")
     chunk = column.combine_chunks()
@@ -104,9 +144,9 @@ def images_from_table(table: pa.Table, origin: str) -> np.ndarray:
     return flat.reshape(n, height, width)
 
 
-def read_split(path: Path) -> Split:
-    """Load a split file into arrays for training and evaluation."""
-    table = read_table(path, ("label", "height", "width", "image"))
+def read_split(path: Path, max_bytes: int = MAX_ARRAY_BYTES) -> Split:
+    """Load a split file into arrays for training and evaluation (at most `max_bytes` of them)."""
+    table = read_table(path, ("label", "height", "width", "image"), max_bytes)
     labels = table.column("label")
     if labels.null_count:
         raise DataFormatError(f"{path}: expected no null labels, found {labels.null_count}")
@@ -132,7 +172,7 @@ def _stored_fingerprint(layout: DataLayout) -> str | None:
     """The layout's fingerprint, if its files still hold exactly that content (an edited file forces a rewrite)."""
     try:
         manifest = read_manifest(layout)
-        for split in SPLITS:
+        for split in manifest["splits"]:
             data = read_split(layout.split_file(split))
             if hash_split(data.images, data.labels) != manifest["splits"][split]["sha256"]:
                 return None
@@ -141,9 +181,12 @@ def _stored_fingerprint(layout: DataLayout) -> str | None:
     return manifest.get("fingerprint")
 
 
-def build_manifest(dataset: RawDataset, split_hashes: dict[str, str], fingerprint: str) -> dict[str, Any]:
+def build_manifest(
+    dataset: RawDataset, split_hashes: dict[str, str], fingerprint: str, lineage: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The version's manifest; a grown version's `lineage` (base, parent, increments) follows its fingerprint."""
     splits = {}
-    for name in SPLITS:
+    for name in dataset.split_names():
         split = dataset.split(name)
         _, height, width = split.images.shape
         splits[name] = {
@@ -156,6 +199,7 @@ def build_manifest(dataset: RawDataset, split_hashes: dict[str, str], fingerprin
     return {
         "manifest_version": MANIFEST_VERSION,
         "fingerprint": fingerprint,
+        **(lineage or {}),
         "source": dataset.source,
         "origin": dataset.origin,
         "image_shape": list(dataset.train.images.shape[1:]),
@@ -170,13 +214,14 @@ def build_manifest(dataset: RawDataset, split_hashes: dict[str, str], fingerprin
     }
 
 
-def write_version(dataset: RawDataset, layout: DataLayout) -> IngestResult:
+def write_version(dataset: RawDataset, layout: DataLayout, lineage: dict[str, Any] | None = None) -> IngestResult:
     """Write the dataset as the immutable folder `datasets/<version>`; it does not become current here.
 
     Call under `versions.ingest_lock`. A version folder that already holds this exact content is reused as is;
     any failure leaves every existing folder untouched (the new one is built in a staging folder and renamed in).
     """
-    split_hashes = {name: hash_split(dataset.split(name).images, dataset.split(name).labels) for name in SPLITS}
+    names = dataset.split_names()
+    split_hashes = {name: hash_split(dataset.split(name).images, dataset.split(name).labels) for name in names}
     fingerprint = fingerprint_dataset(split_hashes)
     pinned = layout.pin(fingerprint)
     if mark_ingested(layout, fingerprint) and _stored_fingerprint(pinned) == fingerprint:
@@ -186,24 +231,26 @@ def write_version(dataset: RawDataset, layout: DataLayout) -> IngestResult:
             f"{layout.root / 'parquet'}: expected a symlink managed by mnist-pipeline, found a real directory"
         )
     layout.versions.mkdir(parents=True, exist_ok=True)
-    manifest = build_manifest(dataset, split_hashes, fingerprint)
+    manifest = build_manifest(dataset, split_hashes, fingerprint, lineage)
     staging = Path(tempfile.mkdtemp(dir=layout.versions, prefix=".staging-"))
     staging.chmod(0o755)
     final = pinned.parquet
+    aside = set_aside_path(layout, final.name)  # a kill between the two renames leaves the old folder only here
     try:
-        for name in SPLITS:
+        for name in names:
             write_split(staging / f"{name}.parquet", dataset.split(name))
             sync_path(staging / f"{name}.parquet")
         write_json_atomic(staging / "manifest.json", manifest)
         (staging / MARKER).write_text("written by mnist-pipeline ingest; retention may delete this folder\n")
+        settle_swap(aside, final)
         if final.exists():
-            final.rename(staging.with_name(f"{staging.name}-old"))
+            final.rename(aside)
         staging.rename(final)
         sync_path(layout.versions)
     finally:
-        for leftover in (staging, staging.with_name(f"{staging.name}-old")):
-            if leftover.exists():
-                shutil.rmtree(leftover)
+        if staging.exists():
+            shutil.rmtree(staging)
+        settle_swap(aside, final)
     return IngestResult(manifest, written=True, path=final)
 
 

@@ -9,6 +9,7 @@ a folder copied in by hand is never touched.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -18,10 +19,15 @@ from mnist_pipeline.files.atomic import remove_stale_temps, replace_symlink, syn
 from mnist_pipeline.files.locks import hold_lock
 from mnist_pipeline.files.usage import mark_used
 
+log = logging.getLogger(__name__)
+
 MARKER = ".created-by-mnist-pipeline"
 FAILED_SUFFIX = ".failed-validation"
 # Only ingest creates these, and only while it holds the ingest lock: under that lock, any found is a leftover.
 INGEST_LEFTOVERS = ("datasets/.staging-*", "raw/*/.*.tmp", "raw/*/.pip-*", ".parquet.*.link")
+# A version folder being replaced is renamed to this prefix + its name; never a leftover to delete blindly: between
+# the two renames of a swap it is the version's only copy (see `settle_swap`).
+SET_ASIDE_PREFIX = ".replaced-"
 
 
 def ingest_lock(layout: DataLayout) -> AbstractContextManager[None]:
@@ -62,9 +68,30 @@ def set_aside(layout: DataLayout, fingerprint: str) -> Path | None:
     return failed
 
 
+def set_aside_path(layout: DataLayout, name: str) -> Path:
+    """Where `store.write_version` moves the version folder `name` while it renames the rewritten one in."""
+    return layout.versions / f"{SET_ASIDE_PREFIX}{name}"
+
+
+def settle_swap(aside: Path, target: Path) -> None:
+    """Finish a version swap a killed ingest left half done: the copy set aside goes back where the version is
+    missing (the only copy is never deleted), and is removed once the new folder is in place."""
+    if not aside.is_dir():
+        return
+    if target.exists():
+        shutil.rmtree(aside)
+    else:
+        aside.rename(target)
+        sync_path(target.parent)
+        log.warning("restored %s: an ingest was killed while it replaced this version", target)
+
+
 def clean_leftovers(layout: DataLayout) -> list[Path]:
     """Remove what killed processes left: ingest's staging and download folders (call under the ingest lock) and
-    stale temp files of atomic writes anywhere under the data dir."""
+    stale temp files of atomic writes anywhere under the data dir; a version set aside by a killed swap is put
+    back first (`settle_swap`)."""
+    for aside in layout.versions.glob(f"{SET_ASIDE_PREFIX}*"):
+        settle_swap(aside, layout.versions / aside.name.removeprefix(SET_ASIDE_PREFIX))
     found = [path for pattern in INGEST_LEFTOVERS for path in layout.root.glob(pattern)]
     for path in found:
         if path.is_dir() and not path.is_symlink():

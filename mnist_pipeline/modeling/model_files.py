@@ -19,6 +19,7 @@ import keras
 
 from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.files.atomic import atomic_path, sync_path
+from mnist_pipeline.modeling.model_health import check_keras_archive
 from mnist_pipeline.modeling.serving import Engine, serving_file
 
 # Keras' numpy-2 patch of tf2onnx probes `np.object`, which warns on every export: Keras' business, not the user's.
@@ -40,11 +41,14 @@ def save_model(model: keras.Model, path: Path) -> None:
 
 
 def load_model(path: Path) -> keras.Model:
-    """Load a model saved by `save_model`; a missing or corrupt file is a DataFormatError naming it."""
+    """Load a model saved by `save_model`, uncompiled, for its weights and graph (export, inspection); a missing
+    or corrupt file is a DataFormatError naming it. Its zip members' declared sizes are checked first, and Keras
+    runs in safe mode (no deserialised lambdas: loading a file never runs code from it)."""
     if not path.is_file():
         raise DataFormatError(f"{path}: expected a saved .keras model, found no such file")
+    check_keras_archive(path)
     try:
-        return keras.saving.load_model(path)
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
         raise DataFormatError(f"{path}: expected a .keras model saved by mnist-pipeline, found: {exc}") from exc
 

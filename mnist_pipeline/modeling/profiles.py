@@ -123,3 +123,14 @@ def resolve_config(profile: str, model: str, epochs: int | None = None, precisio
     if epochs is not None:
         config = replace(config, epochs=epochs)
     return replace(config, precision=choose_precision(profile, model, precision).precision)
+
+
+# A warm start fine-tunes the champion for this many epochs (the profile's count when it has fewer); why two:
+# bench/RESULTS.md, "Warm start".
+WARM_START_EPOCHS = 2
+
+
+def fine_tuning_config(config: TrainConfig) -> TrainConfig:
+    """`config` for fine-tuning a trained model: the same optimizer and schedule over WARM_START_EPOCHS epochs,
+    without a warm-up (the weights are already trained; a warm-up protects random ones)."""
+    return replace(config, epochs=min(config.epochs, WARM_START_EPOCHS), warmup_epochs=0.0)

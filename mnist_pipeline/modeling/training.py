@@ -31,6 +31,7 @@ from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.modeling.architectures import build_model
 from mnist_pipeline.modeling.augmentation import augment_images
 from mnist_pipeline.modeling.hardware import resolve_precision
+from mnist_pipeline.modeling.model_files import load_model
 from mnist_pipeline.modeling.profiles import TrainConfig
 from mnist_pipeline.modeling.resume import ResumeTraining
 
@@ -201,18 +202,23 @@ def train_model(
     seed: int,
     on_epoch: Callable[[EpochReport], None] | None = None,
     checkpoint: Path | None = None,
+    warm_start: Path | None = None,
 ) -> TrainResult:
     """Build model `name`, train it per `config`; same data + config + seed gives the same weights.
 
     With `checkpoint`, the state is saved there at each epoch end and a saved state is resumed
-    (mnist_pipeline.modeling.resume).
+    (mnist_pipeline.modeling.resume). With `warm_start` (a saved `.keras` model), training starts from that
+    model's weights instead of new ones, with a fresh optimizer: fine-tuning, as repeatable as training anew.
     """
     seed_everything(seed)
     rng = np.random.default_rng(seed)
     fit_split, val_split = _split_validation(train, config.validation_fraction, rng)
     steps_per_epoch = math.ceil(fit_split.rows / config.batch_size)
-    precision = resolve_precision(config.precision).precision
-    model = build_model(name, image_shape=train.images.shape[1:], seed=seed, dtype_policy=precision)
+    if warm_start is None:
+        precision = resolve_precision(config.precision).precision
+        model = build_model(name, image_shape=train.images.shape[1:], seed=seed, dtype_policy=precision)
+    else:
+        model = load_model(warm_start)  # uncompiled: compiled below with a fresh optimizer
     optimizer = keras.optimizers.Adam(learning_rate=_learning_rate(config, steps_per_epoch))
     model.compile(optimizer=optimizer, loss=LOSS, metrics=["accuracy"])
     callbacks: list[keras.callbacks.Callback] = [_EpochReporter(config.epochs, on_epoch)]

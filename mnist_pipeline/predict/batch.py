@@ -7,9 +7,7 @@ returns the markdown for the artifact (class counts, low-confidence inputs, a th
 from __future__ import annotations
 
 import base64
-import html
 import io
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from PIL import Image
 from mnist_pipeline import defaults
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files.atomic import atomic_path
+from mnist_pipeline.markdown import escape_markdown, markdown_table
 from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL, find_model
 from mnist_pipeline.predict.answer import Answer, answer
 from mnist_pipeline.predict.model_choice import ModelChoice
@@ -78,11 +77,6 @@ def predictions_table(result: Answer) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-def escape_markdown(text: str) -> str:
-    """Text that renders as itself in markdown: HTML escaped, markdown punctuation backslash-escaped."""
-    return re.sub(r"([\\`*_\[\]|#!])", r"\\\1", html.escape(" ".join(text.split())))
-
-
 def thumbnail_uri(image: np.ndarray) -> str:
     """A 2x nearest-neighbour PNG of a prepared image, as a data: URI (the Prefect UI renders it inline)."""
     buffer = io.BytesIO()
@@ -112,10 +106,16 @@ def render_batch_markdown(result: Answer, output: Path, low_confidence: float, t
     unsure = sorted((p for p in predictions if p.probability < low_confidence), key=lambda p: p.probability)
     lines += ["", f"## Low confidence (below {100 * low_confidence:.0f} %): {len(unsure)}", ""]
     if unsure:
-        lines += ["| input | digit | probability | top 3 |", "|---|---:|---:|---|"]
-        for p in unsure[:LOW_CONFIDENCE_ROWS]:
-            top3 = ", ".join(f"{digit} ({100 * prob:.1f} %)" for digit, prob in p.top3)
-            lines.append(f"| {escape_markdown(p.input)} | {p.label} | {100 * p.probability:.1f} % | {top3} |")
+        rows = [
+            (
+                p.input,
+                p.label,
+                f"{100 * p.probability:.1f} %",
+                ", ".join(f"{digit} ({100 * prob:.1f} %)" for digit, prob in p.top3),
+            )
+            for p in unsure[:LOW_CONFIDENCE_ROWS]
+        ]
+        lines += markdown_table(("input", "digit", "probability", "top 3"), rows, align="lrrl")
     shown = min(THUMBNAILS, len(predictions))
     lines += ["", f"## The first {shown} inputs, as the model saw them", ""]
     cells = [

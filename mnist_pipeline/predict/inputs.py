@@ -10,14 +10,16 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from mnist_pipeline.data.dataset import to_uint8_images
 from mnist_pipeline.data.idx import read_idx
+from mnist_pipeline.data.limits import MAX_BATCH_BYTES, check_image_pixels
 from mnist_pipeline.data.sources.local import read_npz_arrays
-from mnist_pipeline.errors import DataFormatError
+from mnist_pipeline.errors import DataFormatError, describe_problem
 from mnist_pipeline.predict.preprocess import EmptyImageError, to_grayscale, to_mnist_style, to_mnist_style_batch
 
 # Files a folder contributes (any explicitly named file is tried with Pillow whatever its suffix).
@@ -25,6 +27,10 @@ IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
     | {".pbm", ".pnm", ".tga", ".qoi", ".avif", ".ico"}
 )
+# The Pillow formats those suffixes name (tests check it against `Image.registered_extensions()`): the only ones
+# `read_image` lets Pillow try. The formats Pillow registers without loading every plugin come first, so a PNG or
+# JPEG opens without the ~0.1 s `Image.init()`.
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "GIF", "PPM", "TIFF", "WEBP", "AVIF", "TGA", "QOI", "ICO")
 BATCH_SUFFIXES = frozenset({".npz", ".parquet"})
 IDX_NAME = re.compile(r"idx3[-.]ubyte(\.gz)?$", re.IGNORECASE)
 NPZ_KEYS = ("x", "images")
@@ -65,6 +71,7 @@ class _Collector:
         self.entries.append(_Entry([name], np.zeros((1, *self.shape), dtype=np.uint8), {0: problem}))
 
     def add(self, path: Path) -> None:
+        """Read one file; whatever goes wrong with it (see `describe_problem`) becomes its one failure."""
         try:
             if is_batch(path):
                 images, problems = to_mnist_style_batch(read_batch(path), self.shape)
@@ -77,8 +84,8 @@ class _Collector:
             else:
                 entry = _Entry([str(path)], to_mnist_style(gray, self.shape)[np.newaxis])
             self.entries.append(entry)
-        except DataFormatError as exc:
-            self.fail(str(path), str(exc).removeprefix(f"{path}: "))
+        except Exception as exc:  # any failure of one input is that input's line, not the run's end
+            self.fail(str(path), describe_problem(exc).removeprefix(f"{path}: "))
 
     def finish(self) -> LoadedInputs:
         if self.pending:
@@ -94,7 +101,10 @@ class _Collector:
             keep[list(entry.problems)] = False
             names.extend(name for name, kept in zip(entry.names, keep, strict=True) if kept)
             chunks.append(entry.images[keep])
-            failures.extend((entry.names[index], problem) for index, problem in entry.problems.items())
+            # One line each, whatever a library's message held (Arrow's span several).
+            failures.extend(
+                (entry.names[index], " ".join(problem.split())) for index, problem in entry.problems.items()
+            )
         return LoadedInputs(names, np.concatenate(chunks), failures)
 
 
@@ -102,16 +112,19 @@ def load_inputs(paths: list[Path], shape: tuple[int, int]) -> LoadedInputs:
     """Expand folders (recursively, sorted) and read every input; problems are collected, not raised."""
     collector = _Collector(tuple(shape))
     for path in paths:
-        if path.is_dir():
-            files = list_folder(path)
-            if not files:
-                collector.fail(str(path), "expected image files in this folder, found none")
-            for file in files:
-                collector.add(file)
-        elif path.exists():
-            collector.add(path)
-        else:
-            collector.fail(str(path), "expected an image file or folder, found no such path")
+        try:
+            if path.is_dir():
+                files = list_folder(path)
+                if not files:
+                    collector.fail(str(path), "expected image files in this folder, found none")
+                for file in files:
+                    collector.add(file)
+            elif path.exists():
+                collector.add(path)
+            else:
+                collector.fail(str(path), "expected an image file or folder, found no such path")
+        except OSError as exc:  # a name too long, a folder that cannot be listed
+            collector.fail(str(path), f"expected a readable file or folder, found: {exc.strerror or exc}")
     return collector.finish()
 
 
@@ -130,31 +143,47 @@ def is_batch(path: Path) -> bool:
     return path.suffix.lower() in BATCH_SUFFIXES or bool(IDX_NAME.search(path.name))
 
 
-def read_image(path: Path) -> Image.Image:
-    """Decode the file fully with Pillow (the first frame of an animation); any failure is a DataFormatError."""
+def read_image(path: Path | BinaryIO, formats: tuple[str, ...] = IMAGE_FORMATS) -> Image.Image:
+    """Decode the file with Pillow, upright (EXIF orientation applied), the first frame of an animation.
+
+    Only the formats of IMAGE_SUFFIXES are tried (`IMAGE_FORMATS`), whatever the file's name: Pillow identifies a
+    file by its content, and a PostScript file named `.png` would otherwise go to Ghostscript. The size in the
+    header is checked (`limits.check_image_pixels`) before any pixel is decoded. Any failure, whatever Pillow's
+    plugin raised, is a DataFormatError. The web app passes an in-memory upload and its narrower `formats`.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                return image.copy()  # decodes (the current frame) fully
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise DataFormatError(f"expected an image Pillow can read, found: {exc}") from exc
+            with Image.open(path, formats=formats) as image:
+                width, height = image.size
+                check_image_pixels(height, width)
+                decoded = image.copy()  # decodes (the current frame) fully
+    except DataFormatError:
+        raise
+    except Exception as exc:  # Pillow's plugins raise many kinds on hostile files
+        raise DataFormatError(f"expected an image Pillow can read ({', '.join(formats)}), found: {exc}") from exc
+    try:
+        return ImageOps.exif_transpose(decoded)
+    except Exception as exc:  # the EXIF parser raises SyntaxError, struct.error, ValueError...
+        raise DataFormatError(f"expected EXIF metadata Pillow can read (for the orientation), found: {exc}") from exc
 
 
 def read_batch(path: Path) -> np.ndarray:
-    """uint8 (n, h, w) images from an .npz (`x` or `images`), an IDX image file, or an ingest Parquet split."""
+    """uint8 (n, h, w) images from an .npz (`x` or `images`), an IDX image file, or an ingest Parquet split, each
+    of at most MAX_BATCH_BYTES (checked from its header or footer before the data is read)."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         from mnist_pipeline.data.store import read_split  # pyarrow: imported only when a Parquet file is read
 
-        images = read_split(path).images
+        images = read_split(path, MAX_BATCH_BYTES).images
     elif suffix == ".npz":
-        images = next(iter(read_npz_arrays(path, NPZ_KEYS, any_one=True).values()))
+        images = next(iter(read_npz_arrays(path, NPZ_KEYS, any_one=True, max_bytes=MAX_BATCH_BYTES).values()))
         if images.ndim == 2 and images.shape[1] == 784:
             images = images.reshape(-1, 28, 28)
     else:
-        images = read_idx(path)
+        images = read_idx(path, MAX_BATCH_BYTES)
     images = to_uint8_images(images, str(path))
     if images.shape[0] == 0:
         raise EmptyImageError("expected at least one image, found an empty batch")
+    check_image_pixels(*images.shape[1:])
     return images

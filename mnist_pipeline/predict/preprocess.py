@@ -10,9 +10,9 @@ model fed it as it is answers at chance; `to_mnist_style` undoes the differences
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from mnist_pipeline.errors import DataFormatError
+from mnist_pipeline.errors import DataFormatError, describe_problem
 
 MNIST_SHAPE = (28, 28)
 # The ink box MNIST scales to, as a fraction of the frame: 20 of 28 pixels.
@@ -35,7 +35,8 @@ def to_mnist_style(image: Image.Image | np.ndarray, shape: tuple[int, int] = MNI
     """A uint8 `shape` array of the digit in `image`, prepared the way MNIST was made.
 
     The steps, in order:
-    1. grayscale (luma; transparency is laid on paper that contrasts with the ink; EXIF rotation applied);
+    1. grayscale (luma; transparency is laid on paper that contrasts with the ink; `inputs.read_image` has already
+       applied the EXIF rotation);
     2. polarity: ink darker than the background (the border) is inverted, so the ink is lighter than the paper;
     3. an image that is now already MNIST-style (the frame's shape, black border, ink box within 20x20, centre
        of mass within a pixel of the centre) is returned unchanged, so MNIST's own images pass through as they are;
@@ -62,7 +63,6 @@ def to_grayscale(image: Image.Image | np.ndarray) -> np.ndarray:
         if image.ndim == 2 and image.dtype == np.uint8:
             return image
         image = Image.fromarray(image)
-    image = ImageOps.exif_transpose(image)
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):
         values = np.asarray(image, dtype=np.float64)
         low, high = (values.min(), values.max()) if values.size else (0.0, 0.0)
@@ -167,18 +167,28 @@ def centre_by_mass(patch: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def to_mnist_style_batch(images: np.ndarray, shape: tuple[int, int] = MNIST_SHAPE) -> tuple[np.ndarray, dict[int, str]]:
     """`to_mnist_style` for a uint8 (n, h, w) batch: MNIST-style images are checked at once and kept as they are.
 
-    Returns the prepared (n, *shape) images and, per index that failed, the problem (its row stays black).
+    Returns the prepared (n, *shape) images and, per index that failed in any way, the problem (its row stays
+    black).
     """
+    prepared, failures = to_mnist_style_rows(images, shape)
+    return prepared, {index: describe_problem(exc) for index, exc in failures.items()}
+
+
+def to_mnist_style_rows(
+    images: np.ndarray, shape: tuple[int, int] = MNIST_SHAPE
+) -> tuple[np.ndarray, dict[int, Exception]]:
+    """`to_mnist_style_batch` with each failure's exception instead of its line, for callers that tell an image
+    without ink (EmptyImageError) from one that could not be prepared."""
     ready = is_mnist_style(images, shape)
     if ready.all():
         return images, {}
     prepared = np.zeros((images.shape[0], *shape), dtype=np.uint8)
     if ready.any():  # only images of the frame's shape can be ready
         prepared[ready] = images[ready]
-    problems = {}
+    failures: dict[int, Exception] = {}
     for index in np.flatnonzero(~ready):
         try:
             prepared[index] = to_mnist_style(images[index], shape)
-        except EmptyImageError as exc:
-            problems[int(index)] = str(exc)
-    return prepared, problems
+        except Exception as exc:  # one image's failure is its line, the batch goes on
+            failures[int(index)] = exc
+    return prepared, failures

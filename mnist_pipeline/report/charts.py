@@ -258,27 +258,34 @@ def plot_history(
     series: dict[str, Sequence[float | None]],
     colors: dict[str, str],
     marks: dict[str, Sequence[bool]] | None = None,
+    new_series: dict[str, Sequence[float | None]] | None = None,
 ) -> str:
-    """Each model's accuracy run after run (gaps where a run did not train that model).
+    """Each model's test accuracy run after run (gaps where a run did not train that model), and, dashed in the
+    same colour, its accuracy on the `new` set where runs had one (`new_series`).
 
     `marks` flags, per model and run, the points to ring: the runs whose model became the champion.
     """
     x = np.arange(len(labels))
+    shown_new = {name: values for name, values in (new_series or {}).items() if any(v is not None for v in values)}
     with new_figure(7.2, 2.8) as figure:
         ax = figure.add_subplot()
         for name, values in series.items():
             y = 100 * np.array(values, dtype=float)  # None, where a run did not train the model, becomes NaN
-            ax.plot(x, y, "-o", ms=4, color=colors[name], label=name)
+            ax.plot(x, y, "-o", ms=4, color=colors[name], label=f"{name} (test)" if shown_new else name)
             flags = np.asarray((marks or {}).get(name) or [False] * len(values), dtype=bool)
             if flags.any():
                 ax.plot(x[flags], y[flags], "o", ms=10, mfc="none", mec=colors[name], mew=1.6)
+        for name, values in shown_new.items():
+            ax.plot(x, 100 * np.array(values, dtype=float), "--s", ms=3, color=colors[name], label=f"{name} (new)")
         if marks and any(any(flags) for flags in marks.values()):
             ax.plot([], [], "o", ms=10, mfc="none", mec="#39424e", mew=1.6, label="new champion")
         crowded = len(labels) > 4
         ax.set_xticks(x, labels, rotation=30 if crowded else 0, ha="right" if crowded else "center", fontsize=7)
-        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylabel("accuracy (%)" if shown_new else "test accuracy (%)")
         ax.yaxis.grid(True)
-        ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=min(len(series) + 1, 4))
+        ax.legend(
+            fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=min(len(series) + len(shown_new) + 1, 4)
+        )
         return figure_uri(figure)
 
 

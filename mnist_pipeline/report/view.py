@@ -78,11 +78,14 @@ def build_model_view(
 ) -> dict[str, Any]:
     """Everything the page shows about one model; `reference` is the seed study's accuracy, when it applies."""
     matrix = np.asarray(model["confusion_matrix"], dtype=np.int64)
+    new = read_set(model, "new") or {}
     return {
         "name": name,
         "anchor": anchor,
         "color": color,
         "accuracy": model["test_accuracy"],
+        "new_accuracy": new.get("accuracy"),
+        "new_rows": new.get("rows"),
         "reference": reference,
         "delta": model["test_accuracy"] - reference if reference is not None else None,
         "loss": model["test_loss"],
@@ -114,6 +117,34 @@ def read_accuracy(model: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def read_set(model: Any, split: str) -> dict[str, Any] | None:
+    """A model's scores on one evaluation set (`eval.<split>` in metrics.json), or None: runs recorded before
+    evaluation sets have only `test` figures, and a run without new data has no `new` set."""
+    sets = model.get("eval") if isinstance(model, dict) else None
+    scores = sets.get(split) if isinstance(sets, dict) else None
+    return scores if isinstance(scores, dict) else None
+
+
+def read_new_accuracy(model: Any) -> float | None:
+    """A model's accuracy on the `new` set from a run's metrics.json; None when it had none."""
+    scores = read_set(model, "new") or {}
+    value = scores.get("accuracy")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def read_new_rows(run: dict[str, Any]) -> int | None:
+    """How many new images (the increments' test parts) the run's dataset version had; runs recorded before
+    versions grew have no `new_rows` and had none."""
+    value = (run.get("data") or {}).get("new_rows", 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def read_increments(run: dict[str, Any]) -> int:
+    """How many accepted increments the run's dataset version held (none before versions grew)."""
+    increments = (run.get("data") or {}).get("increments")
+    return len(increments) if isinstance(increments, list) else 0
+
+
 def read_promoted(run: dict[str, Any], name: str) -> bool:
     """Whether the run's `name` model became the champion, from its metrics.json `champion` decisions."""
     decisions = run.get("champion")
@@ -130,12 +161,15 @@ def build_run_rows(runs: Sequence[dict[str, Any]], current: dict[str, Any]) -> t
             "name": run["run"]["name"],
             "started_at": run["run"].get("started_at"),
             "profile": run["run"].get("profile"),
-            "fingerprint": (run.get("data") or {}).get("fingerprint", ""),
+            "fingerprint": str((run.get("data") or {}).get("fingerprint", "")),
             "source": (run.get("data") or {}).get("source", ""),
             "test_rows": (run.get("data") or {}).get("test_rows"),
+            "new_rows": read_new_rows(run),
+            "increments": read_increments(run),
             "validated": (run.get("validation") or {}).get("success"),
             "current": run is current,
             "accuracies": [read_accuracy(run["models"].get(name)) for name in names],
+            "new_accuracies": [read_new_accuracy(run["models"].get(name)) for name in names],
             "promoted": [read_promoted(run, name) for name in names],
         }
         for run in runs
@@ -144,16 +178,21 @@ def build_run_rows(runs: Sequence[dict[str, Any]], current: dict[str, Any]) -> t
 
 
 def collect_series(names: Sequence[str], rows: Sequence[dict[str, Any]], key: str) -> dict[str, list[Any]]:
-    """Each model's `key` values ("accuracies", "promoted"), run after run, for a chart."""
+    """Each model's `key` values ("accuracies", "new_accuracies", "promoted"), run after run, for a chart."""
     return {name: [row[key][index] for row in rows] for index, name in enumerate(names)}
 
 
 def build_history(history: Sequence[dict[str, Any]], metrics: dict[str, Any]) -> dict[str, Any]:
-    """Accuracy of every model across earlier runs and this one (oldest first), as a table and a chart."""
+    """Accuracy of every model on both sets across earlier runs and this one (oldest first), with the dataset
+    version each trained on and its new images, as a table and a chart."""
     names, rows = build_run_rows([*history, metrics], metrics)
-    series = collect_series(names, rows, "accuracies")
-    chart = charts.plot_history([row["name"] for row in rows], series, assign_colors(names)) if len(rows) > 1 else None
-    return {"names": names, "rows": rows, "chart": chart}
+    chart = None
+    if len(rows) > 1:
+        labels, colors = [row["name"] for row in rows], assign_colors(names)
+        series, new_series = collect_series(names, rows, "accuracies"), collect_series(names, rows, "new_accuracies")
+        chart = charts.plot_history(labels, series, colors, new_series=new_series)
+    has_new = any(accuracy is not None for row in rows for accuracy in row["new_accuracies"])
+    return {"names": names, "rows": rows, "chart": chart, "has_new": has_new}
 
 
 def _is_full_run(run: dict[str, Any]) -> bool:
@@ -220,4 +259,9 @@ def build_report_context(
         "history": build_history(history, metrics),
         "profiles": build_profile_comparison(history, metrics),
         "champion": metrics.get("champion") or {},
+        "has_new": any(model["new_accuracy"] is not None for model in models),
+        "champion_has_new": any(
+            isinstance(decision, dict) and decision.get("challenger_new_accuracy") is not None
+            for decision in (metrics.get("champion") or {}).values()
+        ),
     }

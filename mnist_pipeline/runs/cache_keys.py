@@ -2,11 +2,12 @@
 
 Each key covers what decides the stage's result:
 - training: everything that changes the weights: the data, the resolved training config, the seed, the train
-  limit, the model/training source code, the TensorFlow and Keras versions, and TensorFlow's thread-pool size
-  (reductions split differently across more threads, so the float results differ);
+  limit, the model/training source code, the TensorFlow and Keras versions, TensorFlow's thread-pool size
+  (reductions split differently across more threads, so the float results differ) and, for a warm start, the
+  key of the model it starts from (so a fine-tuned model is never taken for one trained from scratch);
 - validation: the published files' bytes and the suite's code;
-- evaluation: the model (its key), the test split's content, the limit, the evaluation code and the version
-  of onnxruntime, which scores it.
+- evaluation: the model (its key), the scored split's content (`test` or `new`), the limit, the evaluation code
+  and the version of onnxruntime, which scores it.
 Code is hashed from source files and versions read from package metadata, so computing a key imports nothing heavy.
 """
 
@@ -94,8 +95,10 @@ def compute_training_key(
     seed: int,
     train_limit: int | None,
     tf_threads: int | None,
+    warm_start: str | None = None,
 ) -> str:
-    """The identity of one trained model; also its file name under data/models/<model>/."""
+    """The identity of one trained model; also its file name under data/models/<model>/. `warm_start` is the key
+    of the model it is fine-tuned from (None: from scratch, whose keys stay what they were before warm starts)."""
     payload = {
         "model": model,
         "data": fingerprint,
@@ -105,6 +108,8 @@ def compute_training_key(
         "code": hash_training_code(model),
         "runtime": describe_runtime(tf_threads),
     }
+    if warm_start is not None:
+        payload["warm_start"] = warm_start
     return _short_hash(payload)
 
 
@@ -117,12 +122,13 @@ def compute_validation_key(version_dir: Path, image_shape: tuple[int, int]) -> s
     return _short_hash(payload)
 
 
-def compute_evaluation_key(model_key: str, test_sha256: str, test_limit: int | None) -> str:
-    """Evaluation's identity: the trained model (its key), the test split's content, the limit, the code."""
+def compute_evaluation_key(model_key: str, split_sha256: str, limit: int | None) -> str:
+    """Evaluation's identity: the trained model (its key), the scored split's content (`test`, or `new`, the
+    accepted increments' test parts), the row limit, the code."""
     payload = {
         "model": model_key,
-        "test": test_sha256,
-        "test_limit": test_limit,
+        "split": split_sha256,
+        "limit": limit,
         "code": hash_module_sources(EVALUATION_CODE_MODULES),
         "onnxruntime": version("onnxruntime"),
     }

@@ -22,6 +22,7 @@ def assemble_metrics(
     provenance: dict[str, Any],
 ) -> dict[str, Any]:
     """`run` names the flow run: name, flow_run_id, flow_run_url, started_at; `results` is train_and_evaluate's."""
+    new_split = find_new_split(manifest)
     models = {}
     for name, trained in results["trained"].items():
         evaluated = results["evaluated"][name]
@@ -36,6 +37,8 @@ def assemble_metrics(
             "finished_at": trained["finished_at"],
             "cached": results["cached"][name],
             "resumed_from_epoch": trained.get("resumed_from_epoch", 0),
+            # The key of the champion it was fine-tuned from (--warm-start), or None: trained anew.
+            "warm_start": trained.get("warm_start"),
             "params": trained["params"],
             "profile": config.profile,
             "train_config": trained["train_config"],
@@ -64,10 +67,47 @@ def assemble_metrics(
             "test_sha256": manifest["splits"]["test"]["sha256"],
             "source": manifest["source"],
             "origin": manifest["origin"],
+            "increments": list(manifest.get("increments") or []),
+            "new_rows": new_split["rows"] if new_split else 0,
+            "new_sha256": new_split["sha256"] if new_split else None,
         },
         "validation": validation,
         "stages": {stage: {"seconds": round(seconds, 3)} for stage, seconds in stages.items()},
         "models": models,
+    }
+
+
+def find_new_split(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest's `new` split (the accepted increments' test parts), or None when the version has none or it
+    holds no rows: then there is no `new` set to score on."""
+    split = manifest.get("splits", {}).get("new")
+    return split if split and split.get("rows") else None
+
+
+def summarize_evaluations(evaluations: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A model's metrics.json scores from its evaluation jobs (`test`, and `new` when scored): `eval.<set>` for
+    each set, and the `test` figures flat as well (`test_accuracy`, `confusion_matrix`, ...), as before sets."""
+    test = evaluations["test"]
+    return {
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "test_rows": test["rows"],
+        "confusion_matrix": test["confusion_matrix"],
+        "per_class": test["per_class"],
+        "predictions_file": test["predictions_file"],
+        "evaluation_reused": all(evaluated["evaluation_reused"] for evaluated in evaluations.values()),
+        "eval": {
+            split: {
+                "accuracy": evaluated["accuracy"],
+                "loss": evaluated["loss"],
+                "rows": evaluated["rows"],
+                "confusion_matrix": evaluated["confusion_matrix"],
+                "per_class": evaluated["per_class"],
+                "predictions_file": evaluated["predictions_file"],
+                "reused": evaluated["evaluation_reused"],
+            }
+            for split, evaluated in evaluations.items()
+        },
     }
 
 

@@ -11,8 +11,9 @@ from typing import Any
 
 from mnist_pipeline.config import RunConfig
 from mnist_pipeline.modeling.hardware import count_usable_cores
-from mnist_pipeline.modeling.profiles import choose_precision, resolve_config
+from mnist_pipeline.modeling.profiles import choose_precision, fine_tuning_config, resolve_config
 from mnist_pipeline.runs.cache_keys import compute_evaluation_key, compute_training_key
+from mnist_pipeline.runs.metrics import find_new_split
 
 log = logging.getLogger(__name__)
 TASKS_PER_MODEL = 3  # train, evaluate, charts
@@ -51,16 +52,37 @@ def tf_threads_per_model(config: RunConfig, n_models: int) -> int | None:
     return max(1, count_usable_cores() // n_models)
 
 
-def plan_training(config: RunConfig, manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """One job per selected model: its resolved training config, training key and evaluation key."""
+def plan_training(
+    config: RunConfig, manifest: dict[str, Any], warm_starts: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """One job per selected model: its resolved training config, training key and evaluation keys (`test`, and
+    `new` when the version has a non-empty `new` split, which is never limited), and `warm_start`: the key of the
+    model it fine-tunes (from `warm_starts`, model -> champion key), or None to train from scratch."""
     jobs = []
+    new_split = find_new_split(manifest)
     tf_threads = tf_threads_per_model(config, len(config.models))
     for name in config.models:
-        train_config = resolve_config(config.profile, name, config.epochs.get(name), config.precision).to_dict()
+        resolved = resolve_config(config.profile, name, config.epochs.get(name), config.precision)
+        warm_start = (warm_starts or {}).get(name)
+        if warm_start is not None and name not in config.epochs:
+            resolved = fine_tuning_config(resolved)
+        train_config = resolved.to_dict()
         log.info("%s: precision %s", name, choose_precision(config.profile, name, config.precision).reason)
+        if warm_start is not None:
+            log.info("%s: fine-tuning champion %s for %d epoch(s)", name, warm_start, resolved.epochs)
         key = compute_training_key(
-            name, manifest["fingerprint"], train_config, config.seed, config.train_limit, tf_threads
+            name, manifest["fingerprint"], train_config, config.seed, config.train_limit, tf_threads, warm_start
         )
         eval_key = compute_evaluation_key(key, manifest["splits"]["test"]["sha256"], config.test_limit)
-        jobs.append({"model": name, "key": key, "eval_key": eval_key, "train_config": train_config})
+        new_eval_key = compute_evaluation_key(key, new_split["sha256"], None) if new_split else None
+        jobs.append(
+            {
+                "model": name,
+                "key": key,
+                "eval_key": eval_key,
+                "new_eval_key": new_eval_key,
+                "train_config": train_config,
+                "warm_start": warm_start,
+            }
+        )
     return jobs

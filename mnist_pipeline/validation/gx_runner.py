@@ -16,7 +16,7 @@ import pandas as pd
 
 from mnist_pipeline.validation.suite import CLASSES_FRAME, PROFILE_FRAME
 
-# Columns GX reports for each offending row, so messages can name the rows.
+# Columns GX reports for each offending row, so messages can name the rows (other frames: row_id).
 INDEX_COLUMNS = {PROFILE_FRAME: ["row_id"], CLASSES_FRAME: ["label", "rows"]}
 PARTIAL_UNEXPECTED = 5
 
@@ -56,7 +56,7 @@ def run_suites(
                 suite,
                 result_format={
                     "result_format": "SUMMARY",
-                    "unexpected_index_column_names": INDEX_COLUMNS[frame_name],
+                    "unexpected_index_column_names": INDEX_COLUMNS.get(frame_name, ["row_id"]),
                     "partial_unexpected_count": PARTIAL_UNEXPECTED,
                 },
             )

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from mnist_pipeline.data.dataset import SPLITS
+from mnist_pipeline.data.dataset import NEW_SPLIT, SPLITS
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.sources import CANONICAL_SOURCES
 from mnist_pipeline.data.store import read_manifest, read_table
@@ -30,9 +30,10 @@ def validate_dataset(layout: DataLayout, image_shape: tuple[int, int] | None = N
     manifest = read_manifest(layout)
     if not isinstance(manifest, dict):
         raise DataFormatError(f"{layout.manifest}: expected a JSON object, found {type(manifest).__name__}")
-    origins = {split: str(layout.split_file(split)) for split in SPLITS}
-    tables = {split: read_table(layout.split_file(split)) for split in SPLITS}
-    profiles = {split: profile_split(tables[split], origins[split]) for split in SPLITS}
+    splits = list_splits(manifest)
+    origins = {split: str(layout.split_file(split)) for split in splits}
+    tables = {split: read_table(layout.split_file(split)) for split in splits}
+    profiles = {split: profile_split(tables[split], origins[split]) for split in splits}
     checks = _run_expectations(manifest, profiles, image_shape)
     checks += check_integrity(manifest, tables, origins)
     return ValidationReport(
@@ -44,15 +45,24 @@ def validate_dataset(layout: DataLayout, image_shape: tuple[int, int] | None = N
     )
 
 
+def list_splits(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The splits to check: train and test, and `new` when the manifest of a grown version lists it."""
+    splits = manifest.get("splits")
+    return (*SPLITS, NEW_SPLIT) if isinstance(splits, dict) and NEW_SPLIT in splits else SPLITS
+
+
 def _run_expectations(
     manifest: dict[str, Any], profiles: dict[str, pd.DataFrame], image_shape: tuple[int, int] | None
 ) -> list[CheckResult]:
+    # A grown version is MNIST plus increments: its train split has grown, but its test split is MNIST's own,
+    # unchanged, and keeps the canonical checks (exactly 10 000 rows of 28x28).
     canonical = manifest.get("source") in CANONICAL_SOURCES
+    grown = bool(manifest.get("increments"))
     shape = choose_image_shape(manifest, canonical, image_shape)
-    suites = {split: build_suite(split, canonical, shape) for split in SPLITS}
+    suites = {split: build_suite(split, canonical and not (grown and split == "train"), shape) for split in profiles}
     batches = {
         split: {PROFILE_FRAME: profile, CLASSES_FRAME: count_classes(profile, CLASSES)}
         for split, profile in profiles.items()
     }
     results = run_suites(batches, suites)
-    return [describe_result(split, item) for split in SPLITS for item in results[split]]
+    return [describe_result(split, item) for split in profiles for item in results[split]]

@@ -1,1 +1,1 @@
-"""The local web app (Starlette on uvicorn): for now it serves the reports folder."""
+"""The local web app (FastAPI on uvicorn): the drawing page, its API, and the reports folder."""

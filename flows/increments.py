@@ -1,0 +1,90 @@
+"""The `increment-gate` flow: blocking checks -> drift report -> accept or refuse -> artifact (and event).
+
+Each batch is judged under the data dir's increments lock, so two gates never accept the same images. A batch the
+index already holds (a gate killed after updating it) is finished as accepted without being judged again; a batch
+named explicitly that another gate or run judged meanwhile is not judged again either: its outcome is reported.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from mnist_pipeline import defaults
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.files.locks import hold_lock
+from mnist_pipeline.increments.checks import DEFAULT_MIN_IMAGES
+from mnist_pipeline.increments.gate import check_drift_mode, decide
+from mnist_pipeline.increments.inbox import list_pending
+from mnist_pipeline.increments.store import find_verdict, is_accepted
+from mnist_pipeline.runs.names import compose_run_name
+from tasks.guard import guarded
+from tasks.increments import accept_task, check_task, drift_task, refuse_task, report_task
+
+
+def generate_gate_run_name() -> str:
+    return compose_run_name("gate", str(flow_run.id), datetime.now(UTC), 8)
+
+
+def finish_accepted(data_dir: str, batch_id: str) -> dict[str, Any]:
+    """A pending batch the index already holds (a gate killed after updating the index): drop it from the inbox,
+    post its artifact and send the event it never got, without judging it again (its images are in the index)."""
+    rows = accept_task(data_dir, batch_id, [], None)["rows"]
+    report_task(data_dir, batch_id, [], [], None, rows)
+    note = "finished: accepted by an interrupted gate"
+    return {"id": batch_id, "accepted": True, "reasons": [], "rows": rows, "drift": [], "note": note}
+
+
+@flow(name="increment-gate", flow_run_name=generate_gate_run_name)
+@guarded
+def increment_gate(
+    data_dir: str = str(defaults.DATA_DIR),
+    batch_ids: list[str] | None = None,
+    min_images: int = DEFAULT_MIN_IMAGES,
+    drift: str = "report",
+    fingerprint: str | None = None,
+) -> list[dict[str, Any]]:
+    """Judge the given batches (default: every pending one) against dataset version `fingerprint` (default: the
+    current one); returns per batch its id, whether it was accepted, the reasons, the flagged drift tests and a
+    note when it was not judged by this run (judged earlier, or finished after an interrupted gate)."""
+    drift_mode = check_drift_mode(drift)
+    layout = DataLayout(Path(data_dir))
+    outcomes = []
+    for batch_id in batch_ids if batch_ids is not None else list_pending(layout):
+        with hold_lock(layout.increments_lock):
+            if batch_id not in list_pending(layout):
+                if batch_ids is None:
+                    continue  # another gate judged it meanwhile
+                verdict = find_verdict(layout, batch_id)
+                if verdict is not None:  # another gate or a run judged it meanwhile
+                    outcomes.append({"id": batch_id, **verdict, "drift": [], "note": "judged earlier by another gate"})
+                    continue
+                # neither pending nor judged: check_task fails, naming the folder it expected
+            if is_accepted(layout, batch_id):
+                outcomes.append(finish_accepted(data_dir, batch_id))
+                continue
+            checks = check_task(data_dir, batch_id, fingerprint, min_images)
+            passed = all(check.success for check in checks)
+            measured = drift_task(data_dir, batch_id, fingerprint) if passed else None
+            reasons = decide(checks, measured.report if measured else None, drift_mode)
+            rows = None
+            if reasons:
+                refuse_task(data_dir, batch_id, reasons)
+            else:
+                rows = accept_task(data_dir, batch_id, checks, measured.report.to_dict() if measured else None)["rows"]
+            report_task(data_dir, batch_id, checks, reasons, measured, rows)
+        outcomes.append(
+            {
+                "id": batch_id,
+                "accepted": not reasons,
+                "reasons": reasons,
+                "rows": rows,
+                "drift": measured.report.lines() if measured else [],
+                "note": None,
+            }
+        )
+    return outcomes

@@ -1,0 +1,66 @@
+"""Dataset versions that grow: the base version plus every accepted increment, written as one more version.
+
+The grown version's `train` is the base train split followed by each increment's train part (acceptance order),
+its `test` is the base test split unchanged, and `new` holds the increments' test parts. Its manifest names the
+`base` fingerprint, the `parent` (the version current when it was grown) and the `increments`. With no increment
+the base version is the version, untouched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mnist_pipeline.data.dataset import RawDataset, Split
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.store import IngestResult, read_manifest, read_split, write_version
+from mnist_pipeline.data.versions import ingest_lock
+from mnist_pipeline.errors import DataFormatError
+from mnist_pipeline.increments.history import list_increments, read_index
+from mnist_pipeline.increments.store import read_part
+from mnist_pipeline.predict.preprocess import MNIST_SHAPE
+
+
+def grow_version(layout: DataLayout, base_fingerprint: str) -> IngestResult:
+    """Write the base version grown by every accepted increment (not yet current); the base itself without any."""
+    base = layout.pin(base_fingerprint)
+    increments = list_increments(read_index(layout))
+    if not increments:
+        return IngestResult(read_manifest(base), written=False, path=base.parquet)
+    manifest = read_manifest(base)
+    train, test = read_split(base.split_file("train")), read_split(base.split_file("test"))
+    trains = [read_part(layout, increment, "train") for increment in increments]
+    tests = [read_part(layout, increment, "test") for increment in increments]
+    if train.images.shape[1:] != MNIST_SHAPE:
+        raise DataFormatError(
+            f"{base.parquet}: expected {MNIST_SHAPE[0]}x{MNIST_SHAPE[1]} images to grow with MNIST-style increments, "
+            f"found {train.images.shape[1]}x{train.images.shape[2]}"
+        )
+    dataset = RawDataset(
+        train=concatenate([train, *trains]),
+        test=test,
+        source=manifest["source"],
+        origin=manifest["origin"],
+        new=concatenate(tests),
+    )
+    lineage = {"base": base_fingerprint, "parent": find_current_fingerprint(layout), "increments": increments}
+    with ingest_lock(layout):
+        return write_version(dataset, layout, lineage)
+
+
+def concatenate(splits: list[Split], shape: tuple[int, int] = MNIST_SHAPE) -> Split:
+    """One split of all rows in order; empty parts (read back without an image size) add nothing."""
+    parts = [split for split in splits if split.rows]
+    if not parts:
+        return Split(images=np.zeros((0, *shape), dtype=np.uint8), labels=np.zeros(0, dtype=np.int64))
+    return Split(
+        images=np.concatenate([split.images for split in parts]),
+        labels=np.concatenate([split.labels for split in parts]),
+    )
+
+
+def find_current_fingerprint(layout: DataLayout) -> str | None:
+    """The current version's fingerprint (the parent of a version grown now), or None before the first publish."""
+    try:
+        return read_manifest(DataLayout(layout.root)).get("fingerprint")
+    except DataFormatError:
+        return None

@@ -1,0 +1,189 @@
+"""People's corrections from the drawing page: pending in `inbox/feedback/<digit>/`, sent to the gate in batches.
+
+A correction is the 28x28 image the model saw, saved as an 8-bit grayscale PNG under its true digit, atomically
+(ImageFolder layout, so it is read like any other labelled folder). When `threshold` have gathered, or on demand,
+they are moved (renames, under a lock) to a hidden `.submitting-*` folder, read with the gate's own reader, landed
+as one inbox batch with the note "feedback", removed, and `mnist-pipeline add-data --pending` is started detached
+to run the gate on it. Corrections sent meanwhile go to the fresh pending folder and wait for the next batch.
+
+The gate refuses a whole batch over one image it has seen (twice in the batch, or accepted before) and any batch
+under its `--min-images`. So before landing, repeats are dropped (files deleted, each named in `dropped`): a
+correction equal to an earlier one of the same batch, to an accepted image (`increments/index.parquet`) or to one
+in a batch already waiting in the inbox. Fewer than `defaults.MIN_IMAGES` left: nothing lands, they wait
+(`TooFewCorrections`). A submission killed midway leaves its `.submitting-*` folder behind; the next one moves
+those corrections back first (the repeat check drops any that had already landed).
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from PIL import Image
+
+from mnist_pipeline import defaults
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.files.atomic import write_bytes_atomic
+from mnist_pipeline.files.locks import hold_lock
+from mnist_pipeline.increments.hashing import SHA_BYTES, hash_images
+from mnist_pipeline.increments.history import as_sha_array, read_index
+from mnist_pipeline.increments.inbox import BATCH_FILE, land_batch, list_pending
+from mnist_pipeline.increments.sources import LabelledBatch, read_labelled_batch
+
+DEFAULT_THRESHOLD = defaults.FEEDBACK_BATCH
+NOTE = "feedback"
+GATE_LOG = "feedback-gate.log"
+STAGING_PREFIX = ".submitting-"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A batch of corrections landed in the inbox, and the gate started on it (its log file)."""
+
+    batch_id: str
+    rows: int
+    problems: list[str]
+    dropped: list[str]
+    log: Path
+
+
+class TooFewCorrections(Exception):
+    """Fewer different corrections wait than the gate's minimum: nothing was landed, they keep waiting."""
+
+    def __init__(self, waiting: int, minimum: int, dropped: list[str]) -> None:
+        super().__init__(
+            f"feedback: expected at least {minimum} different corrections for a batch (the gate's --min-images), "
+            f"found {waiting} waiting"
+        )
+        self.waiting = waiting
+        self.minimum = minimum
+        self.dropped = dropped
+
+
+def to_png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def save_correction(layout: DataLayout, label: int, image: np.ndarray) -> Path:
+    """Write one correction (uint8 28x28) as `feedback/<label>/<UTC time>-<8 hex>.png`; returns its path."""
+    if not 0 <= label <= 9:
+        raise ValueError(f"label: expected a digit 0..9, found {label}")
+    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}.png"
+    path = layout.feedback / str(label) / name
+    write_bytes_atomic(path, to_png(image))
+    return path
+
+
+def list_corrections(folder: Path) -> list[Path]:
+    """The pending corrections in `folder` (digit folders' non-hidden PNG files), oldest first."""
+    return sorted(
+        (path for path in folder.glob("[0-9]/*.png") if not path.name.startswith(".")), key=lambda path: path.name
+    )
+
+
+def count_corrections(layout: DataLayout) -> int:
+    return len(list_corrections(layout.feedback))
+
+
+def recover_stranded(layout: DataLayout) -> None:
+    """Put back the corrections of a submission that was killed before it finished (call under the lock)."""
+    for staging in layout.feedback.glob(f"{STAGING_PREFIX}*"):
+        for path in list_corrections(staging):
+            (layout.feedback / path.parent.name).mkdir(parents=True, exist_ok=True)
+            path.rename(layout.feedback / path.parent.name / path.name)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def read_known_hashes(layout: DataLayout) -> pa.Array:
+    """The hashes of every image the gate would call a duplicate: waiting in the inbox, or accepted."""
+    known = []
+    for batch_id in list_pending(layout):
+        try:
+            known.append(pq.read_table(layout.inbox / batch_id / BATCH_FILE, columns=["sha"]).column("sha"))
+        except FileNotFoundError:  # the gate took it meanwhile: the index below has it
+            continue
+    known.append(read_index(layout, ("sha",)).column("sha"))
+    chunks = [chunk for column in known for chunk in column.chunks]
+    return pa.chunked_array(chunks, pa.binary(SHA_BYTES)).combine_chunks()
+
+
+def find_repeats(shas: np.ndarray, names: list[str], known: pa.Array) -> list[tuple[int, str]]:
+    """(row, why) of each image the gate would refuse as a duplicate: seen before, or earlier in this batch."""
+    seen_before = pc.is_in(as_sha_array(shas), value_set=known).to_numpy(zero_copy_only=False)
+    first: dict[bytes, str] = {}
+    repeats = []
+    for row, (name, sha) in enumerate(zip(names, shas.view(np.uint8).reshape(-1, SHA_BYTES), strict=True)):
+        key = sha.tobytes()
+        if seen_before[row]:
+            repeats.append((row, "the same image is accepted already or waiting in the inbox"))
+        elif key in first:
+            repeats.append((row, f"the same image as {first[key]}"))
+        else:
+            first[key] = name
+    return repeats
+
+
+def drop_repeats(layout: DataLayout, staging: Path, batch: LabelledBatch) -> list[str]:
+    """Delete the corrections the gate would refuse as duplicates; one line per file deleted."""
+    names = [f"{layout.feedback.name}/{name}" for name in batch.names]  # as in inbox/feedback/
+    dropped = []
+    for row, why in find_repeats(hash_images(batch.images), names, read_known_hashes(layout)):
+        (staging / batch.names[row]).unlink()
+        dropped.append(f"{names[row]}: dropped, {why}")
+    return dropped
+
+
+def submit_corrections(
+    layout: DataLayout, start: Callable[[DataLayout], Path], minimum: int = defaults.MIN_IMAGES
+) -> Submission | None:
+    """Land every pending correction, repeats dropped, as one inbox batch and `start` the gate on it; None when
+    there are none, TooFewCorrections (nothing landed) when fewer than `minimum` different ones are left."""
+    with hold_lock(layout.locks / "feedback.lock"):
+        recover_stranded(layout)
+        corrections = list_corrections(layout.feedback)
+        if not corrections:
+            return None
+        staging = layout.feedback / f"{STAGING_PREFIX}{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+        for path in corrections:
+            (staging / path.parent.name).mkdir(parents=True, exist_ok=True)
+            path.rename(staging / path.parent.name / path.name)
+        try:
+            batch = read_labelled_batch(staging)
+            dropped = drop_repeats(layout, staging, batch)
+            if dropped:  # read again what is left (none left: an empty batch)
+                batch = read_labelled_batch(staging) if list_corrections(staging) else None
+            if batch is None or batch.rows < minimum:
+                raise TooFewCorrections(batch.rows if batch else 0, minimum, dropped)
+            batch_id = land_batch(layout, batch, source=str(layout.feedback), note=NOTE)
+        except BaseException:
+            for path in list_corrections(staging):  # back in the queue, for the next try
+                path.rename(layout.feedback / path.parent.name / path.name)
+            raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return Submission(batch_id, batch.rows, batch.problems, dropped, start(layout))
+
+
+def start_gate(layout: DataLayout) -> Path:
+    """`mnist-pipeline add-data --pending --data-dir DIR`, detached (its own session; it outlives the app);
+    returns the log file its output is appended to."""
+    log = layout.inbox / GATE_LOG
+    command = [sys.executable, "-m", "cli.main", "add-data", "--pending", "--data-dir", str(layout.root)]
+    with log.open("ab") as output:
+        subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return log

@@ -1,0 +1,78 @@
+"""Answer uploaded pictures the way `predict` answers files: same decoding, preprocessing, engine and records.
+
+Each record is a `predict --format json` record plus `image`, the 28x28 picture the model saw as a PNG data URI,
+and `champion_since`, so the page can show what was asked and who answered.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from mnist_pipeline.errors import DataFormatError
+from mnist_pipeline.predict.answer import Answer, predict_images, to_records
+from mnist_pipeline.predict.inputs import read_image
+from mnist_pipeline.predict.preprocess import EmptyImageError, to_mnist_style
+from mnist_pipeline.web.champion import Serving
+
+# The picture formats the app decodes (Pillow format names), and how its messages name them.
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
+ALLOWED = "PNG, JPEG, BMP, GIF, TIFF or WebP"
+
+
+class NamedUpload(io.BytesIO):
+    """An uploaded file in memory that Pillow's messages name by its upload name, not by an object address."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        super().__init__(data)
+        self.upload_name = name
+
+    def __repr__(self) -> str:
+        return repr(self.upload_name)
+
+
+class UploadError(Exception):
+    """An upload the app cannot answer: `status` is the http code, the message names the input."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def prepare_upload(name: str, data: bytes, shape: tuple[int, int]) -> np.ndarray:
+    """The uint8 `shape` image the model sees for one uploaded file; UploadError when there is none."""
+    if not data:
+        raise UploadError(400, f"{name}: expected a {ALLOWED} image, found an empty body")
+    try:
+        picture = read_image(NamedUpload(data, name), FORMATS)
+    except DataFormatError as exc:
+        raise UploadError(415, f"{name}: {exc}") from exc
+    try:
+        return to_mnist_style(picture, shape)
+    except EmptyImageError as exc:
+        raise UploadError(422, f"{name}: expected a drawn digit, found an empty drawing ({exc})") from exc
+    except DataFormatError as exc:
+        raise UploadError(422, f"{name}: {exc}") from exc
+
+
+def to_data_uri(image: np.ndarray) -> str:
+    """An 8-bit grayscale PNG of `image` as a data: URI."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def answer_uploads(serving: Serving, uploads: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
+    """One record per upload, in order; the first upload that cannot be answered raises UploadError."""
+    shape = serving.engine.input_shape
+    images = np.stack([prepare_upload(name, data, shape) for name, data in uploads])
+    names = [name for name, _ in uploads]
+    result = Answer(serving.choice, predict_images(serving.engine, images, names), [], images)
+    return [
+        {**record, "image": to_data_uri(image), "champion_since": serving.since}
+        for record, image in zip(to_records(result), images, strict=True)
+    ]
