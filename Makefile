@@ -77,6 +77,7 @@ bench: install
 	$(BIN)/python bench/bench_validate.py --data-dir data
 	$(BIN)/python bench/bench_cnn_throughput.py --data-dir data
 	$(BIN)/python bench/bench_pipeline.py
+	$(BIN)/python bench/bench_increment_gate.py
 
 server: install
 	@if [ -n "$$PREFECT_API_URL" ]; then echo "PREFECT_API_URL is set ($$PREFECT_API_URL): use that server; not starting one"; exit 1; fi
