@@ -6,6 +6,7 @@ Accuracies and recalls are fractions (0.9871); messages show them as percent and
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ from mnist_pipeline.errors import PipelineError
 
 # Accuracies are ratios of counts: float subtraction must not turn an exact tie at the margin into a win or a loss.
 _TOLERANCE = 1e-9
+# A digit's recall fall blocks promotion only when it is this unlikely to be chance (`find_recall_regression`).
+RECALL_FALL_P_VALUE = 0.05
 
 
 class PromotionError(PipelineError):
@@ -29,10 +32,12 @@ class SetScore:
     rows: int
     accuracy: float
     per_class_recall: tuple[float, ...]
+    class_rows: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         recall = _check_scores(self.rows, self.accuracy, self.per_class_recall, f"new set {self.sha256[:12]}", "new")
         object.__setattr__(self, "per_class_recall", recall)
+        object.__setattr__(self, "class_rows", tuple(int(rows) for rows in self.class_rows))
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,8 @@ class Candidate:
 
     `test_sha256` (the test split's content; None in registry entries older than it, which `data_fingerprint`
     stands in for) and `test_rows` name the test rows the numbers were measured on; `model_path` and `key`
-    re-find the model file so it can be re-evaluated when the data changes.
+    re-find the model file so it can be re-evaluated when the data changes. `test_class_rows` (and `new.class_rows`)
+    count each digit's images in the set; empty when unknown (registry entries, hand-made candidates).
     """
 
     key: str
@@ -53,10 +59,12 @@ class Candidate:
     per_class_recall: tuple[float, ...]
     test_sha256: str | None = None
     new: SetScore | None = None
+    test_class_rows: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         recall = _check_scores(self.test_rows, self.test_accuracy, self.per_class_recall, self.model_path, "test")
         object.__setattr__(self, "per_class_recall", recall)
+        object.__setattr__(self, "test_class_rows", tuple(int(rows) for rows in self.test_class_rows))
 
 
 def candidate_from_record(record: dict[str, Any]) -> Candidate:
@@ -76,6 +84,10 @@ def candidate_from_metrics(metrics: dict[str, Any], model: str) -> Candidate:
         )
     entry, data = metrics["models"][model], metrics["data"]
     new = (entry.get("eval") or {}).get("new")
+    new_score = None
+    if new:
+        recall, counts = tuple(new["per_class"]["recall"]), count_class_rows(new.get("confusion_matrix"))
+        new_score = SetScore(data["new_sha256"], new["rows"], new["accuracy"], recall, counts)
     return Candidate(
         key=entry["key"],
         model_path=entry["model_path"],
@@ -85,10 +97,14 @@ def candidate_from_metrics(metrics: dict[str, Any], model: str) -> Candidate:
         test_accuracy=entry["test_accuracy"],
         per_class_recall=tuple(entry["per_class"]["recall"]),
         test_sha256=data.get("test_sha256"),
-        new=SetScore(data["new_sha256"], new["rows"], new["accuracy"], tuple(new["per_class"]["recall"]))
-        if new
-        else None,
+        new=new_score,
+        test_class_rows=count_class_rows(entry.get("confusion_matrix")),
     )
+
+
+def count_class_rows(confusion_matrix: list[list[int]] | None) -> tuple[int, ...]:
+    """Each digit's images in a set: the confusion matrix's row sums (rows are true labels); () when absent."""
+    return tuple(int(sum(row)) for row in confusion_matrix) if confusion_matrix else ()
 
 
 @dataclass(frozen=True)
@@ -195,7 +211,9 @@ def _decide_on_test(
     """The rule while `new` is empty: test accuracy gain above the margin, no digit's test recall too far down."""
     drop, digit = test
     beats = gain - policy.min_accuracy_gain > _TOLERANCE
-    within = drop - policy.max_recall_drop <= _TOLERANCE
+    regression = find_recall_regression(
+        champion.per_class_recall, challenger.per_class_recall, challenger.test_class_rows, policy.max_recall_drop
+    )
     scores = f"challenger {_percent(challenger.test_accuracy)}"
     versus = f"champion {_percent(champion.test_accuracy)} (run {champion.run_name})"
     margin = f"margin {_points(policy.min_accuracy_gain)}"
@@ -203,15 +221,19 @@ def _decide_on_test(
     if not beats:
         change = f"change {_signed_points(gain)} points"
         return False, f"{scores} does not beat {versus} by more than the {margin} ({change})"
-    if not within:
+    if regression is not None:
+        digit, drop = regression, champion.per_class_recall[regression] - challenger.per_class_recall[regression]
         before, after = champion.per_class_recall[digit], challenger.per_class_recall[digit]
         return False, (
             f"{scores} beats {versus} by {_points(gain)} points ({margin}), but recall of digit {digit} drops "
             f"{_points(drop)} points ({_percent(before)} -> {_percent(after)}), more than the allowed {allowed}"
         )
+    within = f"within {allowed}"
+    if drop - policy.max_recall_drop > _TOLERANCE:
+        within = f"more than {allowed} but within chance on its {challenger.test_class_rows[digit]} images"
     return True, (
         f"{scores} beats {versus} by {_points(gain)} points ({margin}); worst per-digit recall change "
-        f"{_signed_points(-drop)} points (digit {digit}), within {allowed}"
+        f"{_signed_points(-drop)} points (digit {digit}), {within}"
     )
 
 
@@ -241,8 +263,11 @@ def _decide_on_both(
         )
     recalls = {"new": (new, champion.new.per_class_recall, challenger.new.per_class_recall)}
     recalls["test"] = (test, champion.per_class_recall, challenger.per_class_recall)
-    for name, ((drop, digit), before, after) in recalls.items():
-        if drop - policy.max_recall_drop > _TOLERANCE:
+    class_rows = {"new": challenger.new.class_rows, "test": challenger.test_class_rows}
+    for name, (_, before, after) in recalls.items():
+        digit = find_recall_regression(before, after, class_rows[name], policy.max_recall_drop)
+        if digit is not None:
+            drop = before[digit] - after[digit]
             failures.append(
                 f"recall of digit {digit} drops {_points(drop)} points on {name} "
                 f"({_percent(before[digit])} -> {_percent(after[digit])}), more than the allowed {allowed}"
@@ -257,10 +282,14 @@ def _decide_on_both(
         return False, f"{'; '.join(failures)} ({sets})"
     worst_set = max(recalls, key=lambda name: recalls[name][0][0])
     (drop, digit), _, _ = recalls[worst_set]
+    within = f"within {allowed}"
+    if drop - policy.max_recall_drop > _TOLERANCE:
+        rows = class_rows[worst_set][digit]
+        within = f"more than {allowed} but within chance on its {rows} images"
     return True, (
         f"beats the champion on new by more than the margin {_points(policy.min_accuracy_gain)} and loses at most "
         f"{_points(policy.max_test_drop)} points on test; worst per-digit recall change {_signed_points(-drop)} "
-        f"points (digit {digit} on {worst_set}), within {allowed} ({sets})"
+        f"points (digit {digit} on {worst_set}), {within} ({sets})"
     )
 
 
@@ -337,6 +366,32 @@ def _check_scores(rows: int, accuracy: float, recall: tuple[float, ...], where: 
     for digit, value in enumerate(recall):
         _check_fraction(value, f"recall of digit {digit} of {where}")
     return recall
+
+
+def find_recall_regression(
+    before: tuple[float, ...], after: tuple[float, ...], class_rows: tuple[int, ...], limit: float
+) -> int | None:
+    """The digit whose recall fell the most by more than `limit`, or None.
+
+    With each digit's image count known, a fall counts only when it is more than chance on that many images
+    (one-sided two-proportion z-test, p < 0.05): on a `new` set of a few hundred images one image is ~3 points of
+    a digit's recall, and the rule must not block on a coin flip. Without counts every fall over `limit` counts.
+    """
+    falls = [
+        digit
+        for digit, (old, now) in enumerate(zip(before, after, strict=True))
+        if old - now - limit > _TOLERANCE and (not class_rows or _beyond_chance(old, now, class_rows[digit]))
+    ]
+    return max(falls, key=lambda digit: before[digit] - after[digit]) if falls else None
+
+
+def _beyond_chance(before: float, after: float, rows: int) -> bool:
+    """Whether recall falling from `before` to `after` on the same `rows` images is significant (p < 0.05)."""
+    pooled = (before + after) / 2
+    spread = math.sqrt(pooled * (1 - pooled) * 2 / rows) if rows > 0 else 0.0
+    if spread == 0.0:
+        return rows > 0
+    return 0.5 * math.erfc((before - after) / spread / math.sqrt(2)) < RECALL_FALL_P_VALUE
 
 
 def _check_fraction(value: float, what: str) -> None:
