@@ -276,6 +276,7 @@ def test_grown_versions_name_base_parent_increments_and_pass_the_gate(tmp_path: 
     parts = {part: [read_part(layout, batch_id, part) for batch_id in ids] for part in ("train", "test")}
     assert manifest["splits"]["train"]["rows"] == 600 + sum(part.rows for part in parts["train"])
     assert manifest["splits"]["new"]["rows"] == sum(part.rows for part in parts["test"])
+    assert manifest["increment_rows"] == {part: sum(split.rows for split in parts[part]) for part in ("train", "test")}
     assert manifest["splits"]["test"] == base_manifest["splits"]["test"]
     pinned = layout.pin(manifest["fingerprint"])
     new = read_split(pinned.split_file("new"))

@@ -10,6 +10,7 @@ import pytest
 from mnist_pipeline.report import render_report
 from mnist_pipeline.report.artifact_content import render_promotion_markdown, render_trend_markdown
 from mnist_pipeline.report.render import DASH
+from mnist_pipeline.report.view import build_run_rows
 from tests.markdown_view import RenderedMarkdown
 from tests.report_samples import make_metrics
 from tests.test_report import Page, percent
@@ -107,3 +108,20 @@ def test_the_promotion_artifact_shows_both_sets(runs: list[dict[str, Any]]) -> N
     (row,) = [row for row in RenderedMarkdown(markdown).rows if row[0] == "cnn"]
     assert row[3:5] == ["91.25 % vs 61.25 % (+30.00)", f"{percent(test)} vs {percent(test + 0.0031)} (-0.31)"]
     assert "loses 0.31 points on test" in row[5]
+
+
+def test_the_history_counts_every_image_of_the_increments_when_recorded(runs: list[dict[str, Any]]) -> None:
+    """A version's increments brought images to train on and to score on: `new images` counts both."""
+    old, grown = runs
+    grown = copy.deepcopy(grown)
+    grown["data"]["increment_rows"] = {"train": 320, "test": 80}
+
+    _, rows = build_run_rows([old, grown], grown)
+
+    assert [row["new_images"] for row in rows] == [0, 400]
+    assert [row["new_rows"] for row in rows] == [0, 80]
+    newest = RenderedMarkdown(render_trend_markdown([old], grown)).rows[1]
+    assert newest[:3] == [grown["run"]["name"], "7" * 12, "400"]
+    page = Page(render_report(grown, {}, [old]))
+    assert "of them from increments 320 training, 80 new" in page.text("data")
+    assert f"{'7' * 12} 2 400 " in page.text("history-table")

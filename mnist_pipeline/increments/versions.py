@@ -2,7 +2,8 @@
 
 The grown version's `train` is the base train split followed by each increment's train part (acceptance order),
 its `test` is the base test split unchanged, and `new` holds the increments' test parts. Its manifest names the
-`base` fingerprint, the `parent` (the version current when it was grown) and the `increments`. With no increment
+`base` fingerprint, the `parent` (the version current when it was grown), the `increments` and how many of their
+images went into train and into new (`increment_rows`). With no increment
 the base version is the version, untouched.
 """
 
@@ -42,7 +43,12 @@ def grow_version(layout: DataLayout, base_fingerprint: str) -> IngestResult:
         origin=manifest["origin"],
         new=concatenate(tests),
     )
-    lineage = {"base": base_fingerprint, "parent": find_current_fingerprint(layout), "increments": increments}
+    lineage = {
+        "base": base_fingerprint,
+        "parent": find_current_fingerprint(layout),
+        "increments": increments,
+        "increment_rows": {"train": sum(part.rows for part in trains), "test": sum(part.rows for part in tests)},
+    }
     with ingest_lock(layout):
         return write_version(dataset, layout, lineage)
 

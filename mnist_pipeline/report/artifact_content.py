@@ -255,8 +255,8 @@ def render_trend_markdown(history: Sequence[dict[str, Any]], metrics: dict[str, 
             if has_new:
                 cells.append(format_trend_cell(new_accuracy))
         test_rows = "-" if row["test_rows"] is None else row["test_rows"]
-        new_rows = "-" if row["new_rows"] is None else row["new_rows"]
-        table.append((row["name"], format_fingerprint(row["fingerprint"]), new_rows, test_rows, *cells))
+        new_images = "-" if row["new_images"] is None else row["new_images"]
+        table.append((row["name"], format_fingerprint(row["fingerprint"]), new_images, test_rows, *cells))
     columns = [f"{name} {split}" for name in names for split in ("test", "new")] if has_new else names
     header = ("run", "data", "new images", "test images", *columns)
     return "\n".join(
@@ -264,7 +264,7 @@ def render_trend_markdown(history: Sequence[dict[str, Any]], metrics: dict[str, 
             f"# Accuracy over the last {len(rows)} runs",
             "",
             "Ringed points and ★: the run's model became the champion. `data`: the dataset version the run trained on; "
-            "`new images`: the accepted increments' test parts it was scored on"
+            "`new images`: the accepted increments' images it held (trained on, and its `new` set)"
             + (" (the `new` columns and dashed lines)" if has_new else "")
             + ". Newest run first in the table; compare runs on the same test images only.",
             "",

@@ -139,6 +139,15 @@ def read_new_rows(run: dict[str, Any]) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def read_new_images(run: dict[str, Any]) -> int | None:
+    """How many images of accepted increments the run's dataset version held, trained on and in `new`; runs
+    recorded before `increment_rows` existed count the `new` set only."""
+    rows = (run.get("data") or {}).get("increment_rows")
+    if isinstance(rows, dict) and all(isinstance(rows.get(part), int) for part in ("train", "test")):
+        return rows["train"] + rows["test"]
+    return read_new_rows(run)
+
+
 def read_increments(run: dict[str, Any]) -> int:
     """How many accepted increments the run's dataset version held (none before versions grew)."""
     increments = (run.get("data") or {}).get("increments")
@@ -165,6 +174,7 @@ def build_run_rows(runs: Sequence[dict[str, Any]], current: dict[str, Any]) -> t
             "source": (run.get("data") or {}).get("source", ""),
             "test_rows": (run.get("data") or {}).get("test_rows"),
             "new_rows": read_new_rows(run),
+            "new_images": read_new_images(run),
             "increments": read_increments(run),
             "validated": (run.get("validation") or {}).get("success"),
             "current": run is current,

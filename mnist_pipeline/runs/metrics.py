@@ -69,6 +69,7 @@ def assemble_metrics(
             "origin": manifest["origin"],
             "increments": list(manifest.get("increments") or []),
             "new_rows": new_split["rows"] if new_split else 0,
+            "increment_rows": dict(manifest.get("increment_rows") or {"train": 0, "test": 0}),
             "new_sha256": new_split["sha256"] if new_split else None,
         },
         "validation": validation,
