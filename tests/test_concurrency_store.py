@@ -85,6 +85,11 @@ def test_a_failing_dataset_ingested_over_a_good_one_is_set_aside_and_leftovers_a
     stale.write_text("{")
     fresh.write_text("{")
     os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    landing, live_landing = layout.root / "inbox" / ".staging-killed", layout.root / "inbox" / ".staging-live"
+    for folder in (landing, live_landing):
+        folder.mkdir(parents=True)
+        (folder / "batch.parquet").write_bytes(b"half")
+    os.utime(landing, (time.time() - 3600, time.time() - 3600))
 
     bad = run_cli(
         "ingest",
@@ -103,6 +108,7 @@ def test_a_failing_dataset_ingested_over_a_good_one_is_set_aside_and_leftovers_a
     assert not (layout.versions / ".staging-killed").exists()
     assert not (layout.raw / "keras" / ".mnist.npz.killed.tmp").exists()
     assert not stale.exists() and fresh.exists()  # a temp file this young may belong to a live process
+    assert not landing.exists() and live_landing.exists()  # likewise a batch add-data may be landing now
 
 
 def small_dataset(seed: int) -> RawDataset:

@@ -76,13 +76,15 @@ def replace_symlink(link: Path, target: str) -> None:
 
 
 def remove_stale_temps(root: Path) -> list[Path]:
-    """Remove temp files of `atomic_path` (`.NAME.XXXX.tmp`) and model staging folders (`.NAME.keras.XXXX`)
-    under `root` that are older than STALE_TEMP_SECONDS: what killed processes left; younger ones may be live."""
+    """Remove temp files of `atomic_path` (`.NAME.XXXX.tmp`), model staging folders (`.NAME.keras.XXXX`) and
+    inbox staging folders (`inbox/.staging-*`) under `root` that are older than STALE_TEMP_SECONDS: what killed
+    processes left; younger ones may be live."""
     if not root.is_dir():
         return []
     cutoff = time.time() - STALE_TEMP_SECONDS
     temps = [path for path in root.rglob(".*.tmp") if path.is_file()]
     temps += [path for path in root.glob("models/*/.*.keras.*") if path.is_dir()]
+    temps += [path for path in root.glob("inbox/.staging-*") if path.is_dir()]  # a batch add-data was landing
     stale = [path for path in temps if path.lstat().st_mtime < cutoff]
     for path in stale:
         if path.is_dir():
