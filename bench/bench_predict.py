@@ -101,7 +101,7 @@ def cold_latency(image: Path, data_dir: Path, repeats: int) -> list[float]:
 
 def throughput(data_dir: Path, images: np.ndarray, work: Path, repeats: int) -> dict[str, float]:
     """Images/s after the model is loaded: from 10 000 PNG files (read + prepare + predict) and from Parquet."""
-    choice = choose_model(DEFAULT_PREDICT_MODEL, data_dir)
+    choice = choose_model(DEFAULT_PREDICT_MODEL, DataLayout(data_dir))
     engine = open_engine(DataLayout(data_dir), choice.model, choice.key)
     files = work / "throughput"
     files.mkdir()

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from mnist_pipeline import defaults
 from mnist_pipeline.champion.retention import DEFAULT_GRACE_DAYS
 from mnist_pipeline.config import RunConfig, build_config
+from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.increments import DRIFT_MODES
 from mnist_pipeline.modeling.quiet_start import set_default_log_level
@@ -74,13 +75,19 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     add_config_options(parser, ("data_dir",))
 
 
+def open_layout(args: argparse.Namespace) -> DataLayout:
+    """The data directory that `--data-dir` names, made absolute (flows may run in another working directory)."""
+
+    return DataLayout(args.data_dir.resolve())
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest, then publish only through the validation gate: DATA_DIR/parquet only ever points at valid data."""
     from mnist_pipeline.increments.publish import ingest_and_publish_grown
     from mnist_pipeline.validation import raise_if_failed
 
     config = build_config(source=args.source, image_shape=args.image_shape)
-    result, report = ingest_and_publish_grown(config.source, args.data_dir, config.image_shape)
+    result, report = ingest_and_publish_grown(config.source, open_layout(args), config.image_shape)
     manifest = result.manifest
     splits = ", ".join(f"{name}={info['rows']}" for name, info in manifest["splits"].items())
     if not report.success:
@@ -97,7 +104,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_add_data(args: argparse.Namespace) -> int:
     """Land SOURCE in the inbox and run the increment gate on it (or, with --pending, on every pending batch)."""
-    from mnist_pipeline.data.layout import DataLayout
 
     if args.pending == (args.source is not None):
         raise PipelineError(
@@ -105,7 +111,7 @@ def cmd_add_data(args: argparse.Namespace) -> int:
         )
     if args.min_images < 1:
         raise PipelineError(f"--min-images: expected a positive number of images, found {args.min_images}")
-    layout = DataLayout(args.data_dir.resolve())
+    layout = open_layout(args)
     batch_ids = None
     if args.source is not None:
         from mnist_pipeline.increments.inbox import land_batch
@@ -141,11 +147,10 @@ def cmd_add_data(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from mnist_pipeline.data.layout import DataLayout
     from mnist_pipeline.validation import raise_if_failed, validate_dataset
 
     shape = None if args.image_shape is None else build_config(image_shape=args.image_shape).image_shape
-    report = validate_dataset(DataLayout(args.data_dir), shape)
+    report = validate_dataset(open_layout(args), shape)
     print("\n".join(report.summary_lines()))
     raise_if_failed(report)
     return 0
@@ -225,11 +230,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_champion(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from mnist_pipeline.champion.manual import force_promote_run, roll_back
+    from mnist_pipeline.champion.decide import force_promote_run, roll_back
     from mnist_pipeline.champion.registry import list_champions, load_registry
-    from mnist_pipeline.data.layout import DataLayout
 
-    layout = DataLayout(args.data_dir)
+    layout = open_layout(args)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     reason = args.reason or "manual"
     if args.run and not args.force_promote:
@@ -258,9 +262,8 @@ def cmd_champion(args: argparse.Namespace) -> int:
 def cmd_gc(args: argparse.Namespace) -> int:
     """Delete what no champion needs and nobody used for --grace-days; one line per item that went."""
     from mnist_pipeline.champion.retention import collect_garbage
-    from mnist_pipeline.data.layout import DataLayout
 
-    removed = collect_garbage(DataLayout(args.data_dir), args.grace_days, args.dry_run)
+    removed = collect_garbage(open_layout(args), args.grace_days, args.dry_run)
     for path in removed:
         print(f"{'would remove' if args.dry_run else 'removed'}: {path}")
     print(f"{len(removed)} item(s) {'would go (dry run)' if args.dry_run else 'removed'}")
@@ -272,7 +275,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from mnist_pipeline.predict.answer import answer, render
     from mnist_pipeline.predict.model_choice import choose_model
 
-    choice = choose_model(args.model, args.data_dir, args.run, args.reports_dir)
+    choice = choose_model(args.model, open_layout(args), args.run, args.reports_dir)
     result = answer(choice, args.inputs)
     print(render(result, args.format))
     for name, problem in result.failures:

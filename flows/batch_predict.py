@@ -8,6 +8,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from mnist_pipeline import defaults
+from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL
 from mnist_pipeline.predict.batch import build_batch_config
 from mnist_pipeline.predict.model_choice import choose_model
@@ -34,7 +35,7 @@ def batch_predict(
     config = build_batch_config(
         input=input, model=model, data_dir=data_dir, output_dir=output_dir, low_confidence=low_confidence
     )
-    choice = choose_model(config.model, config.data_dir)
+    choice = choose_model(config.model, DataLayout(config.data_dir))
     run_name = check_run_name(str(flow_run.name))
     output = config.output_dir / run_name / "predictions.parquet"
     return score_task(choice, config, str(output), f"run {run_name}")

@@ -30,11 +30,11 @@ def generate_gate_run_name() -> str:
     return compose_run_name("gate", str(flow_run.id), datetime.now(UTC), 8)
 
 
-def finish_accepted(data_dir: str, batch_id: str) -> dict[str, Any]:
+def finish_accepted(layout: DataLayout, batch_id: str) -> dict[str, Any]:
     """A pending batch the index already holds (a gate killed after updating the index): drop it from the inbox,
     post its artifact and send the event it never got, without judging it again (its images are in the index)."""
-    rows = accept_task(data_dir, batch_id, [], None)["rows"]
-    report_task(data_dir, batch_id, [], [], None, rows)
+    rows = accept_task(layout, batch_id, [], None)["rows"]
+    report_task(layout, batch_id, [], [], None, rows)
     note = "finished: accepted by an interrupted gate"
     return {"id": batch_id, "accepted": True, "reasons": [], "rows": rows, "drift": [], "note": note}
 
@@ -53,6 +53,7 @@ def increment_gate(
     note when it was not judged by this run (judged earlier, or finished after an interrupted gate)."""
     drift_mode = check_drift_mode(drift)
     layout = DataLayout(Path(data_dir))
+    against = layout.pin(fingerprint) if fingerprint else layout
     outcomes = []
     for batch_id in batch_ids if batch_ids is not None else list_pending(layout):
         with hold_lock(layout.increments_lock):
@@ -65,18 +66,18 @@ def increment_gate(
                     continue
                 # neither pending nor judged: check_task fails, naming the folder it expected
             if is_accepted(layout, batch_id):
-                outcomes.append(finish_accepted(data_dir, batch_id))
+                outcomes.append(finish_accepted(layout, batch_id))
                 continue
-            checks = check_task(data_dir, batch_id, fingerprint, min_images)
+            checks = check_task(layout, batch_id, against, min_images)
             passed = all(check.success for check in checks)
-            measured = drift_task(data_dir, batch_id, fingerprint) if passed else None
+            measured = drift_task(layout, batch_id, against) if passed else None
             reasons = decide(checks, measured.report if measured else None, drift_mode)
             rows = None
             if reasons:
-                refuse_task(data_dir, batch_id, reasons)
+                refuse_task(layout, batch_id, reasons)
             else:
-                rows = accept_task(data_dir, batch_id, checks, measured.report.to_dict() if measured else None)["rows"]
-            report_task(data_dir, batch_id, checks, reasons, measured, rows)
+                rows = accept_task(layout, batch_id, checks, measured.report.to_dict() if measured else None)["rows"]
+            report_task(layout, batch_id, checks, reasons, measured, rows)
         outcomes.append(
             {
                 "id": batch_id,

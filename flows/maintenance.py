@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import flow
 
 from mnist_pipeline import defaults
 from mnist_pipeline.champion.retention import DEFAULT_GRACE_DAYS
+from mnist_pipeline.data.layout import DataLayout
 from tasks.guard import guarded
 from tasks.maintenance import gc_task
 
@@ -16,4 +19,4 @@ def mnist_maintenance(
     data_dir: str = str(defaults.DATA_DIR), grace_days: float = DEFAULT_GRACE_DAYS, dry_run: bool = False
 ) -> list[str]:
     """Remove old unused models, evaluations, validation records and dataset versions; returns what went."""
-    return gc_task(data_dir, grace_days, dry_run)
+    return gc_task(DataLayout(Path(data_dir)), grace_days, dry_run)

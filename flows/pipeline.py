@@ -5,7 +5,6 @@ Flows only wire: every step is a task in `tasks/`, every rule lives in the Prefe
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,25 +13,25 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from mnist_pipeline.champion.freshness import describe_no_new_data, find_warm_starts
+from mnist_pipeline.champion.decide import candidate_from_outcome, describe_no_new_data, find_warm_starts
 from mnist_pipeline.champion.registry import load_registry, registry_lock
+from mnist_pipeline.champion.rule import PromotionPolicy
 from mnist_pipeline.config import RunConfig, build_config, takes_run_parameters
 from mnist_pipeline.data.layout import DataLayout
-from mnist_pipeline.files.atomic import copy_file_atomic, write_json_atomic
+from mnist_pipeline.files.atomic import write_json_atomic
 from mnist_pipeline.increments.inbox import list_pending
+from mnist_pipeline.modeling.jobs import TrainingJob
 from mnist_pipeline.report.publish import to_json
 from mnist_pipeline.report.view import assign_colors
-from mnist_pipeline.runs.metrics import assemble_metrics
+from mnist_pipeline.runs.metrics import ModelOutcome, StageClock, assemble_metrics
 from mnist_pipeline.runs.names import claim_run_dir, compose_run_name, run_tags
-from mnist_pipeline.runs.plan import RunnerChoice, choose_task_runner, plan_training, tf_threads_per_model
+from mnist_pipeline.runs.plan import RunnerChoice, choose_task_runner, plan_training
 from mnist_pipeline.runs.provenance import collect_versions, find_git_commit
-from tasks.charts import charts_task
-from tasks.evaluate import evaluate_task
 from tasks.guard import guarded
 from tasks.ingest import grow_task, ingest_task, publish_task
 from tasks.promote import decide_task, record_task
-from tasks.report import report_task
-from tasks.train import train_task
+from tasks.report import charts_task, report_task
+from tasks.train import evaluate_task, train_task
 from tasks.validate import validate_task
 
 
@@ -66,86 +65,43 @@ def name_training_run() -> str:
     return f"{Path(flow_run.parameters['run_dir']).name}-training"
 
 
-@flow(name="train-and-evaluate", flow_run_name=name_training_run)
+@flow(name="train-and-evaluate", flow_run_name=name_training_run, validate_parameters=False)
 @guarded
 def train_and_evaluate(
-    jobs: list[dict[str, Any]],
-    config_parameters: dict[str, Any],
-    fingerprint: str,
-    tf_threads: int | None,
-    run_dir: str,
-) -> dict[str, Any]:
-    """Train every model concurrently on the flow's task runner; evaluate each as soon as it is trained."""
-    config = build_config(**config_parameters)
+    jobs: tuple[TrainingJob, ...], layout: DataLayout, reports_dir: Path, run_dir: Path
+) -> tuple[dict[str, ModelOutcome], dict[str, float]]:
+    """Train every model concurrently on the flow's task runner; evaluate each as soon as it is trained. Returns
+    each model's outcome and the seconds of the train, evaluate and charts stages."""
     logger = get_run_logger()
-    started = time.perf_counter()
-    trainings, evaluations = {}, {}
-    for job in jobs:
-        name = job["model"]
-        trainings[name] = train_task.submit(
-            model=name,
-            key=job["key"],
-            data_dir=str(config.data_dir),
-            fingerprint=fingerprint,
-            train_config=job["train_config"],
-            seed=config.seed,
-            train_limit=config.train_limit,
-            tf_threads=tf_threads,
-            image_shape=config.image_shape,
-            warm_start=job["warm_start"],
-        )
+    clock = StageClock()
+    trainings = {job.model: train_task.submit(job, layout) for job in jobs}
     # Each evaluation waits only for its own model's training, so the ANNs are scored while the CNN trains.
     # Submitted after every training, so no evaluation holds a worker that a training is queued for.
-    for job in jobs:
-        name = job["model"]
-        evaluations[name] = evaluate_task.submit(
-            trainings[name],
-            name,
-            job["eval_key"],
-            str(config.data_dir),
-            fingerprint,
-            config.test_limit,
-            job["new_eval_key"],
-        )
+    evaluations = {job.model: evaluate_task.submit(trainings[job.model], job, layout, run_dir) for job in jobs}
     # Each model's charts are drawn as soon as it is evaluated (the ANNs' while the CNN trains) for the report.
-    colors = assign_colors([job["model"] for job in jobs])
+    colors = assign_colors([job.model for job in jobs])
     drawings = {
-        name: charts_task.submit(
-            trainings[name],
-            evaluations[name],
-            name,
-            colors[name],
-            str(config.data_dir),
-            fingerprint,
-            str(config.reports_dir),
-        )
-        for name in evaluations
+        name: charts_task.submit(evaluation, colors[name], layout, reports_dir)
+        for name, evaluation in evaluations.items()
     }
-    trained = {name: future.result() for name, future in trainings.items()}
-    train_seconds, started = time.perf_counter() - started, time.perf_counter()
-    evaluated = {name: future.result() for name, future in evaluations.items()}
-    cached = {name: summary["reused"] for name, summary in trained.items()}
-    for name in trained:
-        if cached[name]:
-            logger.info("%s: reused cached model %s (nothing changed)", name, trained[name]["model_path"])
-        if evaluated[name]["evaluation_reused"]:
+    for future in trainings.values():
+        future.wait()
+    clock.lap("train")
+    outcomes = {name: future.result() for name, future in evaluations.items()}
+    # "evaluate" is what evaluation adds after the last training ended (the rest overlapped with training);
+    # "charts" likewise: the per-model charts still being drawn once every evaluation was done.
+    clock.lap("evaluate")
+    for name, outcome in outcomes.items():
+        if outcome.trained.reused:
+            logger.info("%s: reused cached model %s (nothing changed)", name, outcome.trained.model_path)
+        if outcome.scores.reused:
             logger.info("%s: reused recorded evaluations (same model, evaluation sets and limit)", name)
-        predictions = Path(run_dir) / "predictions" / f"{name}.parquet"
-        copy_file_atomic(Path(evaluated[name]["predictions_file"]), predictions)
-        evaluated[name]["predictions_path"] = str(predictions)
-    evaluate_seconds, started = time.perf_counter() - started, time.perf_counter()
     for name, drawing in drawings.items():
         drawing.wait()
         if not drawing.state.is_completed():  # only a head start: the report draws whatever is missing
             logger.warning("%s: charts not drawn ahead (%s); the report draws them", name, drawing.state.message)
-    return {
-        "trained": trained,
-        "evaluated": evaluated,
-        "cached": cached,
-        # "evaluate" is what evaluation adds after the last training ended (the rest overlapped with training).
-        # "charts" likewise: the per-model charts still being drawn once every evaluation was done.
-        "seconds": {"train": train_seconds, "evaluate": evaluate_seconds, "charts": time.perf_counter() - started},
-    }
+    clock.lap("charts")
+    return outcomes, clock.seconds
 
 
 @flow(name="mnist-pipeline", flow_run_name=generate_run_name, validate_parameters=False)
@@ -159,74 +115,60 @@ def mnist_pipeline(**parameters: Any) -> dict[str, str]:
     config = build_config(**parameters).resolve_dirs()
     tag_flow_run(config)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    stages: dict[str, float] = {}
+    layout = DataLayout(config.data_dir)
+    clock = StageClock()
 
-    clock = time.perf_counter()
-    manifest = ingest_task(config.source, config.data_dir, config.image_shape)
-    stages["ingest"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    validation = validate_task(str(config.data_dir), manifest["fingerprint"], config.image_shape)
+    manifest = ingest_task(config.source, layout, config.image_shape)
+    clock.lap("ingest")
+    validation = validate_task(layout, manifest["fingerprint"], config.image_shape)
     # Pending batches are judged against the base just checked; the grown version goes through the same gate.
-    if list_pending(DataLayout(config.data_dir)):
+    if list_pending(layout):
         from flows.increments import increment_gate  # scipy and the drift picture: imported only when needed
 
         gate = increment_gate(data_dir=str(config.data_dir), fingerprint=manifest["fingerprint"], return_state=True)
         if not gate.is_completed():  # a broken batch must not stop retraining on what was accepted before
             get_run_logger().warning("increment gate failed (%s); its batches stay pending", gate.message)
-    grown = grow_task(str(config.data_dir), manifest["fingerprint"])
+    grown = grow_task(layout, manifest["fingerprint"])
     if grown["fingerprint"] != manifest["fingerprint"]:
         manifest = grown
-        validation = validate_task(str(config.data_dir), manifest["fingerprint"], config.image_shape)
-    publish_task(str(config.data_dir), manifest["fingerprint"])
-    stages["validate"] = time.perf_counter() - clock
-    champions = load_registry(DataLayout(config.data_dir).registry)
+        validation = validate_task(layout, manifest["fingerprint"], config.image_shape)
+    publish_task(layout, manifest["fingerprint"])
+    clock.lap("validate")
+    champions = load_registry(layout.registry)
     nothing_new = describe_no_new_data(champions, config.models, manifest["fingerprint"])
     if config.require_new_data and nothing_new:
         get_run_logger().info(nothing_new)
         return {"skipped": nothing_new}
     run_dir = claim_run_dir(config.reports_dir, str(flow_run.name))
 
-    warm_starts = find_warm_starts(DataLayout(config.data_dir), champions, config.models) if config.warm_start else {}
+    warm_starts = find_warm_starts(layout, champions, config.models) if config.warm_start else {}
     jobs = plan_training(config, manifest, warm_starts)
     runner = make_task_runner(choose_task_runner(config, len(jobs)))
     provenance = {"versions": collect_versions(), "git_commit": find_git_commit()}
-    results = train_and_evaluate.with_options(task_runner=runner)(
-        jobs,
-        config.to_parameters(),
-        manifest["fingerprint"],
-        tf_threads_per_model(config, len(jobs)),
-        str(run_dir),
-    )
-    stages.update(results["seconds"])
-
+    pinned = layout.pin(manifest["fingerprint"])
+    outcomes, seconds = train_and_evaluate.with_options(task_runner=runner)(jobs, pinned, config.reports_dir, run_dir)
     run = {
         "name": flow_run.name,
         "flow_run_id": flow_run.id,
         "flow_run_url": flow_run.ui_url,
         "started_at": started_at,
     }
-    metrics = assemble_metrics(config, run, manifest, validation, results, stages, provenance)
+    metrics = assemble_metrics(config, run, manifest, validation, outcomes, clock.seconds | seconds, provenance)
+    candidates = {
+        name: candidate_from_outcome(result, run["name"], metrics["data"]) for name, result in outcomes.items()
+    }
     # Promotion is one critical section, committed last: read the champion, decide (re-evaluating it if needed),
     # write this run's report and metrics.json, and only then record the decision, all under the registry lock.
-    with registry_lock(DataLayout(config.data_dir).registry):
-        clock = time.perf_counter()
-        metrics["champion"] = decide_task(
-            metrics,
-            str(config.data_dir),
-            config.test_limit,
-            config.promotion_margin,
-            config.max_recall_drop,
-            config.max_test_drop,
-            config.promotion_limits(),
-        )
-        metrics["stages"]["promote"] = {"seconds": round(time.perf_counter() - clock, 3)}
-
-        clock = time.perf_counter()
-        report_path = report_task(metrics, str(config.data_dir), str(config.reports_dir))
-        # The report shows the stages that finished before it; metrics.json is rewritten to add the report's time.
-        metrics["stages"]["report"] = {"seconds": round(time.perf_counter() - clock, 3)}
+    with registry_lock(layout.registry):
+        clock.restart()
+        policy = PromotionPolicy(config.promotion_margin, config.max_recall_drop, config.max_test_drop)
+        decisions = decide_task(layout, candidates, config.test_limit, policy, config.promotion_limits())
+        metrics["champion"] = {name: decision.to_dict() for name, decision in decisions.items()}
+        metrics["stages"]["promote"] = {"seconds": clock.lap("promote")}
+        report_path = report_task(metrics, layout, config.reports_dir)
+        # The report shows the stages that finished before it; metrics.json adds the report's own time.
+        metrics["stages"]["report"] = {"seconds": clock.lap("report")}
         metrics_path = run_dir / "metrics.json"
         write_json_atomic(metrics_path, metrics, default=to_json)
-        record_task(metrics, str(config.data_dir))
+        record_task(layout, run["name"], decisions, candidates)
     return {"report": report_path, "metrics": str(metrics_path)}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -22,18 +21,12 @@ from tasks.guard import guarded
 INCREMENT_ARTIFACT_KEY = "mnist-increment"
 
 
-def dataset_layout(data_dir: str, fingerprint: str | None) -> DataLayout:
-    """The version a batch is judged against: the given one, else the current one."""
-    layout = DataLayout(Path(data_dir))
-    return layout.pin(fingerprint) if fingerprint else layout
-
-
 @task(name="check-batch")
 @guarded
-def check_task(data_dir: str, batch_id: str, fingerprint: str | None, min_images: int) -> list[CheckResult]:
-    """The blocking checks (Great Expectations); a failed check is a result, not an error."""
-    layout = DataLayout(Path(data_dir))
-    checks = check_batch(layout, dataset_layout(data_dir, fingerprint), read_pending(layout, batch_id), min_images)
+def check_task(layout: DataLayout, batch_id: str, against: DataLayout, min_images: int) -> list[CheckResult]:
+    """The blocking checks (Great Expectations) against the dataset version `against`; a failed check is a result,
+    not an error."""
+    checks = check_batch(layout, against, read_pending(layout, batch_id), min_images)
     logger = get_run_logger()
     for check in checks:
         logger.info("%s: %s", batch_id, check.message)
@@ -42,10 +35,9 @@ def check_task(data_dir: str, batch_id: str, fingerprint: str | None, min_images
 
 @task(name="measure-drift")
 @guarded
-def drift_task(data_dir: str, batch_id: str, fingerprint: str | None) -> DriftOutcome:
-    """The drift report against the training data (and the champion's outputs, when there is a champion)."""
-    layout = DataLayout(Path(data_dir))
-    outcome = measure_drift(layout, dataset_layout(data_dir, fingerprint), read_pending(layout, batch_id))
+def drift_task(layout: DataLayout, batch_id: str, against: DataLayout) -> DriftOutcome:
+    """The drift report against the training data of `against` (and the champion's outputs, when there is one)."""
+    outcome = measure_drift(layout, against, read_pending(layout, batch_id))
     for line in outcome.report.lines():
         get_run_logger().info("%s: drift flagged: %s", batch_id, line)
     return outcome
@@ -54,19 +46,17 @@ def drift_task(data_dir: str, batch_id: str, fingerprint: str | None) -> DriftOu
 @task(name="accept-batch")
 @guarded
 def accept_task(
-    data_dir: str, batch_id: str, checks: list[CheckResult], drift: dict[str, Any] | None
+    layout: DataLayout, batch_id: str, checks: list[CheckResult], drift: dict[str, Any] | None
 ) -> dict[str, Any]:
     """Make the batch an immutable increment; returns its manifest."""
-    layout = DataLayout(Path(data_dir))
     return accept_batch(layout, read_pending(layout, batch_id), checks, drift)
 
 
 @task(name="refuse-batch")
 @guarded
-def refuse_task(data_dir: str, batch_id: str, reasons: list[str]) -> str:
+def refuse_task(layout: DataLayout, batch_id: str, reasons: list[str]) -> str:
     """Move the batch to inbox/refused/ with its reasons (and drop the increment folder an interrupted accept of it
     left, which no version holds); nothing else changes."""
-    layout = DataLayout(Path(data_dir))
     discard_unfinished(layout, batch_id)
     return str(refuse_batch(layout, batch_id, reasons))
 
@@ -74,7 +64,7 @@ def refuse_task(data_dir: str, batch_id: str, reasons: list[str]) -> str:
 @task(name="report-increment")
 @guarded
 def report_task(
-    data_dir: str,
+    layout: DataLayout,
     batch_id: str,
     checks: list[CheckResult],
     reasons: list[str],
@@ -90,5 +80,5 @@ def report_task(
         emit_event(
             event=ACCEPTED_EVENT,
             resource={"prefect.resource.id": RESOURCE_PREFIX + batch_id},
-            payload={"rows": rows, "data_dir": data_dir},
+            payload={"rows": rows, "data_dir": str(layout.root)},
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -15,21 +14,21 @@ from tasks.guard import guarded
 
 @task(name="ingest", retries=0)
 @guarded
-def ingest_task(source: str, data_dir: Path, image_shape: tuple[int, int]) -> dict[str, Any]:
-    """Write `source` as a dataset version under `data_dir`, refusing images not of `image_shape`; returns its
-    manifest (the version becomes current only after the gate)."""
-    return ingest(source, data_dir, image_shape).manifest
+def ingest_task(source: str, layout: DataLayout, image_shape: tuple[int, int]) -> dict[str, Any]:
+    """Write `source` as a dataset version, refusing images not of `image_shape`; returns its manifest (the version
+    becomes current only after the gate)."""
+    return ingest(source, layout, image_shape).manifest
 
 
 @task(name="publish")
 @guarded
-def publish_task(data_dir: str, fingerprint: str) -> None:
+def publish_task(layout: DataLayout, fingerprint: str) -> None:
     """Make the version that passed the gate current; a separate step so a cached validation still publishes."""
-    publish_version(DataLayout(Path(data_dir)), fingerprint)
+    publish_version(layout, fingerprint)
 
 
 @task(name="grow")
 @guarded
-def grow_task(data_dir: str, base_fingerprint: str) -> dict[str, Any]:
+def grow_task(layout: DataLayout, base_fingerprint: str) -> dict[str, Any]:
     """Write the base version grown by the accepted increments; returns its manifest (the base's without any)."""
-    return grow_version(DataLayout(Path(data_dir)), base_fingerprint).manifest
+    return grow_version(layout, base_fingerprint).manifest

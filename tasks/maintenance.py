@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import get_run_logger, task
 
 from mnist_pipeline.champion.retention import collect_garbage
@@ -13,8 +11,8 @@ from tasks.guard import guarded
 
 @task(name="gc")
 @guarded
-def gc_task(data_dir: str, grace_days: float, dry_run: bool) -> list[str]:
+def gc_task(layout: DataLayout, grace_days: float, dry_run: bool) -> list[str]:
     """Delete what no champion needs and nobody used for `grace_days`; returns what went (or would go)."""
-    removed = collect_garbage(DataLayout(Path(data_dir)), grace_days, dry_run)
+    removed = collect_garbage(layout, grace_days, dry_run)
     get_run_logger().info("%d item(s) %s", len(removed), "would go (dry run)" if dry_run else "removed")
     return [str(path) for path in removed]

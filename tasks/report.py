@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
@@ -20,9 +21,10 @@ from mnist_pipeline.report.artifact_content import (
     render_summary_markdown,
     render_trend_markdown,
 )
-from mnist_pipeline.report.charts import cache_charts_in, prune_chart_cache
+from mnist_pipeline.report.charts import cache_charts_in, draw_model_charts, prune_chart_cache
 from mnist_pipeline.report.publish import load_history
 from mnist_pipeline.report.view import assign_colors
+from mnist_pipeline.runs.metrics import ModelOutcome
 from mnist_pipeline.web.links import find_report_url, resolve_base_url
 from tasks.guard import guarded
 
@@ -55,18 +57,30 @@ def publish_pictures(metrics: dict[str, Any], mistakes: dict[str, list[Any]], re
     )
 
 
+@task(name="charts", task_run_name="charts-{outcome.trained.model}")
+@guarded
+def charts_task(outcome: ModelOutcome, color: str, layout: DataLayout, reports_dir: Path) -> None:
+    """Draw one model's charts into the report's chart cache as soon as it is evaluated (the ANNs' while the CNN
+    trains): the same pictures, from the same inputs, as the report and the UI artifacts show."""
+    test = read_split(layout.split_file("test"))
+    mistakes = select_mistakes(pd.read_parquet(outcome.predictions_path), test.images, limit=GALLERY_SIZE)
+    with cache_charts_in(reports_dir / CHART_CACHE):
+        matrix = np.asarray(outcome.scores.test.confusion_matrix)
+        draw_model_charts(matrix, outcome.trained.history, color, mistakes)
+
+
 @task(name="report")
 @guarded
-def report_task(metrics: dict[str, Any], data_dir: str, reports_dir: str) -> str:
+def report_task(metrics: dict[str, Any], layout: DataLayout, reports_dir: Path) -> str:
     """Render report.html + metrics.json for this run, refresh latest/index, post UI artifacts."""
-    test = read_split(DataLayout(Path(data_dir)).pin(metrics["data"]["fingerprint"]).split_file("test"))
+    test = read_split(layout.pin(metrics["data"]["fingerprint"]).split_file("test"))
     mistakes = {
         name: select_mistakes(pd.read_parquet(model["predictions_path"]), test.images, limit=GALLERY_SIZE)
         for name, model in metrics["models"].items()
     }
-    with cache_charts_in(Path(reports_dir) / CHART_CACHE):
-        path = write_report(Path(reports_dir), metrics, mistakes).resolve()
-        url = find_report_url(Path(reports_dir), path)
+    with cache_charts_in(reports_dir / CHART_CACHE):
+        path = write_report(reports_dir, metrics, mistakes).resolve()
+        url = find_report_url(reports_dir, path)
         create_markdown_artifact(
             render_summary_markdown(metrics, url or str(path)), key=SUMMARY_KEY, description="Run summary"
         )
@@ -77,7 +91,7 @@ def report_task(metrics: dict[str, Any], data_dir: str, reports_dir: str) -> str
             create_markdown_artifact(
                 render_report_location(path, resolve_base_url()), key=REPORT_KEY, description="Where the report is"
             )
-        publish_pictures(metrics, mistakes, Path(reports_dir))
-    prune_chart_cache(Path(reports_dir) / CHART_CACHE)
+        publish_pictures(metrics, mistakes, reports_dir)
+    prune_chart_cache(reports_dir / CHART_CACHE)
     get_run_logger().info("report written to %s%s", path, f" (served at {url})" if url else "")
     return str(path)

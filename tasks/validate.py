@@ -8,7 +8,6 @@ while an edited Parquet file or a changed suite is. Failures are never recorded.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -25,9 +24,9 @@ VALIDATION_ARTIFACT_KEY = "mnist-validation"
 
 @task(name="validate")
 @guarded
-def validate_task(data_dir: str, fingerprint: str, image_shape: tuple[int, int]) -> dict[str, Any]:
+def validate_task(layout: DataLayout, fingerprint: str, image_shape: tuple[int, int]) -> dict[str, Any]:
     """Validate the version this run ingested; returns the JSON summary or raises ValidationFailed."""
-    summary, report = validate_or_reuse(DataLayout(Path(data_dir)), fingerprint, image_shape)
+    summary, report = validate_or_reuse(layout, fingerprint, image_shape)
     logger = get_run_logger()
     if report is None:
         logger.info("validate: reused the recorded pass (same dataset files, same suite)")

@@ -10,12 +10,12 @@ import pytest
 from mnist_pipeline.config import build_config
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import read_split
+from mnist_pipeline.increments.publish import ingest_and_publish_grown
 from mnist_pipeline.modeling.architectures import build_model
 from mnist_pipeline.modeling.evaluation import evaluate_model
 from mnist_pipeline.modeling.model_files import to_engine
 from mnist_pipeline.modeling.profiles import resolve_config
 from mnist_pipeline.modeling.training import configure_tensorflow, train_model
-from mnist_pipeline.validation.publish import ingest_and_publish
 from tests.test_ingest_idx import write_idx_dir
 
 MODELS = ("ann_no_hidden", "ann_hidden_100", "cnn")
@@ -52,9 +52,9 @@ def test_best_on_another_ten_class_idx_dataset_is_at_least_as_good_as_default(tm
     x_train, y_train = make_faint_digits(600, seed=11)
     x_test, y_test = make_faint_digits(400, seed=12)
     arrays = {"train_images": x_train, "train_labels": y_train, "test_images": x_test, "test_labels": y_test}
-    _, report = ingest_and_publish(f"idx:{write_idx_dir(tmp_path / 'idx', arrays)}", tmp_path / "data")
-    assert report.success
     layout = DataLayout(tmp_path / "data")
+    _, report = ingest_and_publish_grown(f"idx:{write_idx_dir(tmp_path / 'idx', arrays)}", layout)
+    assert report.success
     train, test = read_split(layout.split_file("train")), read_split(layout.split_file("test"))
     configure_tensorflow(None, deterministic=True)
     for model in MODELS:

@@ -70,7 +70,7 @@ def test_better_by_more_than_the_margin_is_promoted_with_the_numbers() -> None:
     assert "98.71 %" in decision.reason
     assert "98.62 %" in decision.reason
     assert "0.09 points" in decision.reason
-    assert "-0.40 points (digit 7)" in decision.reason
+    assert "-0.40 points (digit 7 on test)" in decision.reason
 
 
 @pytest.mark.parametrize("accuracy", [0.9850, 0.9862])

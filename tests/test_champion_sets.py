@@ -94,8 +94,10 @@ def test_without_new_data_the_test_rule_decides_as_before() -> None:
     kept = decide_promotion("cnn", same, champion, POLICY)
 
     assert promoted.promoted and not kept.promoted
-    assert promoted.reason.startswith("challenger 98.71 % beats champion 98.62 % (run old) by 0.09 points")
-    assert "does not beat champion 98.62 %" in kept.reason
+    assert promoted.reason.startswith("beats the champion on test by more than the margin 0.05;")
+    assert "test, 10000 images: challenger 98.71 % vs champion 98.62 % (run old), +0.09 points" in promoted.reason
+    assert kept.reason.startswith("does not beat the champion on test by more than the margin 0.05")
+    assert "new" not in kept.reason
     assert promoted.challenger_new_accuracy is None and promoted.new_accuracy_gain is None
 
 

@@ -109,7 +109,7 @@ def test_evaluation_and_predict_give_identical_probabilities(tmp_path_factory: p
     """The same saved model and image: the run's evaluation and `predict` report the same probability, bit for
     bit, whether predict is asked about one image file or a batch."""
     data_dir = train_champion(tmp_path_factory.getbasetemp())
-    choice = choose_model("cnn", data_dir)
+    choice = choose_model("cnn", DataLayout(data_dir))
     folder = tmp_path_factory.mktemp("same-images")
     images, labels = draw_digits(300, seed=5)
     one = answer(choice, [write_styled(images[0], "tinted", folder / "one.png")])

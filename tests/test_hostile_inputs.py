@@ -230,7 +230,7 @@ def test_model_keys_outside_the_key_format_never_become_paths(key: str, tmp_path
     metrics.parent.mkdir(parents=True)
     metrics.write_text(json.dumps({"models": {"cnn": {"key": key}}}))
     with pytest.raises(DataFormatError, match="model key"):
-        choose_model("cnn", tmp_path / "data", "run-x", tmp_path / "reports")
+        choose_model("cnn", DataLayout(tmp_path / "data"), "run-x", tmp_path / "reports")
 
 
 def test_real_keys_and_model_names_are_accepted(tmp_path: Path) -> None:

@@ -85,21 +85,23 @@ def small_dataset(rows: int, seed: int) -> RawDataset:
 
 @pytest.mark.parametrize("damaged", [".keras", ".onnx"])
 def test_a_model_file_that_does_not_open_is_retrained(damaged: str, tmp_path: Path) -> None:
-    from mnist_pipeline.modeling.jobs import run_training_job
+    from mnist_pipeline.modeling.jobs import TrainingJob, run_training_job
     from mnist_pipeline.modeling.serving import Engine
 
     layout = DataLayout(tmp_path / "data")
     publish_dataset(small_dataset(200, seed=2), layout)
     config = TrainConfig(profile="test", epochs=1, batch_size=64)
-    arguments = (layout, "ann_no_hidden", "0123456789abcdef01234567", config, 0, None, (28, 28))
-    first = run_training_job(*arguments)
-    assert not first["reused"] and run_training_job(*arguments)["reused"]
+    job = TrainingJob(
+        "ann_no_hidden", "0123456789abcdef01234567", "e", None, config, None, 0, None, None, (28, 28), None
+    )
+    first = run_training_job(layout, job)
+    assert not first.reused and run_training_job(layout, job).reused
     model = layout.model_file("ann_no_hidden", "0123456789abcdef01234567")
     broken = model.with_suffix(damaged)
     broken.write_bytes(broken.read_bytes()[:100])  # what a lost write-back leaves: a cut file under the right name
 
-    again = run_training_job(*arguments)
-    assert not again["reused"]
+    again = run_training_job(layout, job)
+    assert not again.reused
     assert model_health.find_model_damage(model) is None
     assert Engine(model.with_suffix(".onnx")).logits(read_split(layout.split_file("test")).images).shape[1] == 10
 
@@ -192,7 +194,7 @@ def test_the_batch_predict_scoring_answers_the_good_inputs_and_lists_each_hostil
     bad = [make(folder)[0] for make in HOSTILE.values()]
     config = build_batch_config(input=str(folder), data_dir=str(data_dir), output_dir=str(tmp_path / "out"))
     output = tmp_path / "out" / "predictions.parquet"
-    result, markdown = score_batch(choose_model(config.model, config.data_dir), config, output, "hostile")
+    result, markdown = score_batch(choose_model(config.model, DataLayout(config.data_dir)), config, output, "hostile")
     assert len(read_table_rows(output)) == len(result.predictions) == 10
     assert sorted(name for name, _ in result.failures) == sorted(str(path) for path in bad)
     failed = markdown.split("## Failed inputs", 1)[1].strip().splitlines()

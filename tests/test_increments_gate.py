@@ -287,14 +287,13 @@ def test_grown_versions_name_base_parent_increments_and_pass_the_gate(tmp_path: 
 
 
 def test_ingest_publishes_the_grown_version(synthetic_npz: Path, tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    result, report = ingest_and_publish_grown(f"npz:{synthetic_npz}", data_dir)
+    layout = DataLayout(tmp_path / "data")
+    result, report = ingest_and_publish_grown(f"npz:{synthetic_npz}", layout)
     assert report.success and "increments" not in result.manifest
-    layout = DataLayout(data_dir)
     images, labels = draw_strokes(30, seed=16)
     batch_id, reasons = judge(layout, write_npz(tmp_path / "batch.npz", images, labels))
     assert reasons == []
-    result, report = ingest_and_publish_grown(f"npz:{synthetic_npz}", data_dir)
+    result, report = ingest_and_publish_grown(f"npz:{synthetic_npz}", layout)
     assert report.success, [check.message for check in report.failures()]
     assert read_manifest(layout)["increments"] == [batch_id]
     assert pq.ParquetFile(layout.split_file("new")).metadata.num_rows == read_part(layout, batch_id, "test").rows

@@ -87,3 +87,49 @@ def test_the_check_sees_each_kind_of_upward_import() -> None:
     source = "from mnist_pipeline.champion.rule import PromotionPolicy\nfrom mnist_pipeline import defaults\n"
     assert find_upward_imports(ROOT / "mnist_pipeline" / "config.py", source) == ["mnist_pipeline.champion.rule"]
     assert find_upward_imports(ROOT / "tasks" / "guard.py", "from flows.pipeline import x\n") == ["flows.pipeline"]
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+def find_import_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of the graph (module -> modules it imports), as the modules along it, or [] when there is none."""
+    state: dict[str, str] = {}
+
+    def visit(module: str, path: list[str]) -> list[str]:
+        state[module] = "open"
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == "open":
+                return [*path[path.index(target) :], target]
+            if target not in state and (cycle := visit(target, [*path, target])):
+                return cycle
+        state[module] = "done"
+        return []
+
+    for module in sorted(graph):
+        if module not in state and (cycle := visit(module, [module])):
+            return cycle
+    return []
+
+
+def list_imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The project's modules that `path` imports: for `from a.b import c`, `a.b.c` when that is a module, else `a.b`."""
+    package = path.relative_to(ROOT).with_suffix("").parts[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[: len(package) - node.level + 1]) if node.level else ""
+            module = ".".join(part for part in (base, node.module or "") if part)
+            found |= {f"{module}.{alias.name}" if f"{module}.{alias.name}" in known else module for alias in node.names}
+    return (found & known) - {module_name(path)}
+
+
+def test_no_module_imports_itself_round_a_circle() -> None:
+    """Lazy imports count: a circle hidden in a function still ties two modules into one."""
+    known = {module_name(path) for path in modules()}
+    graph = {module_name(path): list_imported_modules(path, known) for path in modules()}
+    assert find_import_cycle(graph) == []
+    assert find_import_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]

@@ -48,20 +48,20 @@ def test_the_engine_gives_keras_logits_of_the_head(saved_ann: tuple[DataLayout, 
     assert engine.logits(images[:0]).shape == (0, 10)
 
 
-def test_a_model_saved_without_onnx_gets_it_on_first_use(saved_ann: tuple[DataLayout, object]) -> None:
+def test_a_model_without_its_onnx_file_is_named_not_exported(saved_ann: tuple[DataLayout, object]) -> None:
     layout, _ = saved_ann
-    legacy = layout.model_file("ann_hidden_100", "legacy")
-    shutil.copyfile(layout.model_file("ann_hidden_100", "ann"), legacy)
-    assert not legacy.with_suffix(".onnx").exists()
-    images = draw_digits(50, seed=12)[0]
-    logits = open_engine(layout, "ann_hidden_100", "legacy").logits(images)
-    assert legacy.with_suffix(".onnx").is_file()
-    assert np.array_equal(logits, open_engine(layout, "ann_hidden_100", "ann").logits(images))
+    alone = layout.model_file("ann_hidden_100", "alone")
+    shutil.copyfile(layout.model_file("ann_hidden_100", "ann"), alone)
+    with pytest.raises(DataFormatError, match=r"alone\.keras: expected a saved model with its ONNX file alone\.onnx"):
+        open_engine(layout, "ann_hidden_100", "alone")
+    assert not alone.with_suffix(".onnx").exists()
 
 
 def test_a_missing_or_corrupt_model_is_named(tmp_path: Path) -> None:
     layout = DataLayout(tmp_path / "data")
-    with pytest.raises(DataFormatError, match=r"cnn/gone\.keras: expected a saved model, found no such file"):
+    with pytest.raises(
+        DataFormatError, match=r"cnn/gone\.keras: expected a saved model with its ONNX file gone\.onnx, found none"
+    ):
         open_engine(layout, "cnn", "gone")
     broken = layout.model_file("cnn", "broken").with_suffix(".onnx")
     broken.parent.mkdir(parents=True)

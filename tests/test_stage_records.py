@@ -13,8 +13,8 @@ import mnist_pipeline.data.ingest as ingest_module
 from mnist_pipeline.data.layout import DataLayout, version_name
 from mnist_pipeline.data.sources import list_source_inputs, parse_source
 from mnist_pipeline.data.store import IngestResult
+from mnist_pipeline.increments.publish import ingest_and_publish_grown
 from mnist_pipeline.runs.cache_keys import compute_evaluation_key, compute_validation_key
-from mnist_pipeline.validation.publish import ingest_and_publish
 from tests.support import make_synthetic_digits
 
 
@@ -27,7 +27,7 @@ def write_npz(path: Path, seed: int) -> Path:
 
 def ingest(source: str, data_dir: Path) -> IngestResult:
     """Ingest as `mnist-pipeline ingest` does: a version is reused only once the gate has made it current."""
-    result, report = ingest_and_publish(source, data_dir)
+    result, report = ingest_and_publish_grown(source, DataLayout(data_dir))
     assert report.success
     return result
 

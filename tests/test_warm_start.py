@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mnist_pipeline.champion.freshness import describe_no_new_data, find_warm_starts
+from mnist_pipeline.champion.decide import describe_no_new_data, find_warm_starts
 from mnist_pipeline.champion.registry import ChampionEntry, Registry, load_registry
 from mnist_pipeline.champion.rule import Candidate
 from mnist_pipeline.config import build_config
@@ -87,14 +87,14 @@ def test_a_warm_start_has_its_own_key_per_source_and_scratch_keys_are_unchanged(
 
 def test_the_plan_fine_tunes_the_models_with_a_champion() -> None:
     config = build_config(models="cnn,ann_no_hidden", warm_start=True)
-    scratch = {job["model"]: job for job in plan_training(config, MANIFEST)}
-    warm = {job["model"]: job for job in plan_training(config, MANIFEST, {"cnn": "k1"})}
-    assert warm["ann_no_hidden"] == scratch["ann_no_hidden"] and scratch["cnn"]["warm_start"] is None
-    assert warm["cnn"]["warm_start"] == "k1" and warm["cnn"]["key"] != scratch["cnn"]["key"]
-    assert warm["cnn"]["eval_key"] != scratch["cnn"]["eval_key"]
-    assert warm["cnn"]["train_config"]["epochs"] == WARM_START_EPOCHS
+    scratch = {job.model: job for job in plan_training(config, MANIFEST)}
+    warm = {job.model: job for job in plan_training(config, MANIFEST, {"cnn": "k1"})}
+    assert warm["ann_no_hidden"] == scratch["ann_no_hidden"] and scratch["cnn"].warm_start is None
+    assert warm["cnn"].warm_start == "k1" and warm["cnn"].key != scratch["cnn"].key
+    assert warm["cnn"].eval_key != scratch["cnn"].eval_key
+    assert warm["cnn"].train_config.epochs == WARM_START_EPOCHS
     explicit = build_config(models="cnn", warm_start=True, epochs=["cnn=5"])
-    assert plan_training(explicit, MANIFEST, {"cnn": "k1"})[0]["train_config"]["epochs"] == 5
+    assert plan_training(explicit, MANIFEST, {"cnn": "k1"})[0].train_config.epochs == 5
 
 
 def weights_digest(model: Any) -> str:

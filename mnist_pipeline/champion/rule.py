@@ -7,7 +7,7 @@ Accuracies and recalls are fractions (0.9871); messages show them as percent and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from mnist_pipeline import defaults
@@ -150,6 +150,10 @@ class Decision:
     new_worst_recall_drop: float | None = None
     new_worst_recall_class: int | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """As metrics.json's `champion.<model>` records it."""
+        return asdict(self)
+
 
 def same_test_split(a: Candidate, b: Candidate) -> bool:
     """Whether two candidates were scored on the same test rows, so their numbers can be compared: the same test
@@ -182,114 +186,77 @@ def decide_promotion(
             **_new_numbers(challenger, None, None),
         )
     test = _compare(model, "test", challenger, champion)
-    test_gain = challenger.test_accuracy - champion.test_accuracy
-    if challenger.new is None:
-        promoted, reason = _decide_on_test(challenger, champion, policy, test_gain, test)
-        new_numbers = {}
-    else:
-        new = _compare(model, "new", challenger, champion)
-        promoted, reason = _decide_on_both(challenger, champion, policy, test_gain, test, new)
-        new_numbers = _new_numbers(challenger, champion, new)
+    new = _compare(model, "new", challenger, champion) if challenger.new is not None else None
+    compared = {"new": new, "test": test} if new is not None else {"test": test}
+    promoted, reason = _judge(challenger, champion, policy, compared)
     return Decision(
         model=model,
         promoted=promoted,
         reason=reason,
         challenger_accuracy=challenger.test_accuracy,
         champion_accuracy=champion.test_accuracy,
-        accuracy_gain=test_gain,
+        accuracy_gain=challenger.test_accuracy - champion.test_accuracy,
         worst_recall_drop=test[0],
         worst_recall_class=test[1],
         champion_run=champion.run_name,
         champion_model_path=champion.model_path,
-        **new_numbers,
+        **_new_numbers(challenger, champion, new),
     )
 
 
-def _decide_on_test(
-    challenger: Candidate, champion: Candidate, policy: PromotionPolicy, gain: float, test: tuple[float, int]
-) -> tuple[bool, str]:
-    """The rule while `new` is empty: test accuracy gain above the margin, no digit's test recall too far down."""
-    drop, digit = test
-    beats = gain - policy.min_accuracy_gain > _TOLERANCE
-    regression = find_recall_regression(
-        champion.per_class_recall, challenger.per_class_recall, challenger.test_class_rows, policy.max_recall_drop
-    )
-    scores = f"challenger {_percent(challenger.test_accuracy)}"
-    versus = f"champion {_percent(champion.test_accuracy)} (run {champion.run_name})"
-    margin = f"margin {_points(policy.min_accuracy_gain)}"
-    allowed = _points(policy.max_recall_drop)
-    if not beats:
-        change = f"change {_signed_points(gain)} points"
-        return False, f"{scores} does not beat {versus} by more than the {margin} ({change})"
-    if regression is not None:
-        digit, drop = regression, champion.per_class_recall[regression] - challenger.per_class_recall[regression]
-        before, after = champion.per_class_recall[digit], challenger.per_class_recall[digit]
-        return False, (
-            f"{scores} beats {versus} by {_points(gain)} points ({margin}), but recall of digit {digit} drops "
-            f"{_points(drop)} points ({_percent(before)} -> {_percent(after)}), more than the allowed {allowed}"
-        )
-    within = f"within {allowed}"
-    if drop - policy.max_recall_drop > _TOLERANCE:
-        within = f"more than {allowed} but within chance on its {challenger.test_class_rows[digit]} images"
-    return True, (
-        f"{scores} beats {versus} by {_points(gain)} points ({margin}); worst per-digit recall change "
-        f"{_signed_points(-drop)} points (digit {digit}), {within}"
-    )
+def _set_scores(candidate: Candidate, name: str) -> tuple[int, float, tuple[float, ...], tuple[int, ...]]:
+    """Rows, accuracy, per-digit recall and per-digit image counts of `candidate` on set `name`."""
+    if name == "new" and candidate.new is not None:
+        new = candidate.new
+        return new.rows, new.accuracy, new.per_class_recall, new.class_rows
+    return candidate.test_rows, candidate.test_accuracy, candidate.per_class_recall, candidate.test_class_rows
 
 
-def _decide_on_both(
+def _judge(
     challenger: Candidate,
     champion: Candidate,
     policy: PromotionPolicy,
-    test_gain: float,
-    test: tuple[float, int],
-    new: tuple[float, int],
+    compared: dict[str, tuple[float, int]],
 ) -> tuple[bool, str]:
-    """The rule with a `new` set: win on `new`, hold `test`, no digit's recall too far down on either."""
-    if challenger.new is None or champion.new is None:
-        raise PromotionError(
-            f"{challenger.model_path} against champion {champion.model_path}: expected both scored on the new set, "
-            f"found {_describe_new(challenger)} and {_describe_new(champion)}"
+    """One loop over the sets compared (`new` when there is one, and `test`): win on the first by more than the
+    margin, lose at most `max_test_drop` on `test` when it is not the deciding set, and no digit's recall falling
+    by more than the maximum, beyond chance, on any set."""
+    sets = list(compared)
+    deciding, allowed, margin = sets[0], _points(policy.max_recall_drop), _points(policy.min_accuracy_gain)
+    failures, described = [], []
+    for name in sets:
+        rows, accuracy, recall, class_rows = _set_scores(challenger, name)
+        _, before, old_recall, _ = _set_scores(champion, name)
+        gain = accuracy - before
+        run = f" (run {champion.run_name})" if name == deciding else ""
+        described.append(
+            f"{name}, {rows} images: challenger {_percent(accuracy)} vs champion {_percent(before)}{run}, "
+            f"{_signed_points(gain)} points"
         )
-    new_gain = challenger.new.accuracy - champion.new.accuracy
-    allowed = _points(policy.max_recall_drop)
-    failures = []
-    if new_gain - policy.min_accuracy_gain <= _TOLERANCE:
-        margin = _points(policy.min_accuracy_gain)
-        failures.append(f"does not beat the champion on new by more than the margin {margin}")
-    if -test_gain - policy.max_test_drop > _TOLERANCE:
-        failures.append(
-            f"loses {_points(-test_gain)} points on test, more than the allowed {_points(policy.max_test_drop)}"
-        )
-    recalls = {"new": (new, champion.new.per_class_recall, challenger.new.per_class_recall)}
-    recalls["test"] = (test, champion.per_class_recall, challenger.per_class_recall)
-    class_rows = {"new": challenger.new.class_rows, "test": challenger.test_class_rows}
-    for name, (_, before, after) in recalls.items():
-        digit = find_recall_regression(before, after, class_rows[name], policy.max_recall_drop)
-        if digit is not None:
-            drop = before[digit] - after[digit]
+        if name == deciding and gain - policy.min_accuracy_gain <= _TOLERANCE:
+            failures.append(f"does not beat the champion on {name} by more than the margin {margin}")
+        if name != deciding and -gain - policy.max_test_drop > _TOLERANCE:
             failures.append(
-                f"recall of digit {digit} drops {_points(drop)} points on {name} "
-                f"({_percent(before[digit])} -> {_percent(after[digit])}), more than the allowed {allowed}"
+                f"loses {_points(-gain)} points on {name}, more than the allowed {_points(policy.max_test_drop)}"
             )
-    sets = (
-        f"new, {challenger.new.rows} images: challenger {_percent(challenger.new.accuracy)} vs champion "
-        f"{_percent(champion.new.accuracy)} (run {champion.run_name}), {_signed_points(new_gain)} points; "
-        f"test, {challenger.test_rows} images: challenger {_percent(challenger.test_accuracy)} vs champion "
-        f"{_percent(champion.test_accuracy)}, {_signed_points(test_gain)} points"
-    )
+        digit = find_recall_regression(old_recall, recall, class_rows, policy.max_recall_drop)
+        if digit is not None:
+            failures.append(
+                f"recall of digit {digit} drops {_points(old_recall[digit] - recall[digit])} points on {name} "
+                f"({_percent(old_recall[digit])} -> {_percent(recall[digit])}), more than the allowed {allowed}"
+            )
+    scores = "; ".join(described)
     if failures:
-        return False, f"{'; '.join(failures)} ({sets})"
-    worst_set = max(recalls, key=lambda name: recalls[name][0][0])
-    (drop, digit), _, _ = recalls[worst_set]
+        return False, f"{'; '.join(failures)} ({scores})"
+    worst = max(sets, key=lambda name: compared[name][0])
+    drop, digit = compared[worst]
     within = f"within {allowed}"
     if drop - policy.max_recall_drop > _TOLERANCE:
-        rows = class_rows[worst_set][digit]
-        within = f"more than {allowed} but within chance on its {rows} images"
+        within = f"more than {allowed} but within chance on its {_set_scores(challenger, worst)[3][digit]} images"
+    held = f" and loses at most {_points(policy.max_test_drop)} points on test" if deciding != "test" else ""
     return True, (
-        f"beats the champion on new by more than the margin {_points(policy.min_accuracy_gain)} and loses at most "
-        f"{_points(policy.max_test_drop)} points on test; worst per-digit recall change {_signed_points(-drop)} "
-        f"points (digit {digit} on {worst_set}), {within} ({sets})"
+        f"beats the champion on {deciding} by more than the margin {margin}{held}; worst per-digit recall change "
+        f"{_signed_points(-drop)} points (digit {digit} on {worst}), {within} ({scores})"
     )
 
 

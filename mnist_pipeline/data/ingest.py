@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from mnist_pipeline import defaults
 from mnist_pipeline.data.image_shape import check_dataset_shape
@@ -17,9 +16,9 @@ log = logging.getLogger(__name__)
 
 
 def ingest(
-    source: str | SourceSpec, data_dir: Path, image_shape: tuple[int, int] = defaults.IMAGE_SHAPE
+    source: str | SourceSpec, layout: DataLayout, image_shape: tuple[int, int] = defaults.IMAGE_SHAPE
 ) -> IngestResult:
-    """Load `source` (cached under data_dir/raw), check its image size, write it as a version under datasets/.
+    """Load `source` (cached under the layout's raw/), check its image size, write it as a version under datasets/.
 
     The version is not current yet: `publish_version` makes it so after the gate. The whole step holds the data
     dir's ingest lock, so concurrent ingests wait for each other; it starts by clearing killed ingests' leftovers.
@@ -27,7 +26,6 @@ def ingest(
     is decoded.
     """
     spec = parse_source(source) if isinstance(source, str) else source
-    layout = DataLayout(Path(data_dir))
     with ingest_lock(layout):
         for leftover in clean_leftovers(layout):
             log.info("removed %s, left behind by an interrupted process", leftover)

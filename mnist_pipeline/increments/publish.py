@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mnist_pipeline import defaults
 from mnist_pipeline.data.ingest import ingest
 from mnist_pipeline.data.layout import DataLayout
@@ -16,12 +14,11 @@ from mnist_pipeline.validation.results import ValidationReport
 
 
 def ingest_and_publish_grown(
-    source: str | SourceSpec, data_dir: Path, image_shape: tuple[int, int] = defaults.IMAGE_SHAPE
+    source: str | SourceSpec, layout: DataLayout, image_shape: tuple[int, int] = defaults.IMAGE_SHAPE
 ) -> tuple[IngestResult, ValidationReport]:
-    """Ingest the base and validate it; with accepted increments, grow it and publish the grown version through
-    the same gate (the base itself is then never current). Without increments this is `ingest_and_publish`."""
-    result = ingest(source, data_dir, image_shape)
-    layout = DataLayout(Path(data_dir))
+    """Ingest the base and publish it through the validation gate a pipeline run uses; with accepted increments,
+    grow it and publish the grown version through the same gate (the base itself is then never current)."""
+    result = ingest(source, layout, image_shape)
     fingerprint = result.manifest["fingerprint"]
     if not list_increments(read_index(layout)):
         return result, publish_if_valid(layout, fingerprint, image_shape)

@@ -10,9 +10,11 @@ the finished model. Summaries hold no paths, so a moved data dir keeps its cache
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,118 +32,202 @@ if TYPE_CHECKING:
     from mnist_pipeline.modeling.training import EpochReport
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """Everything one model's training and evaluation depend on, planned before any work (`runs.plan`).
+
+    `key` names the trained model, `eval_key` its evaluation on the (limited) `test` split, `new_eval_key` on the
+    whole `new` split (None when the version has none); `warm_start` is the key of the model it fine-tunes."""
+
+    model: str
+    key: str
+    eval_key: str
+    new_eval_key: str | None
+    train_config: TrainConfig
+    warm_start: str | None
+    seed: int
+    train_limit: int | None
+    test_limit: int | None
+    image_shape: tuple[int, int]
+    tf_threads: int | None
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A job's trained model: how training went (its `<key>.json` summary), where the model is, and whether it
+    was reused rather than trained by this run."""
+
+    model: str
+    key: str
+    train_config: dict[str, Any]
+    seed: int
+    train_rows: int
+    epochs_run: int
+    best_epoch: int
+    history: dict[str, list[float]]
+    epoch_seconds: list[float]
+    train_seconds: float
+    started_at: str
+    finished_at: str
+    params: int
+    model_path: str = ""
+    reused: bool = False
+    resumed_from_epoch: int = 0
+    warm_start: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """What `<key>.json` records: everything but the path and the reuse flag."""
+        recorded = dataclasses.asdict(self)
+        del recorded["model_path"], recorded["reused"]
+        return recorded
+
+
+@dataclass(frozen=True)
+class SetEvaluation:
+    """A model's scores on one set (`test` or `new`) and the file of its predictions."""
+
+    accuracy: float
+    loss: float
+    rows: int
+    confusion_matrix: list[list[int]]
+    per_class: dict[str, list[float]]
+    predictions_file: str
+    reused: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        """What the evaluation's `<key>.json` records."""
+        recorded = dataclasses.asdict(self)
+        del recorded["predictions_file"], recorded["reused"]
+        return recorded
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    """A model's evaluations: on `test` always, on `new` when the dataset version has one."""
+
+    test: SetEvaluation
+    new: SetEvaluation | None = None
+
+    @property
+    def reused(self) -> bool:
+        return self.test.reused and (self.new is None or self.new.reused)
+
+    def by_set(self) -> dict[str, SetEvaluation]:
+        return {"test": self.test} | ({"new": self.new} if self.new is not None else {})
+
+
+def _from_summary(kind: type[T], summary: dict[str, Any] | None, **found: Any) -> T | None:
+    """The recorded result, or None when there is none or it is not of this shape (the job then runs again)."""
+    if summary is None:
+        return None
+    try:
+        return kind(**summary, **found)
+    except TypeError:
+        return None
 
 
 def run_training_job(
-    layout: DataLayout,
-    model: str,
-    key: str,
-    config: TrainConfig,
-    seed: int,
-    train_limit: int | None,
-    image_shape: tuple[int, int],
-    tf_threads: int | None = None,
-    on_epoch: Callable[[EpochReport], None] | None = None,
-    warm_start: str | None = None,
-) -> dict[str, Any]:
-    """The saved model of `key` when it is there, else `model` trained on the first `train_limit` rows of the
-    (pinned) layout's train split, with TensorFlow on `tf_threads`, and saved under its key; `reused` says which.
-    `warm_start` (a model key, part of `key`) fine-tunes that saved model instead of training a new one."""
-    path = layout.model_file(model, key)
+    layout: DataLayout, job: TrainingJob, on_epoch: Callable[[EpochReport], None] | None = None
+) -> TrainedModel:
+    """The saved model of the job's key when it is there, else the model trained on the first `train_limit` rows
+    of the (pinned) layout's train split and saved under its key; `reused` says which."""
+    path = layout.model_file(job.model, job.key)
     summary_file = path.with_suffix(".json")
     summary = reuse_summary(layout.gc_lock, summary_file, path)
     damage = find_model_damage(path) if summary is not None else None
     if damage is not None:
-        log.warning("%s; training %s again", damage, model)
+        log.warning("%s; training %s again", damage, job.model)
         summary = None
-    reused = summary is not None
-    if summary is None:
-        summary = _train(layout, model, key, config, seed, train_limit, image_shape, tf_threads, on_epoch, warm_start)
-        write_json_atomic(summary_file, summary)
-    return {**summary, "model_path": str(path), "reused": reused}
+    reused = _from_summary(TrainedModel, summary, model_path=str(path), reused=True)
+    if reused is not None:
+        return reused
+    trained = _train(layout, job, on_epoch)
+    write_json_atomic(summary_file, trained.summary())
+    return dataclasses.replace(trained, model_path=str(path))
 
 
-def _train(
-    layout: DataLayout,
-    model: str,
-    key: str,
-    config: TrainConfig,
-    seed: int,
-    train_limit: int | None,
-    image_shape: tuple[int, int],
-    tf_threads: int | None,
-    on_epoch: Callable[[EpochReport], None] | None,
-    warm_start: str | None,
-) -> dict[str, Any]:
+def _train(layout: DataLayout, job: TrainingJob, on_epoch: Callable[[EpochReport], None] | None) -> TrainedModel:
     # Imported here: a reused model needs no TensorFlow.
     start_tensorflow()
     from mnist_pipeline.modeling.model_files import save_model
     from mnist_pipeline.modeling.resume import remove_state
     from mnist_pipeline.modeling.training import configure_tensorflow, train_model
 
-    configure_tensorflow(tf_threads, deterministic=True)
+    configure_tensorflow(job.tf_threads, deterministic=True)
 
-    train = read_split(layout.split_file("train")).head(train_limit)
-    if tuple(train.images.shape[1:]) != tuple(image_shape):
+    train = read_split(layout.split_file("train")).head(job.train_limit)
+    if tuple(train.images.shape[1:]) != tuple(job.image_shape):
         raise PipelineError(
-            f"image_shape: expected training images of {image_shape[0]}x{image_shape[1]} (the models' input), "
-            f"found {train.images.shape[1]}x{train.images.shape[2]}"
+            f"image_shape: expected training images of {job.image_shape[0]}x{job.image_shape[1]} (the models' "
+            f"input), found {train.images.shape[1]}x{train.images.shape[2]}"
         )
-    state = layout.resume_file(model, key)
-    start = None if warm_start is None else layout.model_file(model, warm_start)
+    state = layout.resume_file(job.model, job.key)
+    start = None if job.warm_start is None else layout.model_file(job.model, job.warm_start)
     # A state resumed now, and the model fine-tuned, are in use: their keys' files are no garbage.
     mark_used(layout.gc_lock, [state] if start is None else [state, start])
-    result = train_model(model, config, train, seed=seed, on_epoch=on_epoch, checkpoint=state, warm_start=start)
-    save_model(result.model, layout.model_file(model, key))
+    result = train_model(
+        job.model, job.train_config, train, seed=job.seed, on_epoch=on_epoch, checkpoint=state, warm_start=start
+    )
+    save_model(result.model, layout.model_file(job.model, job.key))
     remove_state(state)
-    return {
-        "model": model,
-        "key": key,
-        "resumed_from_epoch": result.resumed_from_epoch,
-        "train_config": config.to_dict(),
-        "warm_start": warm_start,
-        "seed": seed,
-        "train_rows": train.rows,
-        "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch,
-        "history": result.history,
-        "epoch_seconds": result.epoch_seconds,
-        "train_seconds": result.seconds,
-        "started_at": result.started_at,
-        "finished_at": result.finished_at,
-        "params": int(result.model.count_params()),
-    }
+    return TrainedModel(
+        model=job.model,
+        key=job.key,
+        resumed_from_epoch=result.resumed_from_epoch,
+        train_config=job.train_config.to_dict(),
+        warm_start=job.warm_start,
+        seed=job.seed,
+        train_rows=train.rows,
+        epochs_run=result.epochs_run,
+        best_epoch=result.best_epoch,
+        history=result.history,
+        epoch_seconds=result.epoch_seconds,
+        train_seconds=result.seconds,
+        started_at=result.started_at,
+        finished_at=result.finished_at,
+        params=int(result.model.count_params()),
+    )
 
 
 def run_evaluation_job(
     layout: DataLayout,
-    model: str,
-    model_key: str,
+    trained: TrainedModel,
     eval_key: str,
-    model_reused: bool,
     split: str = "test",
     limit: int | None = None,
-) -> dict[str, Any]:
+) -> SetEvaluation:
     """The recorded evaluation of `eval_key` when it is there and scored this very model file, else the saved model
     scored on the first `limit` rows (all when None) of the (pinned) layout's `split` (`test`, or `new`: the
-    accepted increments' test parts) and recorded; `evaluation_reused` says which. A model trained anew (its file
-    was collected or deleted) is scored anew: a record of an earlier file under the same key need not be its score."""
-    predictions = layout.evaluation_file(model, eval_key)
+    accepted increments' test parts) and recorded; `reused` says which. A model trained anew (its file was
+    collected or deleted) is scored anew: a record of an earlier file under the same key need not be its score."""
+    predictions = layout.evaluation_file(trained.model, eval_key)
     summary_file = predictions.with_suffix(".json")
-    summary = reuse_summary(layout.gc_lock, summary_file, predictions) if model_reused else None
-    reused = summary is not None
-    if summary is None:
-        from mnist_pipeline.modeling.evaluation import evaluate_saved_model  # scoring loads the model
+    summary = reuse_summary(layout.gc_lock, summary_file, predictions) if trained.reused else None
+    reused = _from_summary(SetEvaluation, summary, predictions_file=str(predictions), reused=True)
+    if reused is not None:
+        return reused
+    from mnist_pipeline.modeling.evaluation import evaluate_saved_model  # scoring loads the model
 
-        evaluation = evaluate_saved_model(layout, model, model_key, layout.split_file(split), limit)
-        with atomic_path(predictions) as tmp:
-            pq.write_table(pa.Table.from_pandas(evaluation.predictions, preserve_index=False), tmp)
-        summary = {
-            "accuracy": float(evaluation.accuracy),
-            "loss": float(evaluation.loss),
-            "rows": evaluation.rows,
-            "confusion_matrix": evaluation.confusion.tolist(),
-            "per_class": evaluation.per_class,
-        }
-        write_json_atomic(summary_file, summary)
-    return {**summary, "predictions_file": str(predictions), "evaluation_reused": reused}
+    evaluation = evaluate_saved_model(layout, trained.model, trained.key, layout.split_file(split), limit)
+    with atomic_path(predictions) as tmp:
+        pq.write_table(pa.Table.from_pandas(evaluation.predictions, preserve_index=False), tmp)
+    scored = SetEvaluation(
+        accuracy=float(evaluation.accuracy),
+        loss=float(evaluation.loss),
+        rows=evaluation.rows,
+        confusion_matrix=evaluation.confusion.tolist(),
+        per_class=evaluation.per_class,
+        predictions_file=str(predictions),
+    )
+    write_json_atomic(summary_file, scored.summary())
+    return scored
+
+
+def evaluate_job(layout: DataLayout, job: TrainingJob, trained: TrainedModel) -> ModelScores:
+    """The job's model scored on the (limited) `test` split and, when the version has one, the whole `new` split."""
+    test = run_evaluation_job(layout, trained, job.eval_key, "test", job.test_limit)
+    new = run_evaluation_job(layout, trained, job.new_eval_key, "new") if job.new_eval_key is not None else None
+    return ModelScores(test, new)

@@ -17,7 +17,6 @@ import onnxruntime as ort
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.modeling.hardware import count_usable_cores
-from mnist_pipeline.modeling.quiet_start import start_tensorflow
 
 # Images per run call: bounds the convolution's working memory (~90 MB for the CNN) without slowing it.
 CHUNK = 1024
@@ -68,23 +67,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def open_engine(layout: DataLayout, model: str, key: str) -> Engine:
-    """The engine of a saved model, found by name and key in the data dir's models folder (never a given path).
-
-    A model saved before models had an ONNX file gets it now, once, exported from its `.keras` (this one call
-    imports TensorFlow); a missing model is a DataFormatError naming its `.keras` file.
-    """
+    """The engine of a saved model, found by name and key in the data dir's models folder (never a given path); a
+    missing model is a DataFormatError naming its `.keras` file."""
     model_file = layout.model_file(model, key)
     onnx_file = serving_file(model_file)
-    if not onnx_file.is_file() and model_file.is_file():
-        start_tensorflow()
-        from mnist_pipeline.modeling.model_files import export_serving_file, load_model
-
-        try:
-            export_serving_file(load_model(model_file), onnx_file)
-        except DataFormatError:
-            raise
-        except Exception as exc:  # Keras' export and tf2onnx raise many kinds; any of them means no serving file
-            raise DataFormatError(f"{model_file}: expected a model that exports to ONNX, found: {exc}") from exc
     if not onnx_file.is_file():
-        raise DataFormatError(f"{model_file}: expected a saved model, found no such file")
+        raise DataFormatError(f"{model_file}: expected a saved model with its ONNX file {onnx_file.name}, found none")
     return Engine(onnx_file)

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.modeling.serving import Engine, open_engine, softmax
 from mnist_pipeline.predict.inputs import load_inputs
 from mnist_pipeline.predict.model_choice import ModelChoice
@@ -62,7 +61,7 @@ def predict_images(engine: Engine, images: np.ndarray, names: list[str]) -> list
 
 def answer(choice: ModelChoice, paths: list[Path]) -> Answer:
     """Load the chosen model, read and prepare every input, predict; bad inputs become failures."""
-    engine = open_engine(DataLayout(choice.data_dir), choice.model, choice.key)
+    engine = open_engine(choice.layout, choice.model, choice.key)
     loaded = load_inputs(paths, engine.input_shape)
     return Answer(choice, predict_images(engine, loaded.images, loaded.names), loaded.failures, loaded.images)
 

@@ -15,32 +15,34 @@ from mnist_pipeline.runs.names import check_run_name
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """The model that answers (found by name and key in `data_dir`), its `.keras` file, and where it came from."""
+    """The model that answers (found by name and key in the layout's models), its `.keras` file, and where it came
+    from."""
 
     model: str
     key: str
     path: Path
     run_name: str
     source: str  # "champion" or "run"
-    data_dir: Path
+    layout: DataLayout
 
     def describe(self) -> str:
         return f"{self.model} {self.source} from run {self.run_name} (key {self.key}, file {self.path})"
 
 
-def choose_model(model: str, data_dir: Path, run: str | None = None, reports_dir: Path | None = None) -> ModelChoice:
+def choose_model(
+    model: str, layout: DataLayout, run: str | None = None, reports_dir: Path | None = None
+) -> ModelChoice:
     """The champion of `model`, or with `run` that run's `model` (read from its metrics.json)."""
-    layout = DataLayout(data_dir)
     if run is not None:
         return _run_model(model, run, reports_dir or defaults.REPORTS_DIR, layout)
     champion = find_champion(load_registry(layout.registry), model)
     if champion is None:
         raise PipelineError(
             f"{layout.registry}: expected a champion for model {model!r}, found none; "
-            f"train one with `mnist-pipeline run --models {model} --data-dir {data_dir}`"
+            f"train one with `mnist-pipeline run --models {model} --data-dir {layout.root}`"
         )
     path = layout.model_file(model, champion.key)
-    return ModelChoice(model, champion.key, path, champion.run_name, "champion", data_dir)
+    return ModelChoice(model, champion.key, path, champion.run_name, "champion", layout)
 
 
 def _run_model(model: str, run: str, reports_dir: Path, layout: DataLayout) -> ModelChoice:
@@ -49,7 +51,7 @@ def _run_model(model: str, run: str, reports_dir: Path, layout: DataLayout) -> M
     try:
         entry = json.loads(metrics_path.read_text())["models"][model]
         key = str(entry["key"])
-        return ModelChoice(model, key, layout.model_file(model, key), run, "run", layout.root)
+        return ModelChoice(model, key, layout.model_file(model, key), run, "run", layout)
     except FileNotFoundError as exc:
         raise DataFormatError(f"{metrics_path}: expected the metrics.json of run {run}, found no such file") from exc
     except (OSError, ValueError) as exc:

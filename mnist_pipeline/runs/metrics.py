@@ -3,13 +3,83 @@ from what each stage returned; the flow adds `champion` once promotion has decid
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
 from mnist_pipeline.config import RunConfig
+from mnist_pipeline.modeling.jobs import ModelScores, TrainedModel
 from mnist_pipeline.modeling.registry import seed_study_accuracies
+
+
+class StageClock:
+    """Seconds per stage of a flow, each lap timed from the end of the one before: one timer for the whole flow
+    (the task runs in Prefect's UI time tasks; a stage here may span several tasks, or waits between them)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def restart(self) -> None:
+        """Start the next lap now: what happened since the last one belongs to no stage."""
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> float:
+        """Record the seconds since the last lap as `stage`; returns them, rounded to the millisecond."""
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._last, 3)
+        self._last = now
+        return self.seconds[stage]
+
+
+@dataclass(frozen=True)
+class ModelOutcome:
+    """One model of a run: its training, its scores, and the run's own copy of its test predictions."""
+
+    trained: TrainedModel
+    scores: ModelScores
+    predictions_path: str
+
+    def to_metrics(self, profile: str) -> dict[str, Any]:
+        """The model's entry in metrics.json: the `test` figures flat (as before sets), `eval.<set>` for each set,
+        and how it was trained."""
+        test, trained = self.scores.test, self.trained
+        return {
+            "test_accuracy": test.accuracy,
+            "test_loss": test.loss,
+            "test_rows": test.rows,
+            "confusion_matrix": test.confusion_matrix,
+            "per_class": test.per_class,
+            "predictions_file": test.predictions_file,
+            "evaluation_reused": self.scores.reused,
+            "eval": {
+                split: {**scored.summary(), "predictions_file": scored.predictions_file, "reused": scored.reused}
+                for split, scored in self.scores.by_set().items()
+            },
+            "predictions_path": self.predictions_path,
+            "epochs": trained.train_config["epochs"],
+            "epochs_run": trained.epochs_run,
+            "best_epoch": trained.best_epoch,
+            "batch_size": trained.train_config["batch_size"],
+            "train_seconds": trained.train_seconds,
+            "started_at": trained.started_at,
+            "finished_at": trained.finished_at,
+            "cached": trained.reused,
+            "resumed_from_epoch": trained.resumed_from_epoch,
+            # The key of the champion it was fine-tuned from (--warm-start), or None: trained anew.
+            "warm_start": trained.warm_start,
+            "params": trained.params,
+            "profile": profile,
+            "train_config": trained.train_config,
+            "train_rows": trained.train_rows,
+            "history": trained.history,
+            "epoch_seconds": trained.epoch_seconds,
+            "model_path": trained.model_path,
+            "key": trained.key,
+        }
 
 
 def assemble_metrics(
@@ -17,37 +87,12 @@ def assemble_metrics(
     run: dict[str, Any],
     manifest: dict[str, Any],
     validation: dict[str, Any],
-    results: dict[str, Any],
-    stages: dict[str, float],
+    outcomes: Mapping[str, ModelOutcome],
+    stages: Mapping[str, float],
     provenance: dict[str, Any],
 ) -> dict[str, Any]:
-    """`run` names the flow run: name, flow_run_id, flow_run_url, started_at; `results` is train_and_evaluate's."""
+    """`run` names the flow run: name, flow_run_id, flow_run_url, started_at."""
     new_split = find_new_split(manifest)
-    models = {}
-    for name, trained in results["trained"].items():
-        evaluated = results["evaluated"][name]
-        models[name] = {
-            **evaluated,
-            "epochs": trained["train_config"]["epochs"],
-            "epochs_run": trained["epochs_run"],
-            "best_epoch": trained["best_epoch"],
-            "batch_size": trained["train_config"]["batch_size"],
-            "train_seconds": trained["train_seconds"],
-            "started_at": trained["started_at"],
-            "finished_at": trained["finished_at"],
-            "cached": results["cached"][name],
-            "resumed_from_epoch": trained.get("resumed_from_epoch", 0),
-            # The key of the champion it was fine-tuned from (--warm-start), or None: trained anew.
-            "warm_start": trained.get("warm_start"),
-            "params": trained["params"],
-            "profile": config.profile,
-            "train_config": trained["train_config"],
-            "train_rows": trained["train_rows"],
-            "history": trained["history"],
-            "epoch_seconds": trained["epoch_seconds"],
-            "model_path": trained["model_path"],
-            "key": trained["key"],
-        }
     return {
         "run": {
             **run,
@@ -74,7 +119,7 @@ def assemble_metrics(
         },
         "validation": validation,
         "stages": {stage: {"seconds": round(seconds, 3)} for stage, seconds in stages.items()},
-        "models": models,
+        "models": {name: outcome.to_metrics(config.profile) for name, outcome in outcomes.items()},
     }
 
 
@@ -83,33 +128,6 @@ def find_new_split(manifest: dict[str, Any]) -> dict[str, Any] | None:
     holds no rows: then there is no `new` set to score on."""
     split = manifest.get("splits", {}).get("new")
     return split if split and split.get("rows") else None
-
-
-def summarize_evaluations(evaluations: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A model's metrics.json scores from its evaluation jobs (`test`, and `new` when scored): `eval.<set>` for
-    each set, and the `test` figures flat as well (`test_accuracy`, `confusion_matrix`, ...), as before sets."""
-    test = evaluations["test"]
-    return {
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
-        "test_rows": test["rows"],
-        "confusion_matrix": test["confusion_matrix"],
-        "per_class": test["per_class"],
-        "predictions_file": test["predictions_file"],
-        "evaluation_reused": all(evaluated["evaluation_reused"] for evaluated in evaluations.values()),
-        "eval": {
-            split: {
-                "accuracy": evaluated["accuracy"],
-                "loss": evaluated["loss"],
-                "rows": evaluated["rows"],
-                "confusion_matrix": evaluated["confusion_matrix"],
-                "per_class": evaluated["per_class"],
-                "predictions_file": evaluated["predictions_file"],
-                "reused": evaluated["evaluation_reused"],
-            }
-            for split, evaluated in evaluations.items()
-        },
-    }
 
 
 def seed_study_for(metrics: dict[str, Any]) -> Mapping[str, float | None]:

@@ -1,6 +1,6 @@
 """What a run will do before it does it: how models train side by side, and each model's job and keys.
 
-Plain data out (dicts that travel as Prefect parameters), so the flow only submits what this plans.
+Typed jobs out (`modeling.jobs.TrainingJob`), so the flow only submits what this plans.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 from mnist_pipeline.config import RunConfig
 from mnist_pipeline.modeling.hardware import count_usable_cores
+from mnist_pipeline.modeling.jobs import TrainingJob
 from mnist_pipeline.modeling.profiles import choose_precision, fine_tuning_config, resolve_config
 from mnist_pipeline.runs.cache_keys import compute_evaluation_key, compute_training_key
 from mnist_pipeline.runs.metrics import find_new_split
@@ -54,7 +55,7 @@ def tf_threads_per_model(config: RunConfig, n_models: int) -> int | None:
 
 def plan_training(
     config: RunConfig, manifest: dict[str, Any], warm_starts: dict[str, str] | None = None
-) -> list[dict[str, Any]]:
+) -> tuple[TrainingJob, ...]:
     """One job per selected model: its resolved training config, training key and evaluation keys (`test`, and
     `new` when the version has a non-empty `new` split, which is never limited), and `warm_start`: the key of the
     model it fine-tunes (from `warm_starts`, model -> champion key), or None to train from scratch."""
@@ -66,23 +67,25 @@ def plan_training(
         warm_start = (warm_starts or {}).get(name)
         if warm_start is not None and name not in config.epochs:
             resolved = fine_tuning_config(resolved)
-        train_config = resolved.to_dict()
         log.info("%s: precision %s", name, choose_precision(config.profile, name, config.precision).reason)
         if warm_start is not None:
             log.info("%s: fine-tuning champion %s for %d epoch(s)", name, warm_start, resolved.epochs)
         key = compute_training_key(
-            name, manifest["fingerprint"], train_config, config.seed, config.train_limit, tf_threads, warm_start
+            name, manifest["fingerprint"], resolved.to_dict(), config.seed, config.train_limit, tf_threads, warm_start
         )
-        eval_key = compute_evaluation_key(key, manifest["splits"]["test"]["sha256"], config.test_limit)
-        new_eval_key = compute_evaluation_key(key, new_split["sha256"], None) if new_split else None
         jobs.append(
-            {
-                "model": name,
-                "key": key,
-                "eval_key": eval_key,
-                "new_eval_key": new_eval_key,
-                "train_config": train_config,
-                "warm_start": warm_start,
-            }
+            TrainingJob(
+                model=name,
+                key=key,
+                eval_key=compute_evaluation_key(key, manifest["splits"]["test"]["sha256"], config.test_limit),
+                new_eval_key=compute_evaluation_key(key, new_split["sha256"], None) if new_split else None,
+                train_config=resolved,
+                warm_start=warm_start,
+                seed=config.seed,
+                train_limit=config.train_limit,
+                test_limit=config.test_limit,
+                image_shape=config.image_shape,
+                tf_threads=tf_threads,
+            )
         )
-    return jobs
+    return tuple(jobs)

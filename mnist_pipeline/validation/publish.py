@@ -6,13 +6,9 @@ It lives above both `data` (which writes and publishes versions) and the checks,
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-from mnist_pipeline import defaults
-from mnist_pipeline.data.ingest import ingest, publish_version
+from mnist_pipeline.data.ingest import publish_version
 from mnist_pipeline.data.layout import DataLayout
-from mnist_pipeline.data.sources import SourceSpec
-from mnist_pipeline.data.store import IngestResult
 from mnist_pipeline.data.versions import ingest_lock, set_aside
 from mnist_pipeline.validation.results import ValidationReport
 from mnist_pipeline.validation.validate import validate_dataset
@@ -40,12 +36,3 @@ def publish_if_valid(layout: DataLayout, fingerprint: str, image_shape: tuple[in
     if report.success:
         publish_version(layout, fingerprint)
     return report
-
-
-def ingest_and_publish(
-    source: str | SourceSpec, data_dir: Path, image_shape: tuple[int, int] = defaults.IMAGE_SHAPE
-) -> tuple[IngestResult, ValidationReport]:
-    """`mnist-pipeline ingest`: ingest, then publish through the same validation gate a pipeline run uses."""
-    result = ingest(source, data_dir, image_shape)
-    layout = DataLayout(Path(data_dir))
-    return result, publish_if_valid(layout, result.manifest["fingerprint"], image_shape)

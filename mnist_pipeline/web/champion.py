@@ -55,7 +55,7 @@ def open_champion(data_dir: Path, model: str) -> Serving:
     """Choose `model`'s champion in `data_dir` and open its engine; NoChampion says why that failed."""
     layout = DataLayout(data_dir)
     try:
-        choice = choose_model(model, data_dir)
+        choice = choose_model(model, layout)
         engine = open_engine(layout, choice.model, choice.key)
         entry = load_registry(layout.registry).champions.get(model)
     except PipelineError as exc:
