@@ -76,7 +76,7 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest, then publish only through the validation gate: DATA_DIR/parquet only ever points at valid data."""
-    from mnist_pipeline.increments.publish import ingest_and_publish_grown
+    from mnist_pipeline.increments.versions import ingest_and_publish_grown
     from mnist_pipeline.validation import raise_if_failed
 
     config = build_config(source=args.source, image_shape=args.image_shape)
