@@ -15,11 +15,10 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from mnist_pipeline import defaults
 from mnist_pipeline.champion.retention import DEFAULT_GRACE_DAYS
 from mnist_pipeline.config import RunConfig, build_config
-from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.errors import PipelineError, describe_os_error
 from mnist_pipeline.increments import DRIFT_MODES
 from mnist_pipeline.modeling.quiet_start import set_default_log_level
 from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL, model_names
-from mnist_pipeline.os_errors import describe_os_error
 from mnist_pipeline.web import links
 
 # How the command line spells some values; everything else about a run option comes from its RunConfig field.
