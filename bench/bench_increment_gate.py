@@ -33,10 +33,15 @@ from mnist_pipeline.data.dataset import RawDataset, Split
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import write_version
 from mnist_pipeline.data.versions import ingest_lock, make_current
-from mnist_pipeline.increments.checks import as_sha_array
 from mnist_pipeline.increments.gate import check_batch, measure_drift
-from mnist_pipeline.increments.hashing import SHA_DTYPE, is_test_part
-from mnist_pipeline.increments.history import INDEX_SCHEMA, list_increments, read_index
+from mnist_pipeline.increments.hashes import (
+    INDEX_SCHEMA,
+    SHA_DTYPE,
+    as_sha_array,
+    is_test_part,
+    list_increments,
+    read_index,
+)
 from mnist_pipeline.increments.inbox import land_batch, read_pending
 from mnist_pipeline.increments.sources import LabelledBatch
 from mnist_pipeline.increments.store import accept_batch

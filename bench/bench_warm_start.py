@@ -74,7 +74,7 @@ def read_increment(path: Path) -> Split:
 
 def split_by_hash(increment: Split) -> tuple[Split, Split]:
     """(train part, test part) as the gate assigns them: by each image's content hash."""
-    from mnist_pipeline.increments.hashing import hash_images, is_test_part
+    from mnist_pipeline.increments.hashes import hash_images, is_test_part
 
     test = is_test_part(hash_images(increment.images))
     return (

@@ -16,11 +16,10 @@ from mnist_pipeline import defaults
 from mnist_pipeline.champion.retention import DEFAULT_GRACE_DAYS
 from mnist_pipeline.config import RunConfig, build_config
 from mnist_pipeline.data.layout import DataLayout
-from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.errors import PipelineError, describe_os_error
 from mnist_pipeline.increments import DRIFT_MODES
 from mnist_pipeline.modeling.quiet_start import set_default_log_level
 from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL, model_names
-from mnist_pipeline.os_errors import describe_os_error
 from mnist_pipeline.web import links
 
 # How the command line spells some values; everything else about a run option comes from its RunConfig field.
@@ -83,7 +82,7 @@ def open_layout(args: argparse.Namespace) -> DataLayout:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest, then publish only through the validation gate: DATA_DIR/parquet only ever points at valid data."""
-    from mnist_pipeline.increments.publish import ingest_and_publish_grown
+    from mnist_pipeline.increments.versions import ingest_and_publish_grown
     from mnist_pipeline.validation import raise_if_failed
 
     config = build_config(source=args.source, image_shape=args.image_shape)

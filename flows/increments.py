@@ -16,7 +16,7 @@ from prefect.runtime import flow_run
 
 from mnist_pipeline import defaults
 from mnist_pipeline.data.layout import DataLayout
-from mnist_pipeline.files.locks import hold_lock
+from mnist_pipeline.files.atomic import hold_lock
 from mnist_pipeline.increments.checks import DEFAULT_MIN_IMAGES
 from mnist_pipeline.increments.gate import check_drift_mode, decide
 from mnist_pipeline.increments.inbox import list_pending

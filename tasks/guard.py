@@ -15,8 +15,7 @@ from typing import Any, TypeVar
 
 from prefect.logging.configuration import ensure_logging_setup
 
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.os_errors import describe_os_error, os_errors_as_user_errors
+from mnist_pipeline.errors import PipelineError, describe_os_error, os_errors_as_user_errors
 
 F = TypeVar("F", bound=Callable[..., Any])
 PIPELINE_LOGGER = "mnist_pipeline"

@@ -10,8 +10,7 @@ from prefect.events import emit_event
 
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.increments import ACCEPTED_EVENT, RESOURCE_PREFIX
-from mnist_pipeline.increments.artifact import render_increment_markdown
-from mnist_pipeline.increments.drift_report import render_drift_markdown
+from mnist_pipeline.increments.drift_report import render_drift_markdown, render_increment_markdown
 from mnist_pipeline.increments.gate import DriftOutcome, check_batch, measure_drift
 from mnist_pipeline.increments.inbox import read_pending, refuse_batch
 from mnist_pipeline.increments.store import accept_batch, discard_unfinished

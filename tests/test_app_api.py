@@ -16,8 +16,7 @@ from PIL import Image
 
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.limits import MAX_IMAGE_PIXELS
-from mnist_pipeline.increments.hashing import hash_images
-from mnist_pipeline.increments.history import append_to_index, read_index
+from mnist_pipeline.increments.hashes import append_to_index, hash_images, read_index
 from mnist_pipeline.increments.inbox import land_batch, list_pending, read_pending
 from mnist_pipeline.increments.sources import read_labelled_batch
 from tests.app_support import SEVEN, draw_png, promote_constant_model, request, serving

@@ -10,7 +10,7 @@ import pytest
 from mnist_pipeline.config import build_config
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import read_split
-from mnist_pipeline.increments.publish import ingest_and_publish_grown
+from mnist_pipeline.increments.versions import ingest_and_publish_grown
 from mnist_pipeline.modeling.architectures import build_model
 from mnist_pipeline.modeling.evaluation import evaluate_model
 from mnist_pipeline.modeling.model_files import to_engine

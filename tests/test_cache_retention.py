@@ -19,7 +19,7 @@ from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import publish_dataset
 from mnist_pipeline.data.versions import FAILED_SUFFIX
 from mnist_pipeline.errors import DataFormatError, PipelineError
-from mnist_pipeline.files.locks import hold_lock
+from mnist_pipeline.files.atomic import hold_lock
 from mnist_pipeline.files.usage import mark_used
 from tests.test_concurrency_store import small_dataset
 

@@ -13,7 +13,7 @@ import pytest
 from cli.main import main
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import read_manifest
-from mnist_pipeline.increments.history import list_increments, read_index
+from mnist_pipeline.increments.hashes import list_increments, read_index
 from mnist_pipeline.increments.inbox import land_batch, list_pending, read_pending
 from mnist_pipeline.increments.sources import read_labelled_batch
 from mnist_pipeline.increments.store import read_part

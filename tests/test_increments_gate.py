@@ -19,13 +19,11 @@ from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import read_manifest, read_split, split_to_table, write_split
 from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.increments.gate import DriftMode, check_batch, decide, measure_drift, sample_split
-from mnist_pipeline.increments.hashing import hash_images, is_test_part
-from mnist_pipeline.increments.history import list_increments, read_index
+from mnist_pipeline.increments.hashes import hash_images, is_test_part, list_increments, read_index
 from mnist_pipeline.increments.inbox import REASONS_FILE, land_batch, list_pending, read_pending, refuse_batch
-from mnist_pipeline.increments.publish import ingest_and_publish_grown
 from mnist_pipeline.increments.sources import read_labelled_batch
 from mnist_pipeline.increments.store import accept_batch, read_increment_manifest, read_part
-from mnist_pipeline.increments.versions import grow_version
+from mnist_pipeline.increments.versions import grow_version, ingest_and_publish_grown
 from mnist_pipeline.predict.preprocess import to_mnist_style_batch
 from mnist_pipeline.validation.validate import validate_dataset
 from tests.hostile_files import write_garbage_exif_jpeg, write_pixel_bomb_png, write_postscript_png

@@ -22,7 +22,7 @@ FORBIDDEN = {
 # mnist_pipeline's subpackages (and top-level modules), lowest first; a layer may import only layers before it.
 CORE_LAYERS = (
     {"defaults", "errors", "markdown"},
-    {"os_errors", "files"},
+    {"files"},
     {"data"},
     {"validation", "modeling"},
     {"config"},

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_pipeline.increments.artifact import render_increment_markdown
 from mnist_pipeline.increments.drift import DriftReport, DriftTest
-from mnist_pipeline.increments.drift_report import render_drift_markdown
+from mnist_pipeline.increments.drift_report import render_drift_markdown, render_increment_markdown
 from mnist_pipeline.markdown import Markdown, escape_markdown, markdown_table
 from mnist_pipeline.predict.answer import Answer, Prediction
 from mnist_pipeline.predict.batch import render_batch_markdown

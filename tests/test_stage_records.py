@@ -13,7 +13,7 @@ import mnist_pipeline.data.ingest as ingest_module
 from mnist_pipeline.data.layout import DataLayout, version_name
 from mnist_pipeline.data.sources import list_source_inputs, parse_source
 from mnist_pipeline.data.store import IngestResult
-from mnist_pipeline.increments.publish import ingest_and_publish_grown
+from mnist_pipeline.increments.versions import ingest_and_publish_grown
 from mnist_pipeline.runs.cache_keys import compute_evaluation_key, compute_validation_key
 from tests.support import make_synthetic_digits
 

@@ -38,7 +38,7 @@ from mnist_pipeline.champion.rule import (
 )
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.errors import DataFormatError
-from mnist_pipeline.files.locks import hold_lock
+from mnist_pipeline.files.atomic import hold_lock
 from mnist_pipeline.runs.metrics import ModelOutcome
 from mnist_pipeline.runs.names import check_run_name
 

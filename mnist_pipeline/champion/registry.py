@@ -21,8 +21,7 @@ from typing import Any
 
 from mnist_pipeline.champion.rule import Candidate, Decision, PromotionError, candidate_from_record, decide_forced
 from mnist_pipeline.errors import DataFormatError, PipelineError
-from mnist_pipeline.files.atomic import copy_file_atomic, write_json_atomic
-from mnist_pipeline.files.locks import hold_lock
+from mnist_pipeline.files.atomic import copy_file_atomic, hold_lock, write_json_atomic
 
 REGISTRY_FORMAT = "mnist-pipeline/champions"
 REGISTRY_VERSION = 1

@@ -25,7 +25,7 @@ from mnist_pipeline.data.ingest_records import forget_versions
 from mnist_pipeline.data.layout import DataLayout, version_name
 from mnist_pipeline.data.versions import FAILED_SUFFIX, MARKER, SET_ASIDE_PREFIX, current_version
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.files.locks import hold_lock
+from mnist_pipeline.files.atomic import hold_lock
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,10 @@ class DataLayout:
     def pin(self, fingerprint: str) -> DataLayout:
         return replace(self, version=version_name(fingerprint))
 
+    def unpinned(self) -> DataLayout:
+        """The same data dir, reading whichever version is current."""
+        return replace(self, version=None)
+
     @property
     def raw(self) -> Path:
         return self.root / "raw"

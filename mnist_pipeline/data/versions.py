@@ -15,8 +15,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from mnist_pipeline.data.layout import DataLayout, version_name
-from mnist_pipeline.files.atomic import remove_stale_temps, replace_symlink, sync_path
-from mnist_pipeline.files.locks import hold_lock
+from mnist_pipeline.files.atomic import hold_lock, remove_stale_temps, replace_symlink, sync_path
 from mnist_pipeline.files.usage import mark_used
 
 log = logging.getLogger(__name__)

@@ -1,11 +1,16 @@
-"""Atomic, durable file output: write beside the target, fsync, rename, fsync the folder.
+"""Files that several processes share: atomic, durable output, and advisory locks that serialise work on them.
 
-Readers never see half a file, and after a crash or power loss the target holds either the old or the new
-content, never an empty or truncated one (the rename alone is not durable until the folder is synced).
+Output is written beside the target, fsynced, renamed over it, and the folder fsynced. Readers never see half a
+file, and after a crash or power loss the target holds either the old or the new content, never an empty or
+truncated one (the rename alone is not durable until the folder is synced).
+
+Locks (fcntl.flock) serialise work on one data or reports folder across processes. The kernel drops a flock when
+its holder dies, so a killed run never leaves a stale lock behind.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -14,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
 def sync_path(path: Path) -> None:
@@ -92,3 +97,19 @@ def remove_stale_temps(root: Path) -> list[Path]:
         else:
             path.unlink(missing_ok=True)
     return stale
+
+
+@contextmanager
+def hold_lock(path: Path, shared: bool = False) -> Iterator[None]:
+    """Hold an exclusive (or shared) lock on `path`, waiting for other holders; the file is created if missing."""
+    handle = open_lock(path)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()
+
+
+def open_lock(path: Path) -> IO[str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("a")

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.files.locks import hold_lock
+from mnist_pipeline.files.atomic import hold_lock
 
 
 def mark_used(lock: Path, paths: Iterable[Path]) -> bool:

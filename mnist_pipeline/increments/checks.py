@@ -20,8 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mnist_pipeline import defaults
-from mnist_pipeline.increments.hashing import SHA_BYTES, is_test_part
-from mnist_pipeline.increments.history import as_sha_array
+from mnist_pipeline.increments.hashes import SHA_BYTES, as_sha_array, is_test_part
 from mnist_pipeline.increments.inbox import PendingBatch
 from mnist_pipeline.validation.gx_runner import run_suites
 from mnist_pipeline.validation.messages import to_json_value

@@ -1,4 +1,5 @@
-"""The drift report as people see it: one picture (PNG) and the `mnist-increment` artifact's markdown.
+"""The gate's verdict as people see it: the `mnist-increment` artifact's markdown (the verdict, every blocking
+check, then the drift section) and the drift report's picture (PNG).
 
 The picture is drawn with the report's chart style (`mnist_pipeline.report.charts`) and inlined in the markdown
 as its compact copy, since the Prefect database stores every artifact.
@@ -24,6 +25,7 @@ from mnist_pipeline.increments.drift import (
 from mnist_pipeline.markdown import Markdown, escape_markdown, markdown_table
 from mnist_pipeline.report import charts
 from mnist_pipeline.report.artifact_content import markdown_image
+from mnist_pipeline.validation.results import CheckResult
 
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
@@ -141,6 +143,23 @@ def _draw_samples(ax: Axes, images: np.ndarray, labels: np.ndarray | None) -> No
     ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
     ax.set_title(f"{count} of the batch's {len(images)} images, evenly spread")
     ax.set_axis_off()
+
+
+def render_increment_markdown(
+    batch_id: str, accepted: bool, checks: list[CheckResult], reasons: list[str], drift_markdown: str | None
+) -> str:
+    """Markdown for one gated batch; every text from the batch (names, messages) is escaped."""
+    verdict = "accepted" if accepted else "refused"
+    lines = [f"# Batch {escape_markdown(batch_id)}: {verdict}", ""]
+    if reasons:
+        lines += ["Refused because:", ""] + [f"- {escape_markdown(reason)}" for reason in reasons] + [""]
+    lines += ["## Blocking checks", ""]
+    lines += markdown_table(
+        ["check", "result"], [(check.message, "pass" if check.success else Markdown("**fail**")) for check in checks]
+    )
+    if drift_markdown:
+        lines += ["", drift_markdown]
+    return "\n".join(lines) + "\n"
 
 
 def render_drift_markdown(report: DriftReport, batch_id: str, picture_png: bytes, note: str | None = None) -> str:

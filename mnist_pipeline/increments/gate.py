@@ -31,8 +31,7 @@ from mnist_pipeline.increments.drift import (
     compute_drift,
 )
 from mnist_pipeline.increments.drift_report import draw_drift_picture
-from mnist_pipeline.increments.hashing import hash_images
-from mnist_pipeline.increments.history import list_increments, read_index
+from mnist_pipeline.increments.hashes import hash_images, list_increments, read_index
 from mnist_pipeline.increments.inbox import PendingBatch
 from mnist_pipeline.increments.store import read_increment_manifest
 from mnist_pipeline.increments.versions import find_current_fingerprint

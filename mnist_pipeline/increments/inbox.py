@@ -23,8 +23,7 @@ import pyarrow.parquet as pq
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.files.atomic import sync_path, write_json_atomic, write_text_atomic
-from mnist_pipeline.increments.hashing import SHA_DTYPE, hash_images
-from mnist_pipeline.increments.history import as_sha_array
+from mnist_pipeline.increments.hashes import SHA_DTYPE, as_sha_array, hash_images
 from mnist_pipeline.increments.sources import LabelledBatch
 from mnist_pipeline.predict.preprocess import MNIST_SHAPE
 

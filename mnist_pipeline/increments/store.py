@@ -1,6 +1,6 @@
 """Accepted increments: `increments/<id>/{train,test}.parquet` + `manifest.json`, immutable once renamed in.
 
-Each image's part comes from its content hash alone (`hashing.is_test_part`). The parts use the dataset split
+Each image's part comes from its content hash alone (`hashes.is_test_part`). The parts use the dataset split
 schema plus a `sha` column, so a grown dataset version is the base splits with these rows appended.
 """
 
@@ -22,13 +22,11 @@ from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import read_split, split_to_table
 from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.files.atomic import sync_path, write_json_atomic
-from mnist_pipeline.increments.hashing import is_test_part
-from mnist_pipeline.increments.history import append_to_index, as_sha_array, list_increments, read_index
+from mnist_pipeline.increments.hashes import append_to_index, as_sha_array, is_test_part, list_increments, read_index
 from mnist_pipeline.increments.inbox import REASONS_FILE, PendingBatch, remove_pending
 from mnist_pipeline.validation.results import CheckResult
 from mnist_pipeline.validation.suite import CLASSES
 
-PARTS = ("train", "test")
 MANIFEST_FILE = "manifest.json"
 
 

@@ -3,22 +3,28 @@
 The grown version's `train` is the base train split followed by each increment's train part (acceptance order),
 its `test` is the base test split unchanged, and `new` holds the increments' test parts. Its manifest names the
 `base` fingerprint, the `parent` (the version current when it was grown), the `increments` and how many of their
-images went into train and into new (`increment_rows`). With no increment
-the base version is the version, untouched.
+images went into train and into new (`increment_rows`). With no increment the base version is the version,
+untouched. `mnist-pipeline ingest` publishes the grown version through the same gate as the base
+(`ingest_and_publish_grown`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from mnist_pipeline import defaults
 from mnist_pipeline.data.dataset import RawDataset, Split
+from mnist_pipeline.data.ingest import ingest
 from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.sources import SourceSpec
 from mnist_pipeline.data.store import IngestResult, read_manifest, read_split, write_version
 from mnist_pipeline.data.versions import ingest_lock
 from mnist_pipeline.errors import DataFormatError
-from mnist_pipeline.increments.history import list_increments, read_index
+from mnist_pipeline.increments.hashes import list_increments, read_index
 from mnist_pipeline.increments.store import read_part
 from mnist_pipeline.predict.preprocess import MNIST_SHAPE
+from mnist_pipeline.validation.publish import publish_if_valid, validate_version
+from mnist_pipeline.validation.results import ValidationReport
 
 
 def grow_version(layout: DataLayout, base_fingerprint: str) -> IngestResult:
@@ -67,6 +73,22 @@ def concatenate(splits: list[Split], shape: tuple[int, int] = MNIST_SHAPE) -> Sp
 def find_current_fingerprint(layout: DataLayout) -> str | None:
     """The current version's fingerprint (the parent of a version grown now), or None before the first publish."""
     try:
-        return read_manifest(DataLayout(layout.root)).get("fingerprint")
+        return read_manifest(layout.unpinned()).get("fingerprint")
     except DataFormatError:
         return None
+
+
+def ingest_and_publish_grown(
+    source: str | SourceSpec, layout: DataLayout, image_shape: tuple[int, int] = defaults.IMAGE_SHAPE
+) -> tuple[IngestResult, ValidationReport]:
+    """Ingest the base and publish it through the validation gate a pipeline run uses; with accepted increments,
+    grow it and publish the grown version through the same gate (the base itself is then never current)."""
+    result = ingest(source, layout, image_shape)
+    fingerprint = result.manifest["fingerprint"]
+    if not list_increments(read_index(layout)):
+        return result, publish_if_valid(layout, fingerprint, image_shape)
+    report = validate_version(layout, fingerprint, image_shape)
+    if not report.success:
+        return result, report
+    grown = grow_version(layout, fingerprint)
+    return grown, publish_if_valid(layout, grown.manifest["fingerprint"], image_shape)

@@ -12,8 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.files.atomic import remove_stale_temps, write_json_atomic, write_text_atomic
-from mnist_pipeline.files.locks import hold_lock
+from mnist_pipeline.files.atomic import hold_lock, remove_stale_temps, write_json_atomic, write_text_atomic
 from mnist_pipeline.report.mistakes import Mistake
 from mnist_pipeline.report.render import render_index, render_report, sort_newest_first
 from mnist_pipeline.runs.names import check_run_name

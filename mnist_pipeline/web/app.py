@@ -13,7 +13,7 @@ picture, 422 an empty drawing, a label outside 0..9 or a submission of fewer dif
 takes (`TooFewCorrections`), 503 no champion yet (the app has nothing to answer with
 until a run promotes one; it retries at each request, no restart needed). Only loopback Host headers are answered
 unless `allowed_hosts` says otherwise, so a DNS-rebinding page cannot read the reports or post corrections; a
-POST that a browser sends from another site is refused (403, `origins.SameOriginChanges`), so a page elsewhere
+POST that a browser sends from another site is refused (403, `guards.SameOriginChanges`), so a page elsewhere
 cannot post corrections either.
 """
 
@@ -44,11 +44,9 @@ from mnist_pipeline.web.feedback import (
     submit_corrections,
 )
 from mnist_pipeline.web.files import ReportFiles
-from mnist_pipeline.web.limits import DEFAULT_MAX_BODY, BodyLimit
+from mnist_pipeline.web.guards import DEFAULT_MAX_BODY, BodyLimit, SameOriginChanges
 from mnist_pipeline.web.links import LOOPBACK_HOSTS, REPORTS_PATH
-from mnist_pipeline.web.origins import SameOriginChanges
-from mnist_pipeline.web.predictions import UploadError, answer_uploads, prepare_upload
-from mnist_pipeline.web.uploads import read_uploads
+from mnist_pipeline.web.predictions import UploadError, answer_uploads, prepare_upload, read_uploads
 
 STATIC_DIR = Path(__file__).parent / "static"
 DIGITS = tuple(str(digit) for digit in range(10))

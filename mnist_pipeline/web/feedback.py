@@ -34,10 +34,8 @@ from PIL import Image
 
 from mnist_pipeline import defaults
 from mnist_pipeline.data.layout import DataLayout
-from mnist_pipeline.files.atomic import write_bytes_atomic
-from mnist_pipeline.files.locks import hold_lock
-from mnist_pipeline.increments.hashing import SHA_BYTES, hash_images
-from mnist_pipeline.increments.history import as_sha_array, read_index
+from mnist_pipeline.files.atomic import hold_lock, write_bytes_atomic
+from mnist_pipeline.increments.hashes import SHA_BYTES, as_sha_array, hash_images, read_index
 from mnist_pipeline.increments.inbox import BATCH_FILE, land_batch, list_pending
 from mnist_pipeline.increments.sources import LabelledBatch, read_labelled_batch
 

@@ -1,4 +1,9 @@
-"""Answer uploaded pictures the way `predict` answers files: same decoding, preprocessing, engine and records.
+"""Uploaded pictures: read from a request, then answered the way `predict` answers files (same decoding,
+preprocessing, engine and records).
+
+A request's pictures are its whole body, or each file of a multipart/form-data body. The body is already capped by
+`guards.BodyLimit`; multipart parts are kept in memory (python-multipart's MAX_MEMORY_FILE_SIZE set past the cap),
+so an upload never spills into a temporary file on disk.
 
 Each record is a `predict --format json` record plus `image`, the 28x28 picture the model saw as a PNG data URI,
 and `champion_since`, so the page can show what was asked and who answered.
@@ -12,6 +17,9 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from python_multipart import create_form_parser
+from python_multipart.multipart import Field, File
+from starlette.requests import Request
 
 from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.predict.answer import Answer, predict_images, to_records
@@ -22,6 +30,8 @@ from mnist_pipeline.web.champion import Serving
 # The picture formats the app decodes (Pillow format names), and how its messages name them.
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 ALLOWED = "PNG, JPEG, BMP, GIF, TIFF or WebP"
+MAX_FILES = 100
+BODY_NAME = "body"
 
 
 class NamedUpload(io.BytesIO):
@@ -76,3 +86,42 @@ def answer_uploads(serving: Serving, uploads: list[tuple[str, bytes]]) -> list[d
         {**record, "image": to_data_uri(image), "champion_since": serving.since}
         for record, image in zip(to_records(result), images, strict=True)
     ]
+
+
+def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, bytes]]:
+    """(file name, bytes) of each file part, in order; other fields are ignored."""
+    files: list[tuple[str, bytes]] = []
+
+    def on_file(file: File) -> None:
+        if len(files) == MAX_FILES:
+            raise UploadError(413, f"multipart body: expected at most {MAX_FILES} files, found more")
+        name = (file.file_name or file.field_name or b"").decode("utf-8", "replace") or f"file {len(files) + 1}"
+        file.file_object.seek(0)
+        files.append((name, file.file_object.read()))
+
+    def on_field(field: Field) -> None:
+        return None
+
+    try:
+        parser = create_form_parser(
+            {"Content-Type": content_type.encode("latin-1")},
+            on_field,
+            on_file,
+            config={"MAX_MEMORY_FILE_SIZE": float("inf")},
+        )
+        parser.write(body)
+        parser.finalize()
+    except ValueError as exc:  # python-multipart's parse errors are ValueErrors
+        raise UploadError(400, f"multipart body: expected multipart/form-data with image files, found: {exc}") from exc
+    if not files:
+        raise UploadError(400, "multipart body: expected one or more image files, found none")
+    return files
+
+
+async def read_uploads(request: Request) -> list[tuple[str, bytes]]:
+    """The request's pictures: multipart files, else the body itself as one picture named `body`."""
+    body = await request.body()
+    content_type = request.headers.get("content-type", "")
+    if content_type.lower().startswith("multipart/form-data"):
+        return parse_multipart(content_type, body)
+    return [(BODY_NAME, body)]

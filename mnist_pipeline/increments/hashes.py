@@ -1,11 +1,17 @@
-"""What was accepted before: `increments/index.parquet`, one row (content hash, part, increment) per image.
+"""Image content hashes: computed from prepared images, deciding the 80/20 train/test split, and stored in
+`increments/index.parquet`, one row (content hash, part, increment) per accepted image.
 
-The gate checks a batch against these stored hashes, so its cost grows with the batch and not with the history:
+The part an image goes to depends on its bytes alone, so the same image lands in the same part whatever batch,
+order or day it arrives in, and nothing ever moves between parts later.
+
+The gate checks a batch against the stored hashes, so its cost grows with the batch and not with the history:
 nothing accepted is ever read back as images or hashed again. The index is rewritten atomically, by the gate
 only, under `.locks/increments.lock`.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pyarrow as pa
@@ -14,9 +20,26 @@ import pyarrow.parquet as pq
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.files.atomic import atomic_path
-from mnist_pipeline.increments.hashing import SHA_BYTES
 
+SHA_BYTES = 16
+SHA_DTYPE = f"S{SHA_BYTES}"
+TEST_PERCENT = 20
 INDEX_SCHEMA = pa.schema([("sha", pa.binary(SHA_BYTES)), ("part", pa.string()), ("increment", pa.string())])
+
+
+def hash_images(images: np.ndarray) -> np.ndarray:
+    """BLAKE2b-128 of each uint8 (n, 28, 28) image's bytes, as a dtype 'S16' array."""
+    flat = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
+    digests = [hashlib.blake2b(row.data, digest_size=SHA_BYTES).digest() for row in flat]
+    return np.array(digests, dtype=SHA_DTYPE) if digests else np.zeros(0, dtype=SHA_DTYPE)
+
+
+def is_test_part(shas: np.ndarray) -> np.ndarray:
+    """Per hash: True for the test part (the first 8 bytes, big-endian, modulo 100 below 20), else train."""
+    if len(shas) == 0:
+        return np.zeros(0, dtype=bool)
+    leading = np.frombuffer(np.ascontiguousarray(shas, dtype=SHA_DTYPE).tobytes(), dtype=">u8").reshape(-1, 2)[:, 0]
+    return leading % 100 < TEST_PERCENT
 
 
 def as_sha_array(shas: np.ndarray) -> pa.Array:
