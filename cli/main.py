@@ -297,7 +297,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise PipelineError(f"--port {args.port}: expected a free port on {args.host}, found: {exc}") from exc
     app = build_app(
-        args.data_dir, args.reports_dir, args.allowed_hosts, args.model, feedback_threshold=args.feedback_batch
+        open_layout(args), args.reports_dir, args.allowed_hosts, args.model, feedback_threshold=args.feedback_batch
     )
     print(f"drawing page at http://{args.host}:{args.port}/ (reports: {args.reports_dir.resolve()})", flush=True)
     build_server(app).run(sockets=[sock])

@@ -88,7 +88,7 @@ def serving(
 ) -> Iterator[int]:
     """The app on uvicorn in a thread on a free loopback port; stopped as uvicorn documents (should_exit)."""
     sock = bind("127.0.0.1", 0)
-    app = build_app(data_dir, reports_dir, **options)
+    app = build_app(DataLayout(data_dir), reports_dir, **options)
     server = build_server(app, timeout_keep_alive=keep_alive, max_connections=max_connections)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

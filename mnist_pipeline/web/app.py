@@ -130,7 +130,7 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 
 
 def build_app(
-    data_dir: Path,
+    layout: DataLayout,
     reports_dir: Path,
     allowed_hosts: Sequence[str] = LOOPBACK_HOSTS,
     model: str = DEFAULT_PREDICT_MODEL,
@@ -141,8 +141,8 @@ def build_app(
     """The app for one data dir (champion, inbox) and one reports folder; `gate` starts the gate on landed
     corrections (the detached `add-data --pending` unless a test says otherwise)."""
     reports_dir.mkdir(parents=True, exist_ok=True)
-    watch = ChampionWatch(data_dir, model)
-    desk = FeedbackDesk(DataLayout(data_dir), feedback_threshold, gate)
+    watch = ChampionWatch(layout, model)
+    desk = FeedbackDesk(layout, feedback_threshold, gate)
     app = FastAPI(title="mnist-pipeline", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(BodyLimit, limit=max_body)
     app.add_middleware(SameOriginChanges)  # inside the Host check: it compares Origin with a trusted Host

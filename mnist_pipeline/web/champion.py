@@ -51,9 +51,8 @@ def registry_identity(path: Path) -> tuple[int, int, int] | None:
     return found.st_ino, found.st_mtime_ns, found.st_size
 
 
-def open_champion(data_dir: Path, model: str) -> Serving:
-    """Choose `model`'s champion in `data_dir` and open its engine; NoChampion says why that failed."""
-    layout = DataLayout(data_dir)
+def open_champion(layout: DataLayout, model: str) -> Serving:
+    """Choose `model`'s champion in the data dir and open its engine; NoChampion says why that failed."""
     try:
         choice = choose_model(model, layout)
         engine = open_engine(layout, choice.model, choice.key)
@@ -66,10 +65,10 @@ def open_champion(data_dir: Path, model: str) -> Serving:
 class ChampionWatch:
     """Hands out the current champion's Serving; thread-safe (FastAPI runs blocking work in a thread pool)."""
 
-    def __init__(self, data_dir: Path, model: str) -> None:
-        self.data_dir = data_dir
+    def __init__(self, layout: DataLayout, model: str) -> None:
+        self.layout = layout
         self.model = model
-        self.registry = DataLayout(data_dir).registry
+        self.registry = layout.registry
         self.lock = threading.Lock()
         self.identity: tuple[int, int, int] | None = None
         self.serving: Serving | None = None
@@ -80,6 +79,6 @@ class ChampionWatch:
         with self.lock:
             if self.serving is None or identity != self.identity:
                 self.serving = None
-                self.serving = open_champion(self.data_dir, self.model)
+                self.serving = open_champion(self.layout, self.model)
                 self.identity = identity
             return self.serving
