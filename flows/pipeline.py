@@ -23,10 +23,9 @@ from mnist_pipeline.increments.inbox import list_pending
 from mnist_pipeline.modeling.jobs import TrainingJob
 from mnist_pipeline.report.publish import to_json
 from mnist_pipeline.report.view import assign_colors
-from mnist_pipeline.runs.metrics import ModelOutcome, StageClock, assemble_metrics
+from mnist_pipeline.runs.metrics import ModelOutcome, StageClock, assemble_metrics, collect_versions, find_git_commit
 from mnist_pipeline.runs.names import claim_run_dir, compose_run_name, run_tags
 from mnist_pipeline.runs.plan import RunnerChoice, choose_task_runner, plan_training
-from mnist_pipeline.runs.provenance import collect_versions, find_git_commit
 from tasks.guard import guarded
 from tasks.ingest import grow_task, ingest_task, publish_task
 from tasks.promote import decide_task, record_task

@@ -1,12 +1,17 @@
 """The metrics.json document (models, data, stages, run, validation; docs/report.md lists every field), assembled
-from what each stage returned; the flow adds `champion` once promotion has decided."""
+from what each stage returned, with where the run came from (library versions, git commit); the flow adds
+`champion` once promotion has decided."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
+import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -136,3 +141,41 @@ def seed_study_for(metrics: dict[str, Any]) -> Mapping[str, float | None]:
     if (metrics.get("run", {}).get("parameters") or {}).get("test_limit"):
         return MappingProxyType({})
     return seed_study_accuracies(metrics.get("data", {}).get("test_sha256"))
+
+
+PROVENANCE_PACKAGES = (
+    "tensorflow",
+    "keras",
+    "prefect",
+    "great_expectations",
+    "pandas",
+    "pyarrow",
+    "numpy",
+    "mnist-pipeline",
+)
+
+
+def collect_versions() -> dict[str, str]:
+    """Installed versions read from package metadata (no heavy imports)."""
+    versions = {"python": platform.python_version()}
+    for name in PROVENANCE_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def find_git_commit(directory: Path | None = None) -> str | None:
+    """The checkout's commit (with '+dirty' when it has local changes), or None outside git."""
+    cwd = directory or Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        if commit.returncode != 0:
+            return None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return commit.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
