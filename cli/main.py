@@ -130,19 +130,18 @@ def cmd_add_data(args: argparse.Namespace) -> int:
     if not outcomes:
         print(f"no pending batches in {layout.inbox}")
     for outcome in outcomes:
-        if outcome["accepted"]:
-            rows = outcome["rows"]
-            folder = layout.increments / outcome["id"]
-            print(f"accepted: {outcome['id']} (train {rows['train']}, test {rows['test']}) -> {folder}")
+        if outcome.accepted:
+            rows, folder = outcome.rows or {}, layout.increments / outcome.id
+            print(f"accepted: {outcome.id} (train {rows.get('train')}, test {rows.get('test')}) -> {folder}")
         else:
-            print(f"refused: {outcome['id']} -> {layout.refused / outcome['id']}")
-            for reason in outcome["reasons"]:
+            print(f"refused: {outcome.id} -> {layout.refused / outcome.id}")
+            for reason in outcome.reasons:
                 print(f"  {reason}")
-        if outcome.get("note"):
-            print(f"  ({outcome['note']})")
-        for line in outcome["drift"]:
+        if outcome.note:
+            print(f"  ({outcome.note})")
+        for line in outcome.drift:
             print(f"  drift flagged: {line}")
-    return 0 if all(outcome["accepted"] for outcome in outcomes) else 2
+    return 0 if all(outcome.accepted for outcome in outcomes) else 2
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -7,9 +7,9 @@ named explicitly that another gate or run judged meanwhile is not judged again e
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
@@ -20,7 +20,7 @@ from mnist_pipeline.files.atomic import hold_lock
 from mnist_pipeline.increments.checks import DEFAULT_MIN_IMAGES
 from mnist_pipeline.increments.gate import check_drift_mode, decide
 from mnist_pipeline.increments.inbox import list_pending
-from mnist_pipeline.increments.store import find_verdict, is_accepted
+from mnist_pipeline.increments.store import BatchVerdict, find_verdict, is_accepted
 from mnist_pipeline.runs.names import compose_run_name
 from tasks.guard import guarded
 from tasks.increments import accept_task, check_task, drift_task, refuse_task, report_task
@@ -30,13 +30,12 @@ def generate_gate_run_name() -> str:
     return compose_run_name("gate", str(flow_run.id), datetime.now(UTC), 8)
 
 
-def finish_accepted(layout: DataLayout, batch_id: str) -> dict[str, Any]:
+def finish_accepted(layout: DataLayout, batch_id: str) -> BatchVerdict:
     """A pending batch the index already holds (a gate killed after updating the index): drop it from the inbox,
     post its artifact and send the event it never got, without judging it again (its images are in the index)."""
     rows = accept_task(layout, batch_id, [], None)["rows"]
     report_task(layout, batch_id, [], [], None, rows)
-    note = "finished: accepted by an interrupted gate"
-    return {"id": batch_id, "accepted": True, "reasons": [], "rows": rows, "drift": [], "note": note}
+    return BatchVerdict(batch_id, True, [], rows, note="finished: accepted by an interrupted gate")
 
 
 @flow(name="increment-gate", flow_run_name=generate_gate_run_name)
@@ -47,7 +46,7 @@ def increment_gate(
     min_images: int = DEFAULT_MIN_IMAGES,
     drift: str = "report",
     fingerprint: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[BatchVerdict]:
     """Judge the given batches (default: every pending one) against dataset version `fingerprint` (default: the
     current one); returns per batch its id, whether it was accepted, the reasons, the flagged drift tests and a
     note when it was not judged by this run (judged earlier, or finished after an interrupted gate)."""
@@ -62,7 +61,7 @@ def increment_gate(
                     continue  # another gate judged it meanwhile
                 verdict = find_verdict(layout, batch_id)
                 if verdict is not None:  # another gate or a run judged it meanwhile
-                    outcomes.append({"id": batch_id, **verdict, "drift": [], "note": "judged earlier by another gate"})
+                    outcomes.append(dataclasses.replace(verdict, note="judged earlier by another gate"))
                     continue
                 # neither pending nor judged: check_task fails, naming the folder it expected
             if is_accepted(layout, batch_id):
@@ -78,14 +77,6 @@ def increment_gate(
             else:
                 rows = accept_task(layout, batch_id, checks, measured.report.to_dict() if measured else None)["rows"]
             report_task(layout, batch_id, checks, reasons, measured, rows)
-        outcomes.append(
-            {
-                "id": batch_id,
-                "accepted": not reasons,
-                "reasons": reasons,
-                "rows": rows,
-                "drift": measured.report.lines() if measured else [],
-                "note": None,
-            }
-        )
+        drift_lines = measured.report.lines() if measured else []
+        outcomes.append(BatchVerdict(batch_id, not reasons, reasons, rows, drift_lines))
     return outcomes

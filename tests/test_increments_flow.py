@@ -195,9 +195,9 @@ def test_explicit_batches_judged_meanwhile_are_reported_not_judged_again(prefect
         ids.append(land_batch(layout, read_labelled_batch(folder), str(folder), None))
         time.sleep(1.1)  # ids carry the landing second
     first = increment_gate(data_dir=str(layout.root), min_images=10)  # e.g. a retrain's gate, before ours
-    assert [outcome["accepted"] for outcome in first] == [True, False]
+    assert [outcome.accepted for outcome in first] == [True, False]
     again = increment_gate(data_dir=str(layout.root), batch_ids=ids, min_images=10)
-    assert [(o["id"], o["accepted"], o["rows"], o["reasons"]) for o in again] == [
-        (o["id"], o["accepted"], o["rows"], o["reasons"]) for o in first
+    assert [(o.id, o.accepted, o.rows, o.reasons) for o in again] == [
+        (o.id, o.accepted, o.rows, o.reasons) for o in first
     ]
-    assert all(outcome["note"] == "judged earlier by another gate" for outcome in again)
+    assert all(outcome.note == "judged earlier by another gate" for outcome in again)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,14 +67,27 @@ def discard_unfinished(layout: DataLayout, batch_id: str) -> None:
         sync_path(layout.increments)
 
 
-def find_verdict(layout: DataLayout, batch_id: str) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class BatchVerdict:
+    """What the gate made of one batch: accepted (with its train/test rows) or refused (with one reason a line),
+    the drift tests it flagged, and a note when this gate did not judge it itself."""
+
+    id: str
+    accepted: bool
+    reasons: list[str]
+    rows: dict[str, int] | None
+    drift: list[str] = field(default_factory=list)
+    note: str | None = None
+
+
+def find_verdict(layout: DataLayout, batch_id: str) -> BatchVerdict | None:
     """What became of a batch that is not pending: accepted (the index holds it; its rows), refused (its reasons
     from `inbox/refused/`), or None when neither holds it."""
     if is_accepted(layout, batch_id):
-        return {"accepted": True, "rows": read_increment_manifest(layout, batch_id)["rows"], "reasons": []}
+        return BatchVerdict(batch_id, True, [], read_increment_manifest(layout, batch_id)["rows"])
     reasons = layout.refused / batch_id / REASONS_FILE
     if reasons.is_file():
-        return {"accepted": False, "rows": None, "reasons": reasons.read_text().splitlines()}
+        return BatchVerdict(batch_id, False, reasons.read_text().splitlines(), None)
     return None
 
 
