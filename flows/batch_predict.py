@@ -10,7 +10,7 @@ from prefect.runtime import flow_run
 from mnist_pipeline import defaults
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL
-from mnist_pipeline.predict.batch import build_batch_config
+from mnist_pipeline.predict.batch import BatchSummary, build_batch_config
 from mnist_pipeline.predict.model_choice import choose_model
 from mnist_pipeline.runs.names import check_run_name, compose_run_name
 from tasks.guard import guarded
@@ -30,7 +30,7 @@ def batch_predict(
     data_dir: str = str(defaults.DATA_DIR),
     output_dir: str = str(defaults.PREDICTIONS_DIR),
     low_confidence: float = defaults.LOW_CONFIDENCE,
-) -> dict:
+) -> BatchSummary:
     """Write `<output_dir>/<run name>/predictions.parquet` and a `batch-predictions` markdown artifact."""
     config = build_batch_config(
         input=input, model=model, data_dir=data_dir, output_dir=output_dir, low_confidence=low_confidence

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from mnist_pipeline.predict.batch import BatchConfig, score_batch
+from mnist_pipeline.predict.batch import BatchConfig, BatchSummary, score_batch
 from mnist_pipeline.predict.model_choice import ModelChoice
 from tasks.guard import guarded
 
@@ -17,7 +16,7 @@ PREDICTIONS_ARTIFACT_KEY = "batch-predictions"
 
 @task(name="score")
 @guarded
-def score_task(choice: ModelChoice, config: BatchConfig, output: str, title: str) -> dict[str, Any]:
+def score_task(choice: ModelChoice, config: BatchConfig, output: str, title: str) -> BatchSummary:
     """Predict every input; failed inputs are logged and listed in the artifact, the others are scored."""
     logger = get_run_logger()
     result, markdown = score_batch(choice, config, Path(output), title)
@@ -27,9 +26,4 @@ def score_task(choice: ModelChoice, config: BatchConfig, output: str, title: str
     logger.info(
         "%d inputs scored with %s, %d failed: %s", len(result.predictions), choice.key, len(result.failures), output
     )
-    return {
-        "predictions": output,
-        "answered": len(result.predictions),
-        "failed": [name for name, _ in result.failures],
-        "model_key": choice.key,
-    }
+    return BatchSummary(output, len(result.predictions), [name for name, _ in result.failures], choice.key)

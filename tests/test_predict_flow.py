@@ -50,8 +50,8 @@ def test_batch_predict_writes_parquet_and_a_markdown_summary(
     )
     assert state.is_completed(), state.message
     summary = state.result()
-    assert summary["answered"] == 12 and summary["failed"] == [str(folder / "zz-corrupt.png")]
-    output = Path(summary["predictions"])
+    assert summary.answered == 12 and summary.failed == [str(folder / "zz-corrupt.png")]
+    output = Path(summary.predictions)
     assert output.name == "predictions.parquet" and output.parent.parent == tmp_path / "out"
     table = pq.read_table(output).to_pylist()
     assert [row["input"] for row in table] == [str(path) for path in sorted(folder.glob("*-label*.png"))]

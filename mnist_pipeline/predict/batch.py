@@ -41,6 +41,16 @@ class BatchConfig:
     low_confidence: float
 
 
+@dataclass(frozen=True)
+class BatchSummary:
+    """What a batch-predict run did: where its predictions are, how many inputs were answered, which failed."""
+
+    predictions: str
+    answered: int
+    failed: list[str]
+    model_key: str
+
+
 def build_batch_config(**values: Any) -> BatchConfig:
     """Validate raw flow parameters; each problem is one line naming the parameter, as the training flow does."""
     raw_input = values.get("input")
