@@ -169,12 +169,12 @@ def local_server_url(environ: Mapping[str, str]) -> str:
 
 
 def server_answers(api_url: str, timeout: float = LOCAL_PROBE_SECONDS) -> bool:
-    """Whether a Prefect server answers `api_url`/health within `timeout` seconds."""
+    """Whether a Prefect server answers `api_url`/health (with `true`, as Prefect does) within `timeout` seconds."""
     import urllib.request
 
     try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout):
-            return True
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as response:
+            return response.read(16).strip() == b"true"
     except OSError:  # refused, timed out, or an HTTP error (URLError and HTTPError are OSErrors)
         return False
 

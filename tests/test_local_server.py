@@ -49,11 +49,13 @@ def test_the_local_server_is_chosen_only_when_it_answers() -> None:
 
 
 class _Health(http.server.BaseHTTPRequestHandler):
+    """Prefect's /api/health answer (`true`), and another service's page at /other/health."""
+
     def do_GET(self) -> None:
-        status = 200 if self.path == "/api/health" else 404
-        self.send_response(status)
+        known = self.path in ("/api/health", "/other/health")
+        self.send_response(200 if known else 404)
         self.end_headers()
-        self.wfile.write(b"true")
+        self.wfile.write(b"true" if self.path == "/api/health" else b"<html>not Prefect</html>")
 
     def log_message(self, *args: object) -> None:
         pass
@@ -74,7 +76,8 @@ def health_server() -> Iterator[str]:
 def test_server_answers_probes_health(health_server: str) -> None:
     assert server_answers(health_server)
     assert not server_answers(f"http://127.0.0.1:{find_free_port()}/api")  # refused
-    assert not server_answers(health_server.removesuffix("/api") + "/other")  # 404
+    assert not server_answers(health_server.removesuffix("/api") + "/missing")  # 404
+    assert not server_answers(health_server.removesuffix("/api") + "/other")  # 200, but not Prefect's answer
 
 
 def test_a_server_that_never_answers_costs_the_probe_timeout_only() -> None:
