@@ -89,6 +89,17 @@ def test_a_server_that_never_answers_costs_the_probe_timeout_only() -> None:
         assert time.monotonic() - started < 2
 
 
+def test_commands_choose_before_prefect_is_imported() -> None:
+    """Prefect reads PREFECT_API_URL once, when imported: what the CLI imports before `connect_prefect_api` (the
+    CLI itself, `add-data`'s readers, `serve`'s schedule checks) must not import Prefect, or the choice is lost."""
+    code = (
+        "import sys, cli.main, flows.deploy, mnist_pipeline.increments.inbox, mnist_pipeline.increments.sources;"
+        "print('prefect' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "False"
+
+
 def test_a_command_without_api_url_reports_to_the_local_server(prefect_server: str, tmp_path: Path) -> None:
     """`add-data --pending` (a flow) typed with no PREFECT_API_URL runs against the server on PREFECT_PORT, not in
     ephemeral mode: the flow run is in that server's history."""
