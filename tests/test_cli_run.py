@@ -86,6 +86,7 @@ def test_without_a_server_prefect_runs_a_temporary_one_and_stops_it(tmp_path: Pa
     home = tmp_path / "prefect-home"
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_API_URL")}
     env["PREFECT_HOME"] = str(home)
+    env["MNIST_PIPELINE_LOCAL_SERVER"] = "off"  # not `make run`'s server, should one answer on this machine
     command = [sys.executable, "-m", "cli.main", "run", *_run_options(tmp_path, synthetic_npz)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
