@@ -79,10 +79,8 @@ class TrainedModel:
     warm_start: str | None = None
 
     def summary(self) -> dict[str, Any]:
-        """What `<key>.json` records: everything but the path and the reuse flag."""
-        recorded = dataclasses.asdict(self)
-        del recorded["model_path"], recorded["reused"]
-        return recorded
+        """What `<key>.json` records: everything but where the model is found and whether it was reused."""
+        return _without(dataclasses.asdict(self), "model_path", "reused")
 
 
 @dataclass(frozen=True)
@@ -98,10 +96,8 @@ class SetEvaluation:
     reused: bool = False
 
     def summary(self) -> dict[str, Any]:
-        """What the evaluation's `<key>.json` records."""
-        recorded = dataclasses.asdict(self)
-        del recorded["predictions_file"], recorded["reused"]
-        return recorded
+        """What the evaluation's `<key>.json` records: everything but its file and whether it was reused."""
+        return _without(dataclasses.asdict(self), "predictions_file", "reused")
 
 
 @dataclass(frozen=True)
@@ -117,6 +113,10 @@ class ModelScores:
 
     def by_set(self) -> dict[str, SetEvaluation]:
         return {"test": self.test} | ({"new": self.new} if self.new is not None else {})
+
+
+def _without(recorded: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {name: value for name, value in recorded.items() if name not in names}
 
 
 def _from_summary(kind: type[T], summary: dict[str, Any] | None, **found: Any) -> T | None:
