@@ -60,12 +60,18 @@ server-stop:
 	if [ -n "$$pid" ] && kill "$$pid" 2>/dev/null; then echo "stopped the Prefect server (pid $$pid)"; \
 	else echo "no Prefect server started by make run"; fi; rm -f "$(SERVER_PID)"
 
+# pytest-xdist: one worker per core (PYTEST_WORKERS=0 runs in this process), each test module whole on one worker
+# so its module fixtures (a trained model, a flow run, a served deployment) are made once. Each worker starts its
+# own Prefect server for the e2e tests.
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile
+
 test: install
-	$(BIN)/python -m pytest $(TEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(TEST_ARGS)
 
 # Unit tests only (no Prefect server, no browser, no end-to-end training): the quick loop while editing.
 test-fast: install
-	$(BIN)/python -m pytest -m unit -q $(TEST_ARGS)
+	$(BIN)/python -m pytest -m unit -q $(PYTEST_PARALLEL) $(TEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -36,6 +36,8 @@ E2E_MODULES = frozenset(
         "test_best_profile",
         "test_concurrency_store",
         "test_evaluation",
+        "test_predict_cli",
+        "test_predict_engine",
         "test_quiet_start",
         "test_resume",
         "test_training",
@@ -82,6 +84,25 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop_process(process)
         log.close()
         shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def unit_chart_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("unit-chart-cache")
+
+
+@pytest.fixture(autouse=True)
+def _share_charts_between_unit_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Unit tests render the same sample metrics many times: each chart is drawn for real once per session, by
+    the real code, and later renders of the same inputs read it from the chart cache (`charts.cache_charts_in`, keyed
+    by the inputs and the drawing code), as a re-run's report does. A test that opens its own cache (the tests of the
+    cache itself) overrides this one; e2e and browser tests get no shared cache."""
+    charts = sys.modules.get("mnist_pipeline.report.charts")  # importing it here would import matplotlib
+    if charts is None or request.node.get_closest_marker("unit") is None:
+        yield
+        return
+    with charts.cache_charts_in(request.getfixturevalue("unit_chart_cache")):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -90,15 +90,6 @@ def test_a_limited_run_leaves_the_champions_alone(three_runs: Path, synthetic_np
     assert "not considered (limited run)" in Path(outputs["report"]).read_text()
 
 
-def test_a_run_folder_is_claimed_once(tmp_path: Path) -> None:
-    from mnist_pipeline.errors import PipelineError
-    from mnist_pipeline.runs.names import claim_run_dir
-
-    assert claim_run_dir(tmp_path, "run-1").is_dir()
-    with pytest.raises(PipelineError, match="expected a new run folder, found one already"):
-        claim_run_dir(tmp_path, "run-1")
-
-
 @pytest.mark.parametrize(
     ("options", "limits"),
     [

@@ -38,7 +38,7 @@ def test_run_names_sort_by_time_and_carry_the_run_id() -> None:
 def test_a_run_folder_is_claimed_once(tmp_path: Path) -> None:
     first = claim_run_dir(tmp_path, "run-a")
     assert first == tmp_path / "runs" / "run-a" and first.is_dir()
-    with pytest.raises(PipelineError, match="already"):
+    with pytest.raises(PipelineError, match="expected a new run folder, found one already"):
         claim_run_dir(tmp_path, "run-a")
 
 
