@@ -113,12 +113,16 @@ def cmd_add_data(args: argparse.Namespace) -> int:
     layout = open_layout(args)
     batch_ids = None
     if args.source is not None:
-        from mnist_pipeline.increments.inbox import land_batch
+        from mnist_pipeline.increments.inbox import keep_first_of_repeats, land_batch
         from mnist_pipeline.increments.sources import read_labelled_batch
 
         batch = read_labelled_batch(args.source)
         batch_ids = [land_batch(layout, batch, str(args.source), args.note)]
-        print(f"landed: {batch_ids[0]} ({batch.rows} images, {len(batch.problems)} unreadable inputs)")
+        repeats = len(keep_first_of_repeats(batch)[1])  # what landing dropped (a gate may take the batch at once)
+        print(
+            f"landed: {batch_ids[0]} ({batch.rows - repeats} images, {len(batch.problems)} unreadable inputs, "
+            f"{repeats} repeats of an image with the same label dropped)"
+        )
     connect_prefect_api()
     from flows.increments import increment_gate
     from tasks.guard import install_pipeline_logging

@@ -7,6 +7,7 @@ Expectations; the flow itself, its artifact and its event are tested in test_inc
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import numpy as np
@@ -145,8 +146,8 @@ def _wide_image(folder: Path) -> None:
     picture.save(folder / "1" / "wide.png")
 
 
-def _repeated_image(folder: Path) -> None:
-    (folder / "5" / "copy.png").write_bytes(next((folder / "5").iterdir()).read_bytes())
+def _relabelled_copy(folder: Path) -> None:
+    (folder / "6" / "copy.png").write_bytes(sorted((folder / "5").iterdir())[0].read_bytes())
 
 
 @pytest.mark.parametrize(
@@ -156,9 +157,9 @@ def _repeated_image(folder: Path) -> None:
         (_corrupt_file, "unreadable inputs: 1 inputs could not be read"),
         (_foreign_folder, "unreadable inputs: 1 inputs could not be read"),
         (_wide_image, "shapes: 1 of 21 images with a side of 10001 (e.g. 1/wide.png)"),
-        (_repeated_image, "duplicates in the batch: 2 of 21 images repeated in the batch"),
+        (_relabelled_copy, "duplicates in the batch: 2 of 21 images the same image under different labels (e.g. 5/"),
     ],
-    ids=["empty", "unreadable", "foreign-folder", "shape", "duplicate-in-batch"],
+    ids=["empty", "unreadable", "foreign-folder", "shape", "one-image-two-labels"],
 )
 def test_an_image_folder_failing_one_check_is_refused_and_nothing_changes(
     base: DataLayout, tmp_path: Path, change, check: str
@@ -169,11 +170,27 @@ def test_an_image_folder_failing_one_check_is_refused_and_nothing_changes(
     before = snapshot(base.root)
     batch_id, reasons = judge(base, folder)
     assert len(reasons) == 1 and reasons[0].startswith(check)
+    assert change is not _relabelled_copy or "6/copy.png" in reasons[0]  # both files are named
     assert snapshot(base.root) == before
     refused = base.refused / batch_id
     assert (refused / REASONS_FILE).read_text().splitlines() == reasons
     assert (refused / "batch.parquet").is_file() and not (base.inbox / batch_id).exists()
     assert not base.increments.exists()
+
+
+def test_a_repeat_with_the_same_label_is_kept_once_and_the_report_says_so(base: DataLayout, tmp_path: Path) -> None:
+    """A real batch was once refused whole for two byte-identical files with the same label."""
+    images, labels = draw_strokes(20, seed=8)
+    folder = write_image_folder(tmp_path / "folder", images, labels)
+    original = sorted((folder / "5").iterdir())[0]
+    (folder / "5" / "copy.png").write_bytes(original.read_bytes())
+    (folder / "5" / "copy2.png").write_bytes(original.read_bytes())
+    batch_id, reasons = judge(base, folder)
+    assert reasons == []
+    manifest = json.loads((base.increments / batch_id / "manifest.json").read_text())
+    assert sum(manifest["rows"].values()) == 20
+    duplicates = next(line for line in manifest["checks"] if line.startswith("duplicates in the batch"))
+    assert duplicates.endswith("; 2 repeats of an image with the same label dropped (5/copy.png, 5/copy2.png)")
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ is one line with a count and a few example names.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,8 +114,8 @@ def build_batch_suite(min_images: int) -> dict[str, list[dict[str, Any]]]:
         _expect(
             "expect_column_values_to_be_unique",
             "duplicates in the batch",
-            "each image once in the batch",
-            "repeated in the batch",
+            "each image under one label (repeats with the same label are kept once)",
+            "the same image under different labels",
             column="sha",
         ),
         _in_set(
@@ -175,7 +176,16 @@ def run_checks(batch: PendingBatch, known: KnownImages, min_images: int, train_c
         CLASSES_FRAME: count_shares_after(batch, train_counts),
     }
     results = run_suites({SUBJECT: frames}, {SUBJECT: build_batch_suite(min_images)})[SUBJECT]
-    return [_describe(item, batch.names, problems, len(batch.names)) for item in results]
+    checks = [_describe(item, batch.names, problems, len(batch.names)) for item in results]
+    repeats = [str(name) for name in batch.meta.get("repeats_dropped", [])]
+    if repeats:  # landing kept each image once per label: the report says which copies went
+        shown = ", ".join(repeats[:EXAMPLES]) + (", ..." if len(repeats) > EXAMPLES else "")
+        note = f"; {len(repeats)} repeats of an image with the same label dropped ({shown})"
+        checks = [
+            dataclasses.replace(check, message=check.message + note) if check.column == "sha" else check
+            for check in checks
+        ]
+    return checks
 
 
 def _describe(item: Any, names: list[str], problems: list[str], rows: int) -> CheckResult:

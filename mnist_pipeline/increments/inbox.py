@@ -7,6 +7,7 @@ of one; a refused batch is renamed to `inbox/refused/<batch-id>/` with `reasons.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -26,6 +27,7 @@ from mnist_pipeline.files.atomic import sync_path, write_json_atomic, write_text
 from mnist_pipeline.increments.hashes import SHA_DTYPE, as_sha_array, hash_images
 from mnist_pipeline.increments.sources import LabelledBatch
 from mnist_pipeline.predict.preprocess import MNIST_SHAPE
+from mnist_pipeline.validation.suite import PIXEL_RANGE
 
 BATCH_FILE = "batch.parquet"
 META_FILE = "batch.json"
@@ -46,11 +48,32 @@ class PendingBatch:
     table: pa.Table
 
 
+def keep_first_of_repeats(batch: LabelledBatch) -> tuple[LabelledBatch, list[str]]:
+    """The batch without the images that repeat an earlier one with the same label, and the repeats' names. Only
+    images that pass their own checks (ink, pixels in range) count: the others stay for the gate to name."""
+    low, high = PIXEL_RANGE
+    valid = ~batch.empty & (batch.raw_min >= low) & (batch.raw_max <= high)
+    first: dict[bytes, int] = {}
+    keep = np.ones(batch.rows, dtype=bool)
+    for row in np.flatnonzero(valid):
+        key = batch.images[row].tobytes() + f"|{int(batch.labels[row])}".encode()
+        keep[row] = first.setdefault(key, row) == row
+    if keep.all():
+        return batch, []
+    arrays = {name: getattr(batch, name)[keep] for name in ("images", "labels", "raw_height", "raw_width")}
+    arrays |= {name: getattr(batch, name)[keep] for name in ("raw_min", "raw_max", "empty")}
+    names = [name for name, kept in zip(batch.names, keep, strict=True) if kept]
+    return dataclasses.replace(batch, names=names, **arrays), [batch.names[row] for row in np.flatnonzero(~keep)]
+
+
 def land_batch(layout: DataLayout, batch: LabelledBatch, source: str, note: str | None) -> str:
     """Write `batch` to the inbox atomically and return its id, `b-<UTC time>-<8 hex of its content hash>`.
 
-    The same content landed twice in the same second is one batch (the id already there is returned).
+    The same content landed twice in the same second is one batch (the id already there is returned). An image
+    repeated with the same label is kept once, the first time: its repeats are named in the batch's
+    `repeats_dropped` (the same image under two labels stays, for the gate to refuse).
     """
+    batch, repeats = keep_first_of_repeats(batch)
     shas = hash_images(batch.images)
     digest = hashlib.sha256(shas.tobytes() + np.ascontiguousarray(batch.labels, dtype="<i8").tobytes())
     received = datetime.now(UTC)
@@ -71,6 +94,7 @@ def land_batch(layout: DataLayout, batch: LabelledBatch, source: str, note: str 
             "received_at": received.isoformat(timespec="seconds"),
             "rows": batch.rows,
             "problems": batch.problems,
+            "repeats_dropped": repeats,
         }
         write_json_atomic(staging / META_FILE, meta)
         staging.rename(final)
