@@ -40,9 +40,18 @@ E2E_MODULES = frozenset(
         "test_predict_engine",
         "test_quiet_start",
         "test_resume",
+        "test_toy_model",
         "test_training",
     }
 )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With `-m unit` (`make test-fast`), the modules that are wholly e2e are not even imported: several import
+    TensorFlow at the top, seconds of each worker's collection for tests the run deselects anyway."""
+    if config.getoption("markexpr") == "unit" and collection_path.stem in E2E_MODULES:
+        return True
+    return None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
