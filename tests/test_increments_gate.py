@@ -30,6 +30,9 @@ from mnist_pipeline.validation.validate import validate_dataset
 from tests.hostile_files import write_garbage_exif_jpeg, write_pixel_bomb_png, write_postscript_png
 from tests.increment_support import draw_strokes, publish_base, write_image_folder
 
+# Tests that chain whole stages (publish a base, gate batches, grow, validate the grown version): e2e, by tier.
+CHAINED_STAGES = pytest.mark.e2e
+
 
 def judge(layout: DataLayout, source: Path, min_images: int = 10, drift: DriftMode = "report") -> tuple[str, list[str]]:
     """Land `source` and gate it as the flow does: checks, drift when they pass, then accept or refuse."""
@@ -250,6 +253,7 @@ def test_a_batch_added_again_is_refused_as_duplicate_and_its_test_part_as_leakag
     assert reasons[1].startswith(f"test leakage (increments' test parts): {test_rows} of 30 images")
 
 
+@CHAINED_STAGES
 def test_the_split_depends_only_on_content(tmp_path: Path) -> None:
     images, labels = draw_strokes(200, seed=12, side=28)
     order = np.random.default_rng(0).permutation(len(images))
@@ -273,6 +277,7 @@ def test_drift_block_refuses_a_shifted_batch(base: DataLayout, tmp_path: Path) -
     assert reasons and all(reason.startswith("drift (--drift block): ") for reason in reasons)
 
 
+@CHAINED_STAGES
 def test_grown_versions_name_base_parent_increments_and_pass_the_gate(tmp_path: Path) -> None:
     layout, base_fingerprint = publish_base(tmp_path / "data")
     untouched = grow_version(layout, base_fingerprint)
@@ -301,6 +306,7 @@ def test_grown_versions_name_base_parent_increments_and_pass_the_gate(tmp_path: 
     assert {check.split for check in report.checks} >= {"train", "test", "new"}
 
 
+@CHAINED_STAGES
 def test_ingest_publishes_the_grown_version(synthetic_npz: Path, tmp_path: Path) -> None:
     layout = DataLayout(tmp_path / "data")
     result, report = ingest_and_publish_grown(f"npz:{synthetic_npz}", layout)
