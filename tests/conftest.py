@@ -46,10 +46,30 @@ E2E_MODULES = frozenset(
 )
 
 
+# Modules without a unit test: every test in them uses the Prefect server or Chromium, or the module is in
+# E2E_MODULES. `make test-fast` does not even import them (several import TensorFlow or Prefect at the top: seconds
+# of each worker's collection); a full run fails at once if one of them gains a unit test.
+NO_UNIT_MODULES = E2E_MODULES | {
+    "test_app_browser",
+    "test_app_gate",
+    "test_champion_cli",
+    "test_concurrency_runs",
+    "test_dask_address",
+    "test_deployment",
+    "test_flow",
+    "test_flow_sets",
+    "test_hostile_predict",
+    "test_hostile_ui_browser",
+    "test_increments_flow",
+    "test_predict_flow",
+    "test_report_browser",
+    "test_ui_browser",
+}
+
+
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """With `-m unit` (`make test-fast`), the modules that are wholly e2e are not even imported: several import
-    TensorFlow at the top, seconds of each worker's collection for tests the run deselects anyway."""
-    if config.getoption("markexpr") == "unit" and collection_path.stem in E2E_MODULES:
+    """With `-m unit` (`make test-fast`), skip the modules that hold no unit test."""
+    if config.getoption("markexpr") == "unit" and collection_path.stem in NO_UNIT_MODULES:
         return True
     return None
 
@@ -59,14 +79,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     server, or a slow module of E2E_MODULES), else `unit`. `make test` runs all three; `make test-fast` only unit."""
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        if any(item.get_closest_marker(tier) for tier in ("unit", "e2e", "browser")):
-            continue  # the test names its tier itself
-        if "chromium" in fixtures:
-            item.add_marker(pytest.mark.browser)
-        elif "prefect_server" in fixtures or item.module.__name__.rpartition(".")[2] in E2E_MODULES:
-            item.add_marker(pytest.mark.e2e)
-        else:
-            item.add_marker(pytest.mark.unit)
+        module = item.module.__name__.rpartition(".")[2]
+        if not any(item.get_closest_marker(tier) for tier in ("unit", "e2e", "browser")):
+            if "chromium" in fixtures:
+                item.add_marker(pytest.mark.browser)
+            elif "prefect_server" in fixtures or module in E2E_MODULES:
+                item.add_marker(pytest.mark.e2e)
+            else:
+                item.add_marker(pytest.mark.unit)
+        if module in NO_UNIT_MODULES and item.get_closest_marker("unit"):
+            raise pytest.UsageError(f"{item.nodeid}: a unit test in a module listed in NO_UNIT_MODULES (conftest)")
 
 
 @pytest.fixture(scope="session")
