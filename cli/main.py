@@ -76,7 +76,6 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
 
 def open_layout(args: argparse.Namespace) -> DataLayout:
     """The data directory that `--data-dir` names, made absolute (flows may run in another working directory)."""
-
     return DataLayout(args.data_dir.resolve())
 
 

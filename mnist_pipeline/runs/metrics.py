@@ -21,8 +21,8 @@ from mnist_pipeline.modeling.registry import seed_study_accuracies
 
 
 class StageClock:
-    """Seconds per stage of a flow, each lap timed from the end of the one before: one timer for the whole flow
-    (the task runs in Prefect's UI time tasks; a stage here may span several tasks, or waits between them)."""
+    """Seconds per stage of a flow, each lap timed from the end of the one before: one timer for the whole flow.
+    Prefect's UI times each task run; a stage here may span several tasks and the waits between them."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
