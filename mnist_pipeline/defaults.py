@@ -17,8 +17,8 @@ IMAGE_SHAPE = (28, 28)
 DATA_DIR = Path("data")
 REPORTS_DIR = Path("reports")
 PREDICTIONS_DIR = REPORTS_DIR / "predictions"
-# Batch predictions below this probability are flagged for a person to look at.
-LOW_CONFIDENCE = 0.9
+# The error among answered images that abstention aims at: answers less sure than that are withheld ("unsure").
+TARGET_ERROR = 0.005
 # The web app's corrections: this many pending ones go to the increment gate together as one batch.
 FEEDBACK_BATCH = 50
 # The increment gate refuses a batch of fewer images than this (`add-data --min-images`).

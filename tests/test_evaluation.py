@@ -73,7 +73,7 @@ def test_evaluation_matches_keras(name: str, data: tuple[Split, Split]) -> None:
     assert evaluation.confusion.sum() == test.rows
     assert np.trace(evaluation.confusion) == round(evaluation.accuracy * test.rows)
     predictions = evaluation.predictions
-    assert list(predictions.columns) == ["row_id", "label", "predicted", "confidence"]
+    assert list(predictions.columns) == ["row_id", "label", "predicted", "confidence", "uncalibrated_confidence"]
     np.testing.assert_array_equal(predictions["row_id"], np.arange(test.rows))
     np.testing.assert_array_equal(predictions["label"], test.labels)
     np.testing.assert_array_equal(predictions["predicted"], model.predict(test.images, verbose=0).argmax(axis=1))
@@ -120,7 +120,7 @@ def test_evaluation_and_predict_give_identical_probabilities(tmp_path_factory: p
 
     evaluation = evaluate_saved_model(DataLayout(data_dir), "cnn", choice.key, folder / "test.parquet", None)
     predicted = evaluation.predictions
-    assert np.array_equal(predicted["confidence"], [p.probability for p in batch.predictions])
-    assert np.array_equal(predicted["predicted"], [p.label for p in batch.predictions])
-    assert predicted["confidence"][0] == one.predictions[0].probability
-    assert predicted["predicted"][0] == one.predictions[0].label
+    assert np.array_equal(predicted["confidence"], [p.probability for p in batch.predictions.items])
+    assert np.array_equal(predicted["predicted"], [p.top for p in batch.predictions.items])
+    assert predicted["confidence"][0] == one.predictions.items[0].probability
+    assert predicted["predicted"][0] == one.predictions.items[0].top

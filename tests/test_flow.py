@@ -97,6 +97,13 @@ def assert_overlapping(runs: list[Any]) -> None:
     assert latest_start < earliest_end, spans
 
 
+def expected_calibration_error(confidence: Any, correct: Any) -> float:
+    """ECE over 15 equal-width bins, written out here so the recorded figure is checked against another sum."""
+    confidence, correct = np.asarray(confidence), np.asarray(correct, dtype=float)
+    bins = np.minimum((confidence * 15).astype(int), 14)
+    return sum(abs((correct - confidence)[bins == b].sum()) for b in range(15)) / len(confidence)
+
+
 def draw_expected_charts(tmp: Path, metrics: dict[str, Any]) -> set[str]:
     """The chart cache's file names for this run's models, drawn here from the run's own outputs."""
     from mnist_pipeline.data.layout import DataLayout
@@ -112,7 +119,8 @@ def draw_expected_charts(tmp: Path, metrics: dict[str, Any]) -> set[str]:
     with cache_charts_in(expected):
         for name, model in metrics["models"].items():
             mistakes = select_mistakes(pd.read_parquet(model["predictions_path"]), test.images, limit=GALLERY_SIZE)
-            draw_model_charts(np.asarray(model["confusion_matrix"]), model["history"], colors[name], mistakes)
+            trust = (model["calibration"], model["selective"])
+            draw_model_charts(np.asarray(model["confusion_matrix"]), model["history"], colors[name], mistakes, trust)
     return {p.name for p in expected.iterdir()}
 
 
@@ -138,6 +146,20 @@ def test_flow_completes_and_writes_the_metrics_contract(first_run: tuple[Path, A
             assert datetime.fromisoformat(model[stamp]).utcoffset() == timedelta(0)
         assert model["cached"] is False and model["epochs_run"] == 1
         assert Path(model["model_path"]).is_file()
+        # Calibrated on the 60 rows (5 %) of train the default profile held out; ECE recorded as the predictions say.
+        calibration = json.loads(Path(model["model_path"]).with_suffix(".calibration.json").read_text())
+        assert calibration["held_out_rows"] == 60 and model["calibration"]["temperature"] == calibration["temperature"]
+        scored = pd.read_parquet(model["predictions_path"])
+        right = scored["label"] == scored["predicted"]
+        assert model["calibration"]["ece_after"] == pytest.approx(
+            expected_calibration_error(scored["confidence"], right)
+        )
+        assert model["calibration"]["ece_before"] == pytest.approx(
+            expected_calibration_error(scored["uncalibrated_confidence"], right)
+        )
+        answered = scored["confidence"] >= model["selective"]["threshold"]
+        assert model["selective"]["coverage"] == pytest.approx(answered.mean())
+        assert model["selective"]["error"] == pytest.approx(1 - right[answered].mean() if answered.any() else 0.0)
     # The synthetic classes are easy: a real training run learns them in one epoch.
     assert metrics["models"]["cnn"]["test_accuracy"] > 0.5
     assert metrics["data"]["train_rows"] == 1200 and metrics["data"]["source"] == "npz"

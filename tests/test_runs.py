@@ -124,7 +124,11 @@ def make_trained(**fields: object) -> TrainedModel:
 
 def make_evaluation(accuracy: float, rows: int, reused: bool) -> SetEvaluation:
     """What `run_evaluation_job` returns for one set."""
-    return SetEvaluation(accuracy, 0.1, rows, [[rows]], {"recall": [accuracy] * 10}, f"/e/{rows}.parquet", reused)
+    calibration = {"temperature": 1.2, "ece_before": 0.02, "ece_after": 0.01}
+    selective = {"threshold": 0.8, "target_error": 0.005, "coverage": 0.97, "error": 0.004}
+    return SetEvaluation(
+        accuracy, 0.1, rows, [[rows]], {"recall": [accuracy] * 10}, calibration, selective, f"/e/{rows}.parquet", reused
+    )
 
 
 def test_metrics_document_has_the_contract_sections() -> None:
@@ -141,6 +145,8 @@ def test_metrics_document_has_the_contract_sections() -> None:
     assert (model["test_accuracy"], model["epochs"], model["batch_size"], model["key"]) == (0.99, 3, 256, "k")
     assert model["resumed_from_epoch"] == 0 and model["epoch_seconds"] == [4.0, 3.0, 2.0]
     assert (model["predictions_path"], model["cached"]) == ("/r/p.parquet", False)
+    assert model["calibration"] == model["eval"]["test"]["calibration"] and model["calibration"]["ece_after"] == 0.01
+    assert model["selective"]["coverage"] == model["eval"]["test"]["selective"]["coverage"] == 0.97
 
 
 def test_a_training_summary_round_trips_without_its_path_and_reuse_flag() -> None:

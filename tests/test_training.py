@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 import mnist_pipeline.modeling.model_files as model_files
+from mnist_pipeline.data.dataset import Split
 from mnist_pipeline.errors import DataFormatError, PipelineError
+from mnist_pipeline.modeling.calibration import held_out_rows
 from mnist_pipeline.modeling.hardware import resolve_precision
 from mnist_pipeline.modeling.model_files import load_model, save_model
 from mnist_pipeline.modeling.profiles import TrainConfig, resolve_config
@@ -209,6 +211,16 @@ def test_validation_split_partitions_train() -> None:
     assert held is not None and (kept.rows, held.rows) == (180, 20)
     together = np.concatenate([kept.images, held.images]).reshape(200, -1)
     assert sorted(map(bytes, together)) == sorted(map(bytes, data.images.reshape(200, -1)))
+
+
+def test_calibration_uses_exactly_the_rows_training_held_out() -> None:
+    rows = np.arange(1000)
+    numbered = Split(images=np.stack([rows % 256, rows // 256], axis=1).astype(np.uint8)[:, None, :], labels=rows % 10)
+    _, held = _split_validation(numbered, 0.05, np.random.default_rng(42))
+    assert held is not None
+    held_numbers = held.images[:, 0, 0].astype(np.int64) + 256 * held.images[:, 0, 1].astype(np.int64)
+    assert np.array_equal(held_numbers, held_out_rows(1000, 0.05, 42))
+    assert len(held_out_rows(1000, 0.0, 42)) == 0
 
 
 def test_parallel_threads_train_the_same_weights_as_sequential() -> None:

@@ -155,13 +155,11 @@ def _extent(present: np.ndarray) -> np.ndarray:
 
 
 def champion_probabilities(engine: Engine | None, images: np.ndarray) -> np.ndarray | None:
-    """The champion's softmax outputs (n, 10) for `images`, or None without a champion (then the black-box tests
-    are skipped)."""
+    """The champion's calibrated softmax outputs (n, 10) for `images`, or None without a champion (then the
+    black-box tests are skipped)."""
     if engine is None:
         return None
-    from mnist_pipeline.modeling.serving import softmax
-
-    return softmax(engine.logits(np.asarray(images, dtype=np.uint8)))
+    return engine.probabilities(np.asarray(images, dtype=np.uint8))
 
 
 def compute_drift(

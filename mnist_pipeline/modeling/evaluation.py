@@ -1,25 +1,37 @@
-"""Evaluate a trained model on the test split: accuracy, loss, confusion matrix, per-class metrics, predictions.
+"""Evaluate a trained model on the test split: accuracy, loss, confusion matrix, per-class metrics, predictions,
+calibration (ECE before and after) and answers at the target error (`modeling.calibration`).
 
 The metric functions are plain numpy so they can be checked by hand. About the loss: with the TensorFlow backend,
 Keras's sparse categorical cross-entropy does not use a sigmoid or softmax head's outputs but the head's
 pre-activation values (it reads the logits the activation cached). So for every model here, sigmoid heads
 included, the loss Keras trains on and `model.evaluate` reports is softmax cross-entropy of the head's logits;
 `evaluate_model` computes exactly that, from the logits of the model's ONNX file: scored by `serving.Engine`, the
-engine `predict` uses, so the probabilities here are the ones users get, bit for bit.
+engine `predict` uses, so the probabilities here are the ones users get, bit for bit. The loss is the
+uncalibrated one (what Keras reports); confidences are calibrated.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mnist_pipeline import defaults
 from mnist_pipeline.data.dataset import Split
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import read_split
-from mnist_pipeline.modeling.serving import Engine, open_engine, softmax
+from mnist_pipeline.modeling.calibration import (
+    Selective,
+    expected_calibration_error,
+    log_softmax,
+    softmax,
+    summarise_reliability,
+    summarise_risk_coverage,
+)
+from mnist_pipeline.modeling.serving import Engine, open_engine
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,9 @@ class Evaluation:
     confusion: np.ndarray
     per_class: dict[str, list[float] | list[int]]
     predictions: pd.DataFrame
+    calibration: dict[str, Any]
+    selective: Selective
+    risk_coverage: dict[str, list]
 
     @property
     def rows(self) -> int:
@@ -69,39 +84,49 @@ def per_class_metrics(cm: np.ndarray) -> dict[str, list[float] | list[int]]:
     }
 
 
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
-def evaluate_model(engine: Engine, test: Split) -> Evaluation:
+def evaluate_model(engine: Engine, test: Split, target_error: float = defaults.TARGET_ERROR) -> Evaluation:
     """Score a model's engine on `test`; loss matches `model.evaluate` for float32 models (see the module docstring).
 
-    `confidence` in the predictions is the top class probability softmax(logits), as `predict` reports it: the
-    model's softmax output for the CNN, and for the sigmoid-headed ANNs the distribution their training loss fitted
-    (their raw sigmoid outputs are ten independent numbers that do not sum to 1).
+    `confidence` in the predictions is the calibrated top class probability, as `predict` reports it (and
+    `uncalibrated_confidence` the plain softmax of the logits: the CNN's own softmax output, and for the
+    sigmoid-headed ANNs the distribution their training loss fitted). `selective` answers the set as a population
+    at `target_error`, as batch-predict would.
     """
     logits = engine.logits(test.images)
-    probabilities, log_probs = softmax(logits), log_softmax(logits)
+    calibration = engine.calibration
+    probabilities, log_probs = softmax(logits / calibration.temperature), log_softmax(logits)
     n_classes = log_probs.shape[1]
     labels = test.labels.astype(np.int64)
     predicted = probabilities.argmax(axis=1)
     rows = np.arange(len(labels))
     cm = confusion_matrix(labels, predicted, n_classes)
+    confidence, uncalibrated = probabilities[rows, predicted], np.exp(log_probs[rows, predicted])
+    correct = predicted == labels
     predictions = pd.DataFrame(
         {
             "row_id": rows.astype(np.int64),
             "label": labels,
             "predicted": predicted.astype(np.int64),
-            "confidence": probabilities[rows, predicted],
+            "confidence": confidence,
+            "uncalibrated_confidence": uncalibrated,
         }
     )
+    threshold = calibration.threshold(target_error, confidence)
     return Evaluation(
         accuracy=float((predicted == labels).mean()) if len(labels) else 0.0,
         loss=float(-log_probs[rows, labels].mean()) if len(labels) else 0.0,
         confusion=cm,
         per_class=per_class_metrics(cm),
         predictions=predictions,
+        calibration={
+            "temperature": calibration.temperature,
+            "ece_before": expected_calibration_error(uncalibrated, correct),
+            "ece_after": expected_calibration_error(confidence, correct),
+            "reliability_before": summarise_reliability(uncalibrated, correct),
+            "reliability": summarise_reliability(confidence, correct),
+        },
+        selective=Selective.score(confidence, correct, threshold, target_error),
+        risk_coverage=summarise_risk_coverage(confidence, correct),
     )
 
 

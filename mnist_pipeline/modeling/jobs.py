@@ -2,7 +2,8 @@
 
 The content-addressed files are the only cache. A model is `models/<name>/<training key>.keras` with its summary
 `<key>.json` beside it (epochs, history, timings: what the run reports); an evaluation is
-`evaluations/<name>/<evaluation key>.parquet` (its predictions) with its scores in `<key>.json`. A job whose files
+`evaluations/<name>/<evaluation key>.parquet` (its predictions) with its scores in `<key>.json`; a model's
+calibration is `<training key>.calibration.json`, fitted before its first evaluation. A job whose files
 are there is reused and marked used (`files.usage`), without importing TensorFlow; otherwise it runs and writes
 them, each atomically and the summary last. A kill at any point either resumes from the training state or finds
 the finished model. Summaries hold no paths, so a moved data dir keeps its cache.
@@ -24,9 +25,18 @@ from mnist_pipeline.data.store import read_split
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files.atomic import atomic_path, write_json_atomic
 from mnist_pipeline.files.usage import mark_used, reuse_summary
+from mnist_pipeline.modeling.calibration import (
+    Calibration,
+    calibration_file,
+    fit_calibration,
+    held_out_rows,
+    load_calibration,
+    save_calibration,
+)
 from mnist_pipeline.modeling.model_health import find_model_damage
 from mnist_pipeline.modeling.profiles import TrainConfig
 from mnist_pipeline.modeling.quiet_start import start_tensorflow
+from mnist_pipeline.modeling.serving import open_engine
 
 if TYPE_CHECKING:
     from mnist_pipeline.modeling.training import EpochReport
@@ -92,6 +102,8 @@ class SetEvaluation:
     rows: int
     confusion_matrix: list[list[int]]
     per_class: dict[str, list[float]]
+    calibration: dict[str, Any]
+    selective: dict[str, Any]
     predictions_file: str
     reused: bool = False
 
@@ -220,14 +232,33 @@ def run_evaluation_job(
         rows=evaluation.rows,
         confusion_matrix=evaluation.confusion.tolist(),
         per_class=evaluation.per_class,
+        calibration=evaluation.calibration,
+        selective={**dataclasses.asdict(evaluation.selective), "curve": evaluation.risk_coverage},
         predictions_file=str(predictions),
     )
     write_json_atomic(summary_file, scored.summary())
     return scored
 
 
+def calibrate_job(layout: DataLayout, job: TrainingJob, trained: TrainedModel) -> Calibration:
+    """The model's calibration: the saved one of a reused model, else fitted on the rows of the job's train split
+    that training held out (its validation split) and saved beside the model."""
+    path = calibration_file(layout.model_file(job.model, job.key))
+    saved = load_calibration(path) if trained.reused else None
+    if saved is not None:
+        return saved
+    train = read_split(layout.split_file("train")).head(job.train_limit)
+    rows = held_out_rows(train.rows, job.train_config.validation_fraction, job.seed)
+    engine = open_engine(layout, job.model, job.key)
+    calibration = fit_calibration(engine.logits(train.images[rows]), train.labels[rows])
+    save_calibration(calibration, path)
+    return calibration
+
+
 def evaluate_job(layout: DataLayout, job: TrainingJob, trained: TrainedModel) -> ModelScores:
-    """The job's model scored on the (limited) `test` split and, when the version has one, the whole `new` split."""
+    """The job's model calibrated, then scored on the (limited) `test` split and, when the version has one, the
+    whole `new` split."""
+    calibrate_job(layout, job, trained)
     test = run_evaluation_job(layout, trained, job.eval_key, "test", job.test_limit)
     new = run_evaluation_job(layout, trained, job.new_eval_key, "new") if job.new_eval_key is not None else None
     return ModelScores(test, new)

@@ -3,8 +3,9 @@
 Every saved model has `<key>.onnx` beside its `<key>.keras` (`model_files.save_model` writes both). Scoring
 anywhere goes through `Engine`, so the accuracy a run reports is the accuracy users get, to the bit. The ONNX
 graph is the model computed in float32 with its head's activation left out: it outputs the head's logits, and
-`probabilities` turns them into the softmax that evaluation and `predict` both report. This module imports no
-TensorFlow, so `predict` starts in well under 2 s.
+`Engine.probabilities` turns them into the calibrated softmax (`modeling.calibration`, from the model's
+`<key>.calibration.json`) that evaluation and `predict` both report. This module imports no TensorFlow, so
+`predict` starts in well under 2 s.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import onnxruntime as ort
 
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.errors import DataFormatError
+from mnist_pipeline.modeling.calibration import UNCALIBRATED, Calibration, calibration_file, load_calibration, softmax
 from mnist_pipeline.modeling.hardware import count_usable_cores
 
 # Images per run call: bounds the convolution's working memory (~90 MB for the CNN) without slowing it.
@@ -38,9 +40,11 @@ def session_options() -> ort.SessionOptions:
 
 
 class Engine:
-    """An ONNX classifier in onnxruntime: uint8 images (n, height, width) in, the head's logits out."""
+    """An ONNX classifier in onnxruntime: uint8 images (n, height, width) in, the head's logits or the calibrated
+    probabilities out."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, calibration: Calibration = UNCALIBRATED) -> None:
+        self.calibration = calibration
         try:
             self.session = ort.InferenceSession(path, session_options(), providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises plain Exception subclasses for unreadable models
@@ -58,19 +62,17 @@ class Engine:
         ]
         return np.concatenate(chunks).astype(np.float64) if chunks else np.zeros((0, self.n_classes))
 
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Class probabilities from logits: the one formula evaluation's confidence and `predict` report."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """The calibrated class probabilities: softmax of the logits over the model's temperature."""
+        return softmax(self.logits(images) / self.calibration.temperature)
 
 
 def open_engine(layout: DataLayout, model: str, key: str) -> Engine:
-    """The engine of a saved model, found by name and key in the data dir's models folder (never a given path); a
-    missing model is a DataFormatError naming its `.keras` file."""
+    """The engine of a saved model, found by name and key in the data dir's models folder (never a given path), with
+    its calibration (uncalibrated until its first evaluation writes one); a missing model is a DataFormatError
+    naming its `.keras` file."""
     model_file = layout.model_file(model, key)
     onnx_file = serving_file(model_file)
     if not onnx_file.is_file():
         raise DataFormatError(f"{model_file}: expected a saved model with its ONNX file {onnx_file.name}, found none")
-    return Engine(onnx_file)
+    return Engine(onnx_file, load_calibration(calibration_file(model_file)) or UNCALIBRATED)

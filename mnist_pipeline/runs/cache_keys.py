@@ -21,6 +21,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from mnist_pipeline import defaults
 from mnist_pipeline.data.checksums import hash_folder_files
 from mnist_pipeline.modeling.hardware import count_usable_cores
 from mnist_pipeline.modeling.registry import find_model
@@ -52,6 +53,7 @@ VALIDATION_CODE_MODULES = (
 )
 # Modules whose source decides an evaluation's numbers and predictions, and how they are recorded.
 EVALUATION_CODE_MODULES = (
+    "mnist_pipeline.modeling.calibration",
     "mnist_pipeline.modeling.evaluation",
     "mnist_pipeline.modeling.jobs",
     "mnist_pipeline.modeling.model_files",
@@ -124,8 +126,9 @@ def compute_validation_key(version_dir: Path, image_shape: tuple[int, int]) -> s
 
 def compute_evaluation_key(model_key: str, split_sha256: str, limit: int | None) -> str:
     """Evaluation's identity: the trained model (its key), the scored split's content (`test`, or `new`, the
-    accepted increments' test parts), the row limit, the code."""
+    accepted increments' test parts), the row limit, the code, the target error its answers are scored at."""
     payload = {
+        "target_error": defaults.TARGET_ERROR,
         "model": model_key,
         "split": split_sha256,
         "limit": limit,

@@ -58,6 +58,8 @@ class ModelOutcome:
             "test_rows": test.rows,
             "confusion_matrix": test.confusion_matrix,
             "per_class": test.per_class,
+            "calibration": test.calibration,
+            "selective": test.selective,
             "predictions_file": test.predictions_file,
             "evaluation_reused": self.scores.reused,
             "eval": {
