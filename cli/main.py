@@ -324,11 +324,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from mnist_pipeline.predict.model_choice import choose_model
 
     choice = choose_model(args.model, open_layout(args), args.run, args.reports_dir)
-    result = answer(choice, args.inputs)
+    result = answer(choice, args.inputs, args.target_error, args.answer_all)
     print(render(result, args.format))
     for name, problem in result.failures:
         print(f"mnist-pipeline: {name}: {problem}", file=sys.stderr)
     return 2 if result.failures else 0
+
+
+def parse_error_rate(value: str) -> float:
+    """--target-error: an error rate strictly between 0 and 1 (0.005 is 0.5 %)."""
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 < rate < 1.0:
+        raise argparse.ArgumentTypeError(f"expected an error rate between 0 and 1 (0.005 is 0.5 %), found {value!r}")
+    return rate
 
 
 def cmd_app(args: argparse.Namespace) -> int:
@@ -451,6 +462,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--reports-dir", type=Path, default=defaults.REPORTS_DIR, help="where run metrics live (with --run)"
     )
     predict.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output (default: table)")
+    predict.add_argument(
+        "--target-error",
+        type=parse_error_rate,
+        default=defaults.TARGET_ERROR,
+        help="answer only while the estimated error among answers stays under this (default: %(default)s)",
+    )
+    predict.add_argument("--answer-all", action="store_true", help="answer every image, however unsure")
     predict.set_defaults(handler=cmd_predict)
 
     web = sub.add_parser("app", help="serve the drawing page (ask the champion, send corrections) and the reports")

@@ -29,11 +29,18 @@ def batch_predict(
     model: str = DEFAULT_PREDICT_MODEL,
     data_dir: str = str(defaults.DATA_DIR),
     output_dir: str = str(defaults.PREDICTIONS_DIR),
-    low_confidence: float = defaults.LOW_CONFIDENCE,
+    target_error: float = defaults.TARGET_ERROR,
+    answer_all: bool = False,
 ) -> BatchSummary:
-    """Write `<output_dir>/<run name>/predictions.parquet` and a `batch-predictions` markdown artifact."""
+    """Write `<output_dir>/<run name>/predictions.parquet` and a `batch-predictions` markdown artifact; inputs under
+    the threshold for `target_error` are marked unsure (none with `answer_all`)."""
     config = build_batch_config(
-        input=input, model=model, data_dir=data_dir, output_dir=output_dir, low_confidence=low_confidence
+        input=input,
+        model=model,
+        data_dir=data_dir,
+        output_dir=output_dir,
+        target_error=target_error,
+        answer_all=answer_all,
     )
     choice = choose_model(config.model, DataLayout(config.data_dir))
     run_name = check_run_name(str(flow_run.name))

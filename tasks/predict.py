@@ -23,7 +23,13 @@ def score_task(choice: ModelChoice, config: BatchConfig, output: str, title: str
     for name, problem in result.failures:
         logger.warning("%s: %s", name, problem)
     create_markdown_artifact(markdown, key=PREDICTIONS_ARTIFACT_KEY, description="Batch predictions")
+    scored, unsure = len(result.predictions.items), result.predictions.unsure
     logger.info(
-        "%d inputs scored with %s, %d failed: %s", len(result.predictions), choice.key, len(result.failures), output
+        "%d inputs scored with %s (%d not sure), %d failed: %s",
+        scored,
+        choice.key,
+        unsure,
+        len(result.failures),
+        output,
     )
-    return BatchSummary(output, len(result.predictions), [name for name, _ in result.failures], choice.key)
+    return BatchSummary(output, scored, unsure, [name for name, _ in result.failures], choice.key)

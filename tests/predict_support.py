@@ -2,7 +2,8 @@
 
 The suite has no MNIST download, so the "test digits" are the digits 0-9 drawn with Pillow's built-in font,
 jittered (size, rotation, stroke width, position) and brought to MNIST style; a small CNN trained on them for
-real (2 epochs, mixed bfloat16 like the default profile) is registered as the champion of a temporary data dir.
+real (2 epochs, mixed bfloat16 like the default profile), calibrated on drawings it never saw (as evaluation
+calibrates a run's models on their held-out rows), is registered as the champion of a temporary data dir.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def train_champion(root: Path) -> Path:
     from mnist_pipeline.champion.registry import force_promote
     from mnist_pipeline.champion.rule import Candidate
     from mnist_pipeline.data.dataset import Split
-    from mnist_pipeline.modeling.model_files import save_model
+    from mnist_pipeline.modeling.calibration import calibration_file, fit_calibration, save_calibration
+    from mnist_pipeline.modeling.model_files import save_model, to_engine
     from mnist_pipeline.modeling.profiles import TrainConfig
     from mnist_pipeline.modeling.training import configure_tensorflow, train_model
 
@@ -83,6 +85,8 @@ def train_champion(root: Path) -> Path:
     data_dir = root / "data"
     path = data_dir / "models" / "cnn" / "drawn-digits.keras"
     save_model(model, path)
+    held_out, held_out_labels = draw_digits(500, seed=2)
+    save_calibration(fit_calibration(to_engine(model).logits(held_out), held_out_labels), calibration_file(path))
     candidate = Candidate("drawn-digits", str(path), "run-drawn", "f" * 64, 2000, 0.99, (0.99,) * 10)
     force_promote(
         data_dir / "models" / "champions.json", "cnn", candidate, "test champion", "2026-11-27T00:00:00+00:00"

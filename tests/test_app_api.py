@@ -105,7 +105,8 @@ def test_an_answer_has_the_predict_json_shape_and_the_image_seen(app: int, champ
     }
     assert record["model_path"] == str(DataLayout(data_dir).model_file("cnn", champion))
     assert [item["label"] for item in record["top3"]] == [3, 4, record["top3"][2]["label"]]
-    assert record["probability"] == record["top3"][0]["probability"] > 0.9
+    assert record["probability"] == record["top3"][0]["probability"] > 0.995
+    assert record["unsure"] is False
     assert record["champion_since"] == "2026-12-01T10:00:00+00:00"
     prefix = "data:image/png;base64,"
     assert record["image"].startswith(prefix)
@@ -113,6 +114,17 @@ def test_an_answer_has_the_predict_json_shape_and_the_image_seen(app: int, champ
         pixels = np.asarray(seen)
     assert (seen.mode, pixels.shape) == ("L", (28, 28))
     assert pixels.max() == 255 and pixels[0].max() == 0  # MNIST style: light ink inside a black border
+
+
+def test_an_unsure_answer_has_no_label_but_its_top_3_and_answer_all_answers_it(app: int, data_dir: Path) -> None:
+    promote_constant_model(data_dir, 6, "2026-12-01T10:00:00+00:00", temperature=1.0)
+    status, (record,) = post(app, "/api/predict", draw_png(SEVEN))
+    assert status == 200
+    assert (record["label"], record["unsure"]) == (None, True)
+    assert [item["label"] for item in record["top3"]][:2] == [6, 7]
+    assert record["probability"] == pytest.approx(0.9501, abs=0.0001)
+    status, (record,) = post(app, "/api/predict?answer_all=true", draw_png(SEVEN))
+    assert (status, record["label"], record["unsure"]) == (200, 6, False)
 
 
 @pytest.mark.parametrize("ink", [255, 0])

@@ -195,7 +195,7 @@ def test_the_batch_predict_scoring_answers_the_good_inputs_and_lists_each_hostil
     config = build_batch_config(input=str(folder), data_dir=str(data_dir), output_dir=str(tmp_path / "out"))
     output = tmp_path / "out" / "predictions.parquet"
     result, markdown = score_batch(choose_model(config.model, DataLayout(config.data_dir)), config, output, "hostile")
-    assert len(read_table_rows(output)) == len(result.predictions) == 10
+    assert len(read_table_rows(output)) == len(result.predictions.items) == 10
     assert sorted(name for name, _ in result.failures) == sorted(str(path) for path in bad)
     failed = markdown.split("## Failed inputs", 1)[1].strip().splitlines()
     assert len(failed) == len(bad) and all(line.startswith("- ") for line in failed)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_pipeline.predict.answer import Answer, Prediction
+from mnist_pipeline.predict.answer import Answer, Prediction, Predictions
 from mnist_pipeline.predict.batch import render_batch_markdown
 from mnist_pipeline.predict.model_choice import ModelChoice
 from tests.browser import open_page
@@ -30,10 +30,11 @@ def test_names_render_as_themselves_on_the_artifact_page(prefect_server: str, ch
     from prefect.artifacts import create_markdown_artifact
 
     choice = ModelChoice("cnn", "0123456789abcdef01234567", Path("/m/cnn.keras"), "run-x", "champion", Path("/d"))
-    predictions = [Prediction(f"/in/{name}", 7, 0.5, ((7, 0.5), (1, 0.3), (2, 0.2))) for name in NAMES]
+    items = [Prediction(f"/in/{name}", 7, 0.5, ((7, 0.5), (1, 0.3), (2, 0.2)), unsure=True) for name in NAMES]
+    predictions = Predictions(items, 0.9, 0.005)
     failures = [(f"/in/bad {name}", "expected an image Pillow can read, found: it's <s>not</s>") for name in NAMES]
     result = Answer(choice, predictions, failures, np.zeros((len(NAMES), 28, 28), dtype=np.uint8))
-    markdown = render_batch_markdown(result, Path("/out/predictions.parquet"), 0.9, "run it's")
+    markdown = render_batch_markdown(result, Path("/out/predictions.parquet"), "run it's")
     artifact_id = create_markdown_artifact(markdown, key="escaping-check", description="escaping")
 
     url = f"{prefect_server.removesuffix('/api')}/artifacts/artifact/{artifact_id}"

@@ -15,7 +15,7 @@ from PIL import Image
 from mnist_pipeline.increments.drift import DriftReport, DriftTest
 from mnist_pipeline.increments.drift_report import render_drift_markdown, render_increment_markdown
 from mnist_pipeline.markdown import Markdown, escape_markdown, markdown_table
-from mnist_pipeline.predict.answer import Answer, Prediction
+from mnist_pipeline.predict.answer import Answer, Prediction, Predictions
 from mnist_pipeline.predict.batch import render_batch_markdown
 from mnist_pipeline.predict.model_choice import ModelChoice
 from mnist_pipeline.report.artifact_content import (
@@ -73,9 +73,9 @@ def accuracy_markdown(name: str) -> str:
 
 def batch_markdown(name: str) -> str:
     choice = ModelChoice("cnn", "0123456789abcdef01234567", Path("/m/cnn.keras"), name, "champion", Path("/d"))
-    predictions = [Prediction(name, 7, 0.5, ((7, 0.5), (1, 0.3), (2, 0.2)))]
+    predictions = Predictions([Prediction(name, 7, 0.5, ((7, 0.5), (1, 0.3), (2, 0.2)), unsure=True)], 0.9, 0.005)
     result = Answer(choice, predictions, [(name, name)], np.zeros((1, 28, 28), dtype=np.uint8))
-    return render_batch_markdown(result, Path("/out/predictions.parquet"), 0.9, name)
+    return render_batch_markdown(result, Path("/out/predictions.parquet"), name)
 
 
 def increment_markdown(name: str) -> str:

@@ -59,10 +59,10 @@ def test_json_on_a_mixed_folder_answers_every_good_image_and_names_each_bad_one(
     right: dict[str, list[bool]] = {style: [] for style in STYLE_SUFFIX}
     for record in records:
         path = Path(record["input"])
-        right[path.parent.name].append(record["label"] == int(path.stem.rpartition("label")[2]))
-        assert set(record) == {"input", "label", "probability", "top3", "model", "model_key", "model_path"}
+        right[path.parent.name].append(record["top3"][0]["label"] == int(path.stem.rpartition("label")[2]))
+        assert set(record) == {"input", "label", "probability", "top3", "unsure", "model", "model_key", "model_path"}
         assert record["model_key"] == "drawn-digits"
-        assert record["top3"][0]["label"] == record["label"]
+        assert record["label"] == (None if record["unsure"] else record["top3"][0]["label"])
         assert record["top3"][0]["probability"] == record["probability"]
         assert 0.0 <= record["top3"][2]["probability"] <= record["top3"][1]["probability"] <= record["probability"]
     accuracy = {style: float(np.mean(hits)) for style, hits in right.items()}
@@ -78,12 +78,15 @@ def test_batches_npz_idx_and_parquet_are_answered_per_row(data_dir: Path, tmp_pa
     done = predict("--format", "csv", "--data-dir", str(data_dir), *(str(p) for p in sorted(tmp_path.iterdir())))
     assert done.returncode == 0, done.stderr
     rows = done.stdout.strip().splitlines()
-    assert rows[0] == "input,label,probability,top3,model,model_key,model_path"
+    assert rows[0] == "input,label,probability,top3,unsure,model,model_key,model_path"
     assert len(rows) == 1 + 30
     for source in ("digits.npz", "t10k-images-idx3-ubyte", "test.parquet"):
         answered = [row.split(",") for row in rows[1:] if Path(row.split(",")[0].rpartition("[")[0]).name == source]
         assert [row[0].rpartition("[")[2] for row in answered] == [f"{i}]" for i in range(10)]
-        assert np.mean([int(row[1]) == label for row, label in zip(answered, labels, strict=True)]) >= 0.9
+        best = [int(row[3].split(":")[0]) for row in answered]
+        said = ["" if row[4] == "True" else str(guess) for row, guess in zip(answered, best, strict=True)]
+        assert [row[1] for row in answered] == said
+        assert np.mean([guess == label for guess, label in zip(best, labels, strict=True)]) >= 0.9
 
 
 def test_table_names_the_model_and_missing_paths_fail_alone(

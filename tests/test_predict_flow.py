@@ -45,25 +45,27 @@ def test_batch_predict_writes_parquet_and_a_markdown_summary(
         input=str(folder),
         data_dir=str(data_dir),
         output_dir=str(tmp_path / "out"),
-        low_confidence=0.999999,
+        target_error=1e-6,
         return_state=True,
     )
     assert state.is_completed(), state.message
     summary = state.result()
-    assert summary.answered == 12 and summary.failed == [str(folder / "zz-corrupt.png")]
+    assert summary.scored == 12 and summary.failed == [str(folder / "zz-corrupt.png")]
     output = Path(summary.predictions)
     assert output.name == "predictions.parquet" and output.parent.parent == tmp_path / "out"
     table = pq.read_table(output).to_pylist()
     assert [row["input"] for row in table] == [str(path) for path in sorted(folder.glob("*-label*.png"))]
     assert {row["model_key"] for row in table} == {"drawn-digits"}
-    assert np.mean([row["label"] == label for row, label in zip(table, labels, strict=True)]) >= 0.9
-    assert all(row["top3"][0]["label"] == row["label"] for row in table)
+    assert np.mean([row["top3"][0]["label"] == label for row, label in zip(table, labels, strict=True)]) >= 0.9
+    assert all(row["label"] == (None if row["unsure"] else row["top3"][0]["label"]) for row in table)
+    # A 0.0001 % target leaves the drawn-digit champion sure of almost nothing.
+    assert summary.unsure == sum(row["unsure"] for row in table) >= 6
 
     markdown = read_markdown_artifact(str(state.state_details.flow_run_id))
     counts_row = next(line for line in markdown.splitlines() if line.startswith("| inputs |"))
-    predicted = np.bincount([row["label"] for row in table], minlength=10)
+    predicted = np.bincount([row["label"] for row in table if row["label"] is not None], minlength=10)
     assert counts_row == "| inputs | " + " | ".join(map(str, predicted)) + " |"
-    assert "## Low confidence (below 100 %): " in markdown
+    assert f"## Not sure: {summary.unsure}\n" in markdown
     thumbnails = markdown.split("data:image/png;base64,")[1:]
     assert len(thumbnails) == 12
     first = Image.open(io.BytesIO(base64.b64decode(thumbnails[0].split(")")[0])))
@@ -77,6 +79,6 @@ def test_bad_parameters_fail_the_run_with_one_line_naming_them(tmp_path: Path) -
     state = batch_predict(input=str(tmp_path / "nowhere"), return_state=True)
     assert state.is_failed()
     assert "input: expected an existing folder or Parquet file" in (state.message or "")
-    state = batch_predict(input=str(tmp_path), low_confidence=1.5, return_state=True)
+    state = batch_predict(input=str(tmp_path), target_error=1.5, return_state=True)
     assert state.is_failed()
-    assert "low_confidence: expected a probability in (0, 1], found 1.5" in (state.message or "")
+    assert "target_error: expected an error rate in (0, 1), found 1.5" in (state.message or "")

@@ -1,7 +1,9 @@
 """Batch scoring for the `batch-predict` flow: checked parameters, predictions.parquet, and the markdown summary.
 
 Prefect-free, so the flow only wires: the task calls `score_batch`, which writes the Parquet file atomically and
-returns the markdown for the artifact (class counts, low-confidence inputs, a thumbnail grid as inline PNGs).
+returns the markdown for the artifact (class counts, the inputs it is not sure of, a thumbnail grid as inline PNGs).
+A batch is a population: its threshold is raised when its digits are unlike the training data
+(`modeling.calibration`).
 """
 
 from __future__ import annotations
@@ -22,12 +24,23 @@ from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files.atomic import atomic_path
 from mnist_pipeline.markdown import escape_markdown, markdown_table
 from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL, find_model
-from mnist_pipeline.predict.answer import Answer, answer
+from mnist_pipeline.predict.answer import Answer, answer, describe_coverage
 from mnist_pipeline.predict.model_choice import ModelChoice
 
+PREDICTIONS_SCHEMA = pa.schema(
+    [
+        ("input", pa.string()),
+        ("label", pa.int64()),
+        ("probability", pa.float64()),
+        ("top3", pa.list_(pa.struct([("label", pa.int64()), ("probability", pa.float64())]))),
+        ("unsure", pa.bool_()),
+        ("model", pa.string()),
+        ("model_key", pa.string()),
+    ]
+)
 THUMBNAILS = 16
 GRID_COLUMNS = 8
-LOW_CONFIDENCE_ROWS = 20
+UNSURE_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -38,15 +51,18 @@ class BatchConfig:
     model: str
     data_dir: Path
     output_dir: Path
-    low_confidence: float
+    target_error: float
+    answer_all: bool
 
 
 @dataclass(frozen=True)
 class BatchSummary:
-    """What a batch-predict run did: where its predictions are, how many inputs were answered, which failed."""
+    """What a batch-predict run did: where its predictions are, how many inputs were scored, how many of them it was
+    not sure of, which failed."""
 
     predictions: str
-    answered: int
+    scored: int
+    unsure: int
     failed: list[str]
     model_key: str
 
@@ -57,20 +73,22 @@ def build_batch_config(**values: Any) -> BatchConfig:
     if not raw_input or not Path(str(raw_input)).exists():
         raise PipelineError(f"input: expected an existing folder or Parquet file, found {raw_input!r}")
     model = find_model(values.get("model") or DEFAULT_PREDICT_MODEL).name
-    threshold = values.get("low_confidence", defaults.LOW_CONFIDENCE)
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold <= 1:
-        raise PipelineError(f"low_confidence: expected a probability in (0, 1], found {threshold!r}")
+    target = values.get("target_error", defaults.TARGET_ERROR)
+    if isinstance(target, bool) or not isinstance(target, int | float) or not 0 < target < 1:
+        raise PipelineError(f"target_error: expected an error rate in (0, 1), found {target!r}")
     return BatchConfig(
         input=Path(str(raw_input)).resolve(),
         model=model,
         data_dir=Path(values.get("data_dir") or defaults.DATA_DIR).resolve(),
         output_dir=Path(values.get("output_dir") or defaults.PREDICTIONS_DIR).resolve(),
-        low_confidence=float(threshold),
+        target_error=float(target),
+        answer_all=bool(values.get("answer_all", False)),
     )
 
 
 def predictions_table(result: Answer) -> pa.Table:
-    """One row per answered input: input, label (the digit), probability, top 3, and which model answered.
+    """One row per scored input: input, label (the digit; null when not sure), probability, top 3, unsure, and which
+    model answered.
 
     `score_batch` writes it only with at least one row, from which Arrow infers each column's type."""
     rows = [
@@ -79,12 +97,13 @@ def predictions_table(result: Answer) -> pa.Table:
             "label": p.label,
             "probability": p.probability,
             "top3": [{"label": digit, "probability": probability} for digit, probability in p.top3],
+            "unsure": p.unsure,
             "model": result.choice.model,
             "model_key": result.choice.key,
         }
-        for p in result.predictions
+        for p in result.predictions.items
     ]
-    return pa.Table.from_pylist(rows)
+    return pa.Table.from_pylist(rows, schema=PREDICTIONS_SCHEMA)
 
 
 def thumbnail_uri(image: np.ndarray) -> str:
@@ -96,40 +115,41 @@ def thumbnail_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def render_batch_markdown(result: Answer, output: Path, low_confidence: float, title: str) -> str:
-    """Class counts, the least confident answers, a grid of the first inputs as the model saw them, failures."""
-    predictions = result.predictions
-    counts = np.bincount([p.label for p in predictions], minlength=10)
+def render_batch_markdown(result: Answer, output: Path, title: str) -> str:
+    """Class counts, the inputs it is not sure of, a grid of the first inputs as the model saw them, failures."""
+    predictions = result.predictions.items
+    counts = np.bincount([p.label for p in predictions if p.label is not None], minlength=10)
     lines = [
         f"# Batch predictions, {escape_markdown(title)}",
         "",
         f"Model: {escape_markdown(result.choice.describe())}.",
-        f"{len(predictions)} inputs answered, {len(result.failures)} failed. Predictions: "
-        f"{escape_markdown(str(output))}",
+        f"{len(predictions)} inputs scored, {len(result.failures)} failed; "
+        f"{escape_markdown(describe_coverage(result.predictions))}. Predictions: {escape_markdown(str(output))}",
         "",
-        "## Class counts",
+        "## Class counts (answered inputs)",
         "",
         "| digit | " + " | ".join(str(digit) for digit in range(len(counts))) + " |",
         "|---|" + "---:|" * len(counts),
         "| inputs | " + " | ".join(str(count) for count in counts) + " |",
     ]
-    unsure = sorted((p for p in predictions if p.probability < low_confidence), key=lambda p: p.probability)
-    lines += ["", f"## Low confidence (below {100 * low_confidence:.0f} %): {len(unsure)}", ""]
+    unsure = sorted((p for p in predictions if p.unsure), key=lambda p: p.probability)
+    lines += ["", f"## Not sure: {len(unsure)}", ""]
     if unsure:
         rows = [
             (
                 p.input,
-                p.label,
+                p.top,
                 f"{100 * p.probability:.1f} %",
                 ", ".join(f"{digit} ({100 * prob:.1f} %)" for digit, prob in p.top3),
             )
-            for p in unsure[:LOW_CONFIDENCE_ROWS]
+            for p in unsure[:UNSURE_ROWS]
         ]
-        lines += markdown_table(("input", "digit", "probability", "top 3"), rows, align="lrrl")
+        lines += markdown_table(("input", "best guess", "probability", "top 3"), rows, align="lrrl")
     shown = min(THUMBNAILS, len(predictions))
     lines += ["", f"## The first {shown} inputs, as the model saw them", ""]
     cells = [
-        f"![{p.label}]({thumbnail_uri(result.images[index])})<br>**{p.label}** {100 * p.probability:.0f} %"
+        f"![{p.top}]({thumbnail_uri(result.images[index])})<br>**{'?' if p.unsure else p.top}** "
+        f"{100 * p.probability:.0f} %"
         for index, p in enumerate(predictions[:shown])
     ]
     if cells:
@@ -145,10 +165,10 @@ def render_batch_markdown(result: Answer, output: Path, low_confidence: float, t
 
 def score_batch(choice: ModelChoice, config: BatchConfig, output: Path, title: str) -> tuple[Answer, str]:
     """Predict every input, write `output` (Parquet, atomically), and return the answer and its markdown."""
-    result = answer(choice, [config.input])
-    if not result.predictions:
+    result = answer(choice, [config.input], config.target_error, config.answer_all)
+    if not result.predictions.items:
         problems = "; ".join(f"{name}: {problem}" for name, problem in result.failures[:3])
         raise PipelineError(f"input: expected at least one readable image in {config.input}, found none ({problems})")
     with atomic_path(output) as tmp:
         pq.write_table(predictions_table(result), tmp)
-    return result, render_batch_markdown(result, output, config.low_confidence, title)
+    return result, render_batch_markdown(result, output, title)

@@ -170,9 +170,9 @@ def build_app(
         return FileResponse(STATIC_DIR / "index.html")
 
     @app.post("/api/predict")
-    async def predict(request: Request) -> JSONResponse:
+    async def predict(request: Request, answer_all: bool = False) -> JSONResponse:
         uploads = await read_uploads(request)
-        return JSONResponse(await run_in_threadpool(lambda: answer_uploads(watch.current(), uploads)))
+        return JSONResponse(await run_in_threadpool(lambda: answer_uploads(watch.current(), uploads, answer_all)))
 
     @app.post("/api/feedback")
     async def feedback(request: Request, label: str | None = None) -> JSONResponse:

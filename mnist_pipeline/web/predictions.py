@@ -76,12 +76,16 @@ def to_data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def answer_uploads(serving: Serving, uploads: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
-    """One record per upload, in order; the first upload that cannot be answered raises UploadError."""
+def answer_uploads(
+    serving: Serving, uploads: list[tuple[str, bytes]], answer_all: bool = False
+) -> list[dict[str, Any]]:
+    """One record per upload, in order (`label` null and `unsure` true under the threshold, unless `answer_all`);
+    the first upload that cannot be answered raises UploadError."""
     shape = serving.engine.input_shape
     images = np.stack([prepare_upload(name, data, shape) for name, data in uploads])
     names = [name for name, _ in uploads]
-    result = Answer(serving.choice, predict_images(serving.engine, images, names), [], images)
+    predictions = predict_images(serving.engine, images, names, answer_all=answer_all)
+    result = Answer(serving.choice, predictions, [], images)
     return [
         {**record, "image": to_data_uri(image), "champion_since": serving.since}
         for record, image in zip(to_records(result), images, strict=True)

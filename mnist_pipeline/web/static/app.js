@@ -114,7 +114,8 @@ async function ask() {
 }
 
 function show(record) {
-  answer.textContent = String(record.label);
+  answer.textContent = record.unsure ? "not sure" : String(record.label);
+  answer.classList.toggle("unsure", record.unsure);
   top3.replaceChildren(
     ...record.top3.map((item) => {
       const row = document.createElement("li");
