@@ -66,7 +66,8 @@ def charts_task(outcome: ModelOutcome, color: str, layout: DataLayout, reports_d
     mistakes = select_mistakes(pd.read_parquet(outcome.predictions_path), test.images, limit=GALLERY_SIZE)
     with cache_charts_in(reports_dir / CHART_CACHE):
         matrix = np.asarray(outcome.scores.test.confusion_matrix)
-        draw_model_charts(matrix, outcome.trained.history, color, mistakes)
+        trust = (outcome.scores.test.calibration, outcome.scores.test.selective)
+        draw_model_charts(matrix, outcome.trained.history, color, mistakes, trust)
 
 
 @task(name="report")

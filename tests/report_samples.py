@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,33 @@ def make_history(epochs: int, final: float, seed: int, validation: bool) -> dict
     return history
 
 
+def make_trust(accuracy: float, seed: int) -> dict[str, Any]:
+    """`calibration` and `selective` as evaluation records them, from a simulated calibrated model at `accuracy`."""
+    from mnist_pipeline.modeling.calibration import (
+        Selective,
+        estimate_threshold,
+        expected_calibration_error,
+        summarise_reliability,
+        summarise_risk_coverage,
+    )
+
+    rng = np.random.default_rng(seed)
+    confidence = np.clip(1 - rng.exponential(1 - accuracy, size=2000), 0.1, 1.0)
+    correct = rng.random(2000) < confidence
+    overconfident = np.sqrt(confidence)
+    selective = Selective.score(confidence, correct, estimate_threshold(confidence, 0.005), 0.005)
+    return {
+        "calibration": {
+            "temperature": 1.2,
+            "ece_before": expected_calibration_error(overconfident, correct),
+            "ece_after": expected_calibration_error(confidence, correct),
+            "reliability_before": summarise_reliability(overconfident, correct),
+            "reliability": summarise_reliability(confidence, correct),
+        },
+        "selective": {**dataclasses.asdict(selective), "curve": summarise_risk_coverage(confidence, correct)},
+    }
+
+
 def make_model(name: str, accuracy: float, epochs: int, seconds: float, params: int, seed: int) -> dict[str, Any]:
     matrix = make_confusion(accuracy, seed)
     exact = float(np.trace(matrix) / matrix.sum())
@@ -92,6 +120,7 @@ def make_model(name: str, accuracy: float, epochs: int, seconds: float, params: 
         "confusion_matrix": matrix.tolist(),
         "per_class": per_class_from(matrix),
         "history": make_history(epochs, exact, seed, validation=name == "cnn"),
+        **make_trust(exact, seed),
         "model_path": f"data/models/{name}/model.keras",
         "predictions_path": f"reports/runs/run-1/predictions/{name}.parquet",
     }

@@ -516,16 +516,17 @@ def test_charts_drawn_after_each_evaluation_leave_the_report_nothing_to_draw(
     colors = assign_colors(list(metrics["models"]))
     with charts.cache_charts_in(tmp_path):
         for name, model in metrics["models"].items():
+            trust = (model["calibration"], model["selective"])
             charts.draw_model_charts(
-                np.asarray(model["confusion_matrix"]), model["history"], colors[name], mistakes[name]
+                np.asarray(model["confusion_matrix"]), model["history"], colors[name], mistakes[name], trust
             )
     drawn = set(tmp_path.iterdir())
-    assert len(drawn) == 8 * len(metrics["models"])  # 4 pictures per model, each with its compact copy for the UI
+    assert len(drawn) == 10 * len(metrics["models"])  # 5 pictures per model, each with its compact copy for the UI
 
     def refuse(*_: Any) -> str:
         raise AssertionError("a per-model chart was drawn again by the report")
 
-    for function in ("_draw_confusion", "_draw_training", "_draw_mistakes", "_compact_png"):
+    for function in ("_draw_confusion", "_draw_training", "_draw_mistakes", "_draw_trust", "_compact_png"):
         monkeypatch.setattr(charts, function, refuse)
     with charts.cache_charts_in(tmp_path):
         html = render_report(metrics, mistakes, [])
@@ -537,7 +538,7 @@ def test_charts_drawn_after_each_evaluation_leave_the_report_nothing_to_draw(
     added = set(tmp_path.iterdir()) - drawn  # the report's own accuracy chart joins the cache; no model's chart does
     assert added and all(path.name.startswith("accuracy-") for path in added)
     assert all(heatmap in html for heatmap in heatmaps)
-    assert all(page.count("data:image/png;base64,") == 4 for page in pages)
+    assert all(page.count("data:image/png;base64,") == 5 for page in pages)
 
 
 def test_figures_are_drawn_one_at_a_time_each_with_the_whole_style() -> None:

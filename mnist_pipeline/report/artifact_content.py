@@ -214,6 +214,11 @@ def render_model_markdown(name: str, model: dict[str, Any], color: str, mistakes
         ),
         ("## Training curves", "training curves", charts.plot_training(model.get("history") or {}, color)),
         (
+            "## Reliability and risk-coverage (test)",
+            "reliability diagram and risk-coverage curve",
+            charts.plot_trust(model.get("calibration") or {}, model.get("selective") or {}, color),
+        ),
+        (
             "## Most confident mistakes (true → predicted, confidence)",
             "most confident mistakes",
             charts.plot_mistakes(mistakes),

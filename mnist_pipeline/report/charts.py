@@ -309,6 +309,44 @@ def plot_history(
         return figure_uri(figure)
 
 
+def plot_trust(calibration: dict[str, Any], selective: dict[str, Any], color: str) -> str | None:
+    """The reliability diagram (accuracy against confidence per bin, before and after calibration; on the diagonal
+    is honest) and the risk-coverage curve (error among the most confident answers against the share answered,
+    with the threshold's point); None for an evaluation recorded without them."""
+    if "reliability" not in calibration or "curve" not in selective:
+        return None
+    inputs = (calibration, selective, color)
+    return cached_chart("trust", inputs, lambda: _draw_trust(*inputs))
+
+
+def _draw_trust(calibration: dict[str, Any], selective: dict[str, Any], color: str) -> str:
+    with new_figure(7.2, 2.7) as figure:
+        left, right = figure.subplots(1, 2)
+        left.plot([0, 100], [0, 100], color=DIAGONAL_COLOR, lw=3)
+        for key, style, label in (("reliability_before", "--", "before"), ("reliability", "-o", "calibrated")):
+            points = calibration.get(key) or {}
+            confidence, accuracy = np.asarray(points.get("confidence", [])), np.asarray(points.get("accuracy", []))
+            left.plot(100 * confidence, 100 * accuracy, style, ms=3, color=color, label=label)
+        left.set_title(
+            f"reliability (ECE {100 * calibration['ece_after']:.2f} %, before {100 * calibration['ece_before']:.2f} %)"
+        )
+        left.set_xlabel("confidence (%)")
+        left.set_ylabel("accuracy (%)")
+        left.legend(fontsize=7)
+        curve = selective["curve"]
+        right.plot(100 * np.asarray(curve["coverage"]), 100 * np.asarray(curve["error"]), "-", color=color)
+        right.axhline(100 * selective["target_error"], ls="--", lw=1, color=CHAMPION_COLOR, label="target error")
+        right.plot(
+            [100 * selective["coverage"]], [100 * selective["error"]], "o", color="#000000", ms=5, label="threshold"
+        )
+        right.set_title(f"risk-coverage ({100 * selective['coverage']:.1f} % answered)")
+        right.set_xlabel("answered (%)")
+        right.set_ylabel("error among answered (%)")
+        right.yaxis.grid(True)
+        right.legend(fontsize=7)
+        return figure_uri(figure)
+
+
 def digit_png(image: np.ndarray) -> str:
     """A digit as a tiny PNG, dark ink on white like the page; the browser scales it up pixel-sharp."""
     from matplotlib.image import imsave
@@ -357,7 +395,11 @@ def _compact_png(data_uri: str) -> str:
 
 
 def draw_model_charts(
-    matrix: np.ndarray, history: dict[str, Sequence[float]], color: str, mistakes: Sequence[Mistake]
+    matrix: np.ndarray,
+    history: dict[str, Sequence[float]],
+    color: str,
+    mistakes: Sequence[Mistake],
+    trust: tuple[dict[str, Any], dict[str, Any]],
 ) -> None:
     """Draw every per-model picture the report and the UI artifacts show, with their UI copies, into the active
     chart cache: the `charts` task does it right after each evaluation, so the ANNs' are ready while the CNN still
@@ -367,6 +409,7 @@ def draw_model_charts(
         plot_confusion(matrix, normalise=True),
         plot_training(history, color),
         plot_mistakes(mistakes),
+        plot_trust(*trust, color),
     )
     for picture in pictures:
         if picture is not None:

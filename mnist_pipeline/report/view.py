@@ -102,6 +102,8 @@ def build_model_view(
         "confused_pairs": find_confused_pairs(matrix),
         "per_class": build_per_class(model["per_class"], matrix.shape[0]),
         "curves": charts.plot_training(model.get("history") or {}, color),
+        "trust": charts.plot_trust(model.get("calibration") or {}, model.get("selective") or {}, color),
+        "selective": model.get("selective"),
         "gallery": mistakes,
     }
 
