@@ -147,6 +147,41 @@ def cmd_add_data(args: argparse.Namespace) -> int:
     return 0 if all(outcome.accepted for outcome in outcomes) else 2
 
 
+def cmd_add_scans(args: argparse.Namespace) -> int:
+    """Queue SOURCE's images for the review page (read as `predict` reads them), then score the queue with the CNN
+    champion: the new images, or all of them when the champion changed. Exit 2 when nothing could be read."""
+    from mnist_pipeline.increments.hashes import hash_images
+    from mnist_pipeline.modeling.registry import CNN_MODEL
+    from mnist_pipeline.modeling.serving import open_engine
+    from mnist_pipeline.predict.inputs import load_inputs
+    from mnist_pipeline.predict.model_choice import choose_model
+    from mnist_pipeline.predict.preprocess import MNIST_SHAPE
+    from mnist_pipeline.review.queue import add_to_queue, find_known, score_queue
+
+    layout = open_layout(args)
+    loaded = load_inputs([args.source], MNIST_SHAPE)
+    for name, problem in loaded.failures:
+        print(f"mnist-pipeline: {name}: {problem}", file=sys.stderr)
+    in_test, accepted = find_known(layout, hash_images(loaded.images))
+    keep = ~(in_test | accepted)
+    names = [name for name, kept in zip(loaded.names, keep, strict=True) if kept]
+    queued = add_to_queue(layout, loaded.images[keep], names, args.note) if keep.any() else 0
+    print(
+        f"queued: {queued} in {layout.review}; skipped: {len(names) - queued} already queued, {in_test.sum()} equal "
+        f"to an MNIST test image, {accepted.sum()} already accepted; unreadable: {len(loaded.failures)}"
+    )
+    if not loaded.names:
+        return 2
+    try:
+        choice = choose_model(CNN_MODEL, layout)
+        scored = score_queue(layout, open_engine(layout, choice.model, choice.key), choice.key)
+    except PipelineError as exc:
+        print(f"not scored: {exc}; the web app scores the queue once there is a champion")
+        return 0
+    print(f"scored: {scored} with the {choice.model} champion (key {choice.key})")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from mnist_pipeline.validation import raise_if_failed, validate_dataset
 
@@ -346,7 +381,12 @@ def cmd_app(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise PipelineError(f"--port {args.port}: expected a free port on {args.host}, found: {exc}") from exc
     app = build_app(
-        open_layout(args), args.reports_dir, args.allowed_hosts, args.model, feedback_threshold=args.feedback_batch
+        open_layout(args),
+        args.reports_dir,
+        args.allowed_hosts,
+        args.model,
+        feedback_threshold=args.feedback_batch,
+        review_threshold=args.review_batch,
     )
     print(f"drawing page at http://{args.host}:{args.port}/ (reports: {args.reports_dir.resolve()})", flush=True)
     build_server(app).run(sockets=[sock])
@@ -387,6 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse batches of fewer images (default: %(default)s)",
     )
     add_data.set_defaults(handler=cmd_add_data)
+
+    scans = sub.add_parser("add-scans", help="queue unlabelled images for the review page, scored by the champion")
+    scans.add_argument(
+        "source", type=Path, metavar="SOURCE", help="an image file or a folder of any depth, as predict reads"
+    )
+    scans.add_argument("--note", help="recorded with each image (who sent it, why)")
+    _add_data_dir(scans)
+    scans.set_defaults(handler=cmd_add_scans)
 
     validate = sub.add_parser("validate", help="check the published dataset; exits non-zero listing what failed")
     _add_data_dir(validate)
@@ -483,6 +531,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.FEEDBACK_BATCH,
         metavar="N",
         help="corrections per batch sent to the gate (default: %(default)s)",
+    )
+    web.add_argument(
+        "--review-batch",
+        type=int,
+        default=defaults.REVIEW_BATCH,
+        metavar="N",
+        help="review labels per batch sent to the gate (default: %(default)s)",
     )
     web.set_defaults(handler=cmd_app)
     return parser

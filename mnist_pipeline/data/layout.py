@@ -103,6 +103,11 @@ class DataLayout:
         return self.inbox / "feedback"
 
     @property
+    def review(self) -> Path:
+        """Unlabelled scans waiting for a person on the review page, and what each became (`review.queue`)."""
+        return self.inbox / "review"
+
+    @property
     def increments(self) -> Path:
         """Accepted batches, immutable: `<increment-id>/{train,test}.parquet` and `manifest.json`."""
         return self.root / "increments"

@@ -59,9 +59,9 @@ class Submission:
 class TooFewCorrections(Exception):
     """Fewer different corrections wait than the gate's minimum: nothing was landed, they keep waiting."""
 
-    def __init__(self, waiting: int, minimum: int, dropped: list[str]) -> None:
+    def __init__(self, waiting: int, minimum: int, dropped: list[str], what: str = NOTE) -> None:
         super().__init__(
-            f"feedback: expected at least {minimum} different corrections for a batch (the gate's --min-images), "
+            f"{what}: expected at least {minimum} different corrections for a batch (the gate's --min-images), "
             f"found {waiting} waiting"
         )
         self.waiting = waiting
@@ -92,16 +92,12 @@ def list_corrections(folder: Path) -> list[Path]:
     )
 
 
-def count_corrections(layout: DataLayout) -> int:
-    return len(list_corrections(layout.feedback))
-
-
-def recover_stranded(layout: DataLayout) -> None:
+def recover_stranded(folder: Path) -> None:
     """Put back the corrections of a submission that was killed before it finished (call under the lock)."""
-    for staging in layout.feedback.glob(f"{STAGING_PREFIX}*"):
+    for staging in folder.glob(f"{STAGING_PREFIX}*"):
         for path in list_corrections(staging):
-            (layout.feedback / path.parent.name).mkdir(parents=True, exist_ok=True)
-            path.rename(layout.feedback / path.parent.name / path.name)
+            (folder / path.parent.name).mkdir(parents=True, exist_ok=True)
+            path.rename(folder / path.parent.name / path.name)
         shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -136,7 +132,7 @@ def find_repeats(shas: np.ndarray, names: list[str], known: pa.Array) -> list[tu
 
 def drop_repeats(layout: DataLayout, staging: Path, batch: LabelledBatch) -> list[str]:
     """Delete the corrections the gate would refuse as duplicates; one line per file deleted."""
-    names = [f"{layout.feedback.name}/{name}" for name in batch.names]  # as in inbox/feedback/
+    names = [f"{staging.parent.name}/{name}" for name in batch.names]  # as in inbox/feedback/
     dropped = []
     for row, why in find_repeats(hash_images(batch.images), names, read_known_hashes(layout)):
         (staging / batch.names[row]).unlink()
@@ -145,16 +141,22 @@ def drop_repeats(layout: DataLayout, staging: Path, batch: LabelledBatch) -> lis
 
 
 def submit_corrections(
-    layout: DataLayout, start: Callable[[DataLayout], Path], minimum: int = defaults.MIN_IMAGES
+    layout: DataLayout,
+    start: Callable[[DataLayout], Path],
+    minimum: int = defaults.MIN_IMAGES,
+    folder: Path | None = None,
+    note: str = NOTE,
 ) -> Submission | None:
-    """Land every pending correction, repeats dropped, as one inbox batch and `start` the gate on it; None when
-    there are none, TooFewCorrections (nothing landed) when fewer than `minimum` different ones are left."""
-    with hold_lock(layout.locks / "feedback.lock"):
-        recover_stranded(layout)
-        corrections = list_corrections(layout.feedback)
+    """Land every pending correction in `folder` (default `inbox/feedback/`; the review page's labels use it too),
+    repeats dropped, as one inbox batch with `note` and `start` the gate on it; None when there are none,
+    TooFewCorrections (nothing landed) when fewer than `minimum` different ones are left."""
+    folder = folder or layout.feedback
+    with hold_lock(layout.locks / f"{folder.name}.lock"):
+        recover_stranded(folder)
+        corrections = list_corrections(folder)
         if not corrections:
             return None
-        staging = layout.feedback / f"{STAGING_PREFIX}{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+        staging = folder / f"{STAGING_PREFIX}{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
         for path in corrections:
             (staging / path.parent.name).mkdir(parents=True, exist_ok=True)
             path.rename(staging / path.parent.name / path.name)
@@ -164,11 +166,11 @@ def submit_corrections(
             if dropped:  # read again what is left (none left: an empty batch)
                 batch = read_labelled_batch(staging) if list_corrections(staging) else None
             if batch is None or batch.rows < minimum:
-                raise TooFewCorrections(batch.rows if batch else 0, minimum, dropped)
-            batch_id = land_batch(layout, batch, source=str(layout.feedback), note=NOTE)
+                raise TooFewCorrections(batch.rows if batch else 0, minimum, dropped, note)
+            batch_id = land_batch(layout, batch, source=str(folder), note=note)
         except BaseException:
             for path in list_corrections(staging):  # back in the queue, for the next try
-                path.rename(layout.feedback / path.parent.name / path.name)
+                path.rename(folder / path.parent.name / path.name)
             raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)

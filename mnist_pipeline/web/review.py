@@ -1,0 +1,189 @@
+"""The review page's desk: queued images handed out in review order, labels recorded, batches sent to the gate.
+
+A review request runs no model. It lists the queue folder and reads items.json and scores.json only when their
+files changed (their identity, as `champion.ChampionWatch` checks the registry's). A new champion has the queue
+scored again in a background thread; the earlier answers are shown meanwhile. What is handed out is leased to that
+request for LEASE_SECONDS (in this process), so two reviewers never get the same image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import BackgroundTasks, FastAPI, Query, Request
+from fastapi import Path as PathParameter
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.modeling.registry import CNN_MODEL
+from mnist_pipeline.review import queue
+from mnist_pipeline.review.sampling import is_audit, order_for_review
+from mnist_pipeline.web.champion import ChampionWatch, NoChampion, registry_identity
+from mnist_pipeline.web.feedback import TooFewCorrections, list_corrections
+
+LEASE_SECONDS = 120.0
+ItemId = Annotated[str, PathParameter(pattern=r"^[0-9a-f]{32}$")]
+UNDO = "undo"
+
+
+def parse_action(body: Any) -> int | str | None:
+    """{"label": D} -> D, {"unreadable": true} -> None, {"undo": true} -> UNDO; anything else is a 422."""
+    if isinstance(body, dict) and len(body) == 1:
+        ((key, value),) = body.items()
+        if key == "label" and type(value) is int and 0 <= value <= 9:
+            return value
+        if key in ("unreadable", UNDO) and value is True:
+            return UNDO if key == UNDO else None
+    expected = '{"label": D} with D in 0..9, {"unreadable": true} or {"undo": true}'
+    raise HTTPException(422, f"review: expected {expected}, found {str(body)[:200]}")
+
+
+class ReviewDesk:
+    """Hands out, records, and sends labels with `submit` (the drawing page's `FeedbackDesk.submit` on the
+    review's folder) once `threshold` wait; thread-safe (FastAPI runs blocking work in a thread pool)."""
+
+    def __init__(self, layout: DataLayout, threshold: int, submit: Callable[[], dict[str, Any]]) -> None:
+        self.layout = layout
+        self.labelled = layout.review / queue.LABELLED
+        self.threshold = threshold
+        self.submit = submit
+        self.watch = ChampionWatch(layout, CNN_MODEL)
+        self.lock = threading.Lock()
+        self.leases: dict[str, float] = {}
+        self.cache: dict[str, tuple[Any, Any]] = {}
+        self.seen: dict[Path, Any] = {}
+
+    def read_cached(self, name: str, read: Callable[[DataLayout], Any]) -> Any:
+        identity = registry_identity(self.layout.review / name)
+        with self.lock:
+            if self.cache.get(name, (False,))[0] != identity:
+                self.cache[name] = (identity, read(self.layout))
+            return self.cache[name][1]
+
+    def refresh(self) -> None:
+        """In the background: score the queue again once the champion changed; put refused batches back."""
+        for path, act in ((self.layout.registry, self.rescore), (self.layout.refused, queue.return_refused)):
+            identity = registry_identity(path)
+            with self.lock:
+                changed, self.seen[path] = self.seen.get(path, False) != identity, identity
+            if changed:
+                threading.Thread(target=act, args=(self.layout,), daemon=True).start()
+
+    def rescore(self, layout: DataLayout) -> None:
+        with contextlib.suppress(NoChampion):  # none yet: the registry changes when there is one
+            serving = self.watch.current()
+            queue.score_queue(layout, serving.engine, serving.choice.key)
+
+    def hand_out(self, limit: int) -> list[dict[str, Any]]:
+        """The next `limit` queued images in review order that nobody holds, leased to this request."""
+        self.refresh()
+        scores, items = (
+            self.read_cached(queue.SCORES_FILE, queue.read_scores),
+            self.read_cached(queue.ITEMS_FILE, queue.read_items),
+        )
+        answers = {item: scores.answers.get(item, {}) for item in queue.list_queued(self.layout)}
+        order = order_for_review({item: answer.get("confidence") for item, answer in answers.items()})
+        now = time.monotonic()
+        with self.lock:
+            free = [item for item in order if self.leases.get(item, 0.0) <= now][:limit]
+            self.leases.update(dict.fromkeys(free, now + LEASE_SECONDS))
+        return [
+            {
+                "id": item,
+                "source": items.get(item, {}).get("source"),
+                "predicted": answers[item].get("predicted"),
+                "confidence": answers[item].get("confidence"),
+                "audit": is_audit(item),
+                "refused": items.get(item, {}).get("refused"),
+            }
+            for item in free
+        ]
+
+    def review(self, item_id: str, action: int | str | None) -> dict[str, Any]:
+        """Record a label or unreadable, durably, or undo one; 409 when the image is not where that needs it."""
+        try:
+            if action == UNDO:
+                queue.undo_review(self.layout, item_id)
+            else:
+                queue.record_review(
+                    self.layout, item_id, action, self.read_cached(queue.SCORES_FILE, queue.read_scores)
+                )
+        except FileNotFoundError as exc:
+            state = "reviewed and not sent to the gate yet" if action == UNDO else "queued"
+            raise HTTPException(409, f"review item {item_id}: expected it {state}, found it is not") from exc
+        with self.lock:  # an undone image stays with its reviewer
+            self.leases[item_id] = time.monotonic() + LEASE_SECONDS if action == UNDO else 0.0
+        waiting = len(list_corrections(self.labelled))
+        return {
+            "id": item_id,
+            "left": len(queue.list_queued(self.layout)),
+            "waiting": waiting,
+            "threshold": self.threshold,
+        }
+
+    def submit_if_full(self) -> None:
+        with contextlib.suppress(TooFewCorrections):  # repeats dropped left too few: they wait for more
+            if len(list_corrections(self.labelled)) >= self.threshold:
+                self.submit()
+
+    def status(self) -> dict[str, Any]:
+        self.refresh()
+        scores, items = (
+            self.read_cached(queue.SCORES_FILE, queue.read_scores),
+            self.read_cached(queue.ITEMS_FILE, queue.read_items),
+        )
+        queued = queue.list_queued(self.layout)
+        return {
+            "reviewed": max(0, len(items) - len(queued)),
+            "left": len(queued),
+            "waiting": len(list_corrections(self.labelled)),
+            "threshold": self.threshold,
+            "model_key": scores.model_key,
+            "audit": dataclasses.asdict(queue.estimate_audit(self.layout, scores.model_key)),
+            "refused": sorted({items[item]["refused"] for item in queued if items.get(item, {}).get("refused")}),
+        }
+
+
+def add_review_routes(app: FastAPI, desk: ReviewDesk, page: Path) -> None:
+    """`/review` and its JSON API; errors are HTTPExceptions or validation errors, which the app answers as JSON."""
+
+    @app.get("/review", include_in_schema=False)
+    async def review_page() -> FileResponse:
+        return FileResponse(page)
+
+    @app.get("/api/review/next")
+    def next_items(limit: Annotated[int, Query(ge=1, le=100)] = 10) -> JSONResponse:
+        return JSONResponse(desk.hand_out(limit))
+
+    @app.get("/api/review/status")
+    def status() -> JSONResponse:
+        return JSONResponse(desk.status())
+
+    @app.post("/api/review/submit")
+    def submit() -> JSONResponse:
+        return JSONResponse(desk.submit())
+
+    @app.get("/api/review/{item_id}/image")
+    def image(item_id: ItemId) -> Response:
+        try:
+            return Response(queue.queue_file(desk.layout, item_id).read_bytes(), media_type="image/png")
+        except FileNotFoundError as exc:
+            raise HTTPException(404, f"review item {item_id}: expected a queued image, found none") from exc
+
+    @app.post("/api/review/{item_id}")
+    async def review(item_id: ItemId, request: Request, background: BackgroundTasks) -> JSONResponse:
+        try:
+            action = parse_action(await request.json())
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise HTTPException(400, f"review: expected a JSON body, found: {exc}") from exc
+        answer = await run_in_threadpool(desk.review, item_id, action)
+        background.add_task(desk.submit_if_full)
+        return JSONResponse(answer)
