@@ -162,6 +162,8 @@ def cmd_add_scans(args: argparse.Namespace) -> int:
     loaded = load_inputs([args.source], MNIST_SHAPE)
     for name, problem in loaded.failures:
         print(f"mnist-pipeline: {name}: {problem}", file=sys.stderr)
+    if not loaded.names:
+        raise PipelineError(f"{args.source}: expected a readable image, found none ({len(loaded.failures)} unreadable)")
     in_test, accepted = find_known(layout, hash_images(loaded.images))
     keep = ~(in_test | accepted)
     names = [name for name, kept in zip(loaded.names, keep, strict=True) if kept]
@@ -170,8 +172,6 @@ def cmd_add_scans(args: argparse.Namespace) -> int:
         f"queued: {queued} in {layout.review}; skipped: {len(names) - queued} already queued, {in_test.sum()} equal "
         f"to an MNIST test image, {accepted.sum()} already accepted; unreadable: {len(loaded.failures)}"
     )
-    if not loaded.names:
-        return 2
     try:
         choice = choose_model(CNN_MODEL, layout)
         scored = score_queue(layout, open_engine(layout, choice.model, choice.key), choice.key)
