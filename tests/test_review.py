@@ -55,8 +55,8 @@ def test_the_audit_share_is_a_seeded_tenth_whatever_the_confidence_or_the_80_20_
     assert abs(audit.mean() - 1 / AUDIT_EVERY) < 0.01
     assert abs(audit[is_test_part(shas)].mean() - 1 / AUDIT_EVERY) < 0.015  # as many in the gate's test part
     assert list(audit) == [is_audit(item) for item in queue.to_ids(shas)]  # no state, no clock
-    low = {item: 0.1 for item in ids(2000)}
-    high = {item: 0.99 for item in ids(2000)}
+    low = dict.fromkeys(ids(2000), 0.1)
+    high = dict.fromkeys(ids(2000), 0.99)
     assert [is_audit(item) for item in order_for_review(low)] == [is_audit(item) for item in order_for_review(high)]
 
 
