@@ -6,7 +6,9 @@
 const $ = (id) => document.getElementById(id);
 const held = []; // images handed out to this page (leased to it), in review order
 const done = []; // what this page reviewed, most recent last, for undo
+const roundTrips = []; // milliseconds per label, key to answer (what the page promises: at most 50)
 let fetching = null;
+let posted = Promise.resolve(); // POSTs go one at a time, in key order: an undo after the label it undoes
 
 function setStatus(text, isError = false) {
   $("status").textContent = text;
@@ -18,9 +20,15 @@ async function call(url, body) {
   const options = body === undefined ? {} : { method: "POST", keepalive: true, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
   const response = await fetch(url, options);
   const answer = await response.json();
-  if (body !== undefined) document.body.dataset.roundTrip = String(Math.round(performance.now() - started));
+  if (body !== undefined) roundTrips.push(performance.now() - started);
   if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
   return answer;
+}
+
+function post(url, body) {
+  const sent = posted.then(() => call(url, body));
+  posted = sent.catch(() => {});
+  return sent;
 }
 
 const imageUrl = (item) => `/api/review/${encodeURIComponent(item.id)}/image`;
@@ -81,7 +89,7 @@ async function review(body) {
   show();
   fill();
   try {
-    await call(`/api/review/${encodeURIComponent(item.id)}`, body);
+    await post(`/api/review/${encodeURIComponent(item.id)}`, body);
     setStatus(body.unreadable ? "marked unreadable" : `saved as a ${body.label}`);
     document.body.dataset.reviewed = String(Number(document.body.dataset.reviewed || 0) + 1);
     await showStatus();
@@ -99,13 +107,15 @@ function confirm() {
 async function undo() {
   const item = done.pop();
   if (!item) return;
+  held.unshift(item); // back on screen at once: the next key is about it
+  show();
   try {
-    await call(`/api/review/${encodeURIComponent(item.id)}`, { undo: true });
-    held.unshift(item);
-    show();
+    await post(`/api/review/${encodeURIComponent(item.id)}`, { undo: true });
     setStatus("undone");
     await showStatus();
   } catch (error) {
+    held.splice(held.indexOf(item), 1);
+    show();
     setStatus(error.message, true);
   }
 }
@@ -132,7 +142,7 @@ $("unreadable").addEventListener("click", () => review({ unreadable: true }));
 $("undo").addEventListener("click", undo);
 $("submit").addEventListener("click", async () => {
   try {
-    setStatus((await call("/api/review/submit", {})).message);
+    setStatus((await post("/api/review/submit", {})).message);
     await showStatus();
   } catch (error) {
     setStatus(error.message, true);
