@@ -160,9 +160,9 @@ def test_scans_added_with_the_cli_are_reviewed_with_keys_and_survive_a_closed_ta
     assert shown, page.screenshot(tmp_path / "keys.png")
     assert sorted(shown)[len(shown) // 2] <= 50, f"round trips per key (ms): {shown}"
     review = layout.review
-    assert (review / "labelled" / "3" / f"{first[0]}.png").is_file()  # Enter: the champion's answer, 3
-    assert (review / "labelled" / "7" / f"{first[1]}.png").is_file()
-    assert (review / "labelled" / "3" / f"{first[2]}.png").is_file()  # x undone, then Space
+    assert (layout.reviewed / "3" / f"{first[0]}.png").is_file()  # Enter: the champion's answer, 3
+    assert (layout.reviewed / "7" / f"{first[1]}.png").is_file()
+    assert (layout.reviewed / "3" / f"{first[2]}.png").is_file()  # x undone, then Space
     assert (review / "unreadable" / f"{first[3]}.png").is_file()
     marks = page.evaluate(
         "[document.querySelectorAll('#strip li.audit-item').length, held.slice(1, 7).filter((i) => i.audit).length,"
@@ -174,6 +174,6 @@ def test_scans_added_with_the_cli_are_reviewed_with_keys_and_survive_a_closed_ta
     press(page, "5")
     page.call("Page.navigate", url="about:blank")  # the tab goes away at once; its label was sent with keepalive
     deadline = time.monotonic() + 10
-    while not (review / "labelled" / "5" / f"{last}.png").is_file() and time.monotonic() < deadline:
+    while not (layout.reviewed / "5" / f"{last}.png").is_file() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert (review / "labelled" / "5" / f"{last}.png").is_file()
+    assert (layout.reviewed / "5" / f"{last}.png").is_file()

@@ -22,6 +22,7 @@ from mnist_pipeline.modeling.serving import open_engine
 from mnist_pipeline.review import queue
 from mnist_pipeline.review.sampling import AUDIT_EVERY, estimate_accuracy, is_audit, order_for_review
 from mnist_pipeline.web.app import build_app
+from mnist_pipeline.web.review import UNKNOWN
 from tests.app_support import promote_constant_model
 from tests.increment_support import publish_base
 from tests.predict_support import draw_digits
@@ -159,7 +160,7 @@ def test_two_reviewers_never_get_the_same_image(client: TestClient, queued: list
     second = client.get("/api/review/next", params={"limit": 100}).json()
     assert len(first) == 15 and len(second) == len(queued) - 15
     assert not {item["id"] for item in first} & {item["id"] for item in second}
-    assert set(first[0]) == {"id", "source", "predicted", "confidence", "audit", "refused"}
+    assert {"id", "source", "predicted", "confidence", "audit"} <= set(first[0]) <= {"id", *UNKNOWN, "audit"}
     assert [item["audit"] for item in first] == [is_audit(item["id"]) for item in first]
     assert client.get("/api/review/next").json() == []  # everything is leased
 
@@ -170,7 +171,7 @@ def test_a_label_is_on_disk_when_answered_and_undo_puts_it_back(
     first, second = client.get("/api/review/next?limit=2").json()
     answer = client.post(f"/api/review/{first['id']}", json={"label": 7})
     assert answer.status_code == 200 and answer.json()["waiting"] == 1
-    assert (layout.review / "labelled" / "7" / f"{first['id']}.png").is_file()
+    assert (layout.reviewed / "7" / f"{first['id']}.png").is_file()
     assert client.post(f"/api/review/{second['id']}", json={"unreadable": True}).status_code == 200
     assert (layout.review / "unreadable" / f"{second['id']}.png").is_file()
     status = client.get("/api/review/status").json()
@@ -221,7 +222,7 @@ def test_labels_go_to_the_gate_by_the_threshold_and_a_refused_batch_comes_back(
         assert client.post(f"/api/review/{item['id']}", json={"label": 4}).status_code == 200
     (batch_id,) = list_pending(layout)
     batch = read_pending(layout, batch_id)
-    assert (batch.meta["note"], len(batch.names), gate.starts) == ("review", THRESHOLD, 1)
+    assert (batch.meta["note"], len(batch.names), gate.starts) == ("reviewed", THRESHOLD, 1)
     assert sorted(queue.to_ids(batch.shas)) == sorted(item["id"] for item in items)  # the very images queued
     assert client.get("/api/review/status").json()["waiting"] == 0
     refuse_batch(layout, batch_id, ["class shares: expected each class 2 %..25 %, found 4 at 30 %"])

@@ -90,7 +90,8 @@ class DataLayout:
 
     @property
     def inbox(self) -> Path:
-        """Landed batches waiting for the increment gate (`<batch-id>/`), plus `refused/` and `feedback/`."""
+        """Landed batches waiting for the increment gate (`<batch-id>/`), plus `refused/`, `feedback/`, `review/`
+        and `reviewed/`."""
         return self.root / "inbox"
 
     @property
@@ -106,6 +107,11 @@ class DataLayout:
     def review(self) -> Path:
         """Unlabelled scans waiting for a person on the review page, and what each became (`review.queue`)."""
         return self.inbox / "review"
+
+    @property
+    def reviewed(self) -> Path:
+        """The review page's labels waiting for the next batch, an ImageFolder like `feedback`."""
+        return self.inbox / "reviewed"
 
     @property
     def increments(self) -> Path:

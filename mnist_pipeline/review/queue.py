@@ -1,16 +1,11 @@
-"""The review queue under `DATA_DIR/inbox/review/`: unlabelled images waiting for a person, and what each became.
+"""The review queue in `DATA_DIR/inbox/review/`: unlabelled images waiting for a person, and what each became.
 
-An image is stored once, as the 8-bit PNG of its prepared 28x28 picture named by its content hash (the increment
-gate's BLAKE2b-128, in hex). Where its file lies is its state, and a review moves it with one rename, durable once
-the folders are synced, so a label is on disk when its request is answered:
-
-    queue/<id>.png              waiting for review
-    labelled/<digit>/<id>.png   labelled, waiting for the next batch (an ImageFolder, sent as `web.feedback` sends)
-    unreadable/<id>.png         marked unreadable: never sent
-    items.json                  every image ever queued: source, note, when; `refused` once a refused batch put it back
-    scores.json                 the champion's answers (predicted, confidence, top 3) and its key
-    audit/<id>.json             a labelled audit image: its label, and what the champion had answered
-
+An image is stored once, as the PNG of its prepared 28x28 picture named by its content hash (the increment gate's
+BLAKE2b-128, in hex). Where the file lies is its state, and a review moves it with one rename, durable once the
+folders are synced: `queue/<id>.png` waits, `../reviewed/<digit>/<id>.png` is labelled and waits for the next
+batch (an ImageFolder, sent as `web.feedback` sends the drawing page's corrections), `unreadable/<id>.png` is never
+sent. `items.json` records every image ever queued (source, note, when, why a refused batch put it back),
+`scores.json` the champion's answers and its key, `audit/<id>.json` an audit image's label beside that answer.
 `.locks/review.lock` serialises the writers of items.json and scores.json (`add-scans`, the app).
 """
 
@@ -32,15 +27,14 @@ from mnist_pipeline.data.store import read_split
 from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.files.atomic import hold_lock, sync_path, write_bytes_atomic, write_json_atomic, write_text_atomic
 from mnist_pipeline.increments.hashes import SHA_BYTES, as_sha_array, hash_images, read_index
-from mnist_pipeline.increments.inbox import REASONS_FILE, read_pending
+from mnist_pipeline.increments.inbox import META_FILE, REASONS_FILE, read_pending
 from mnist_pipeline.modeling.serving import Engine
 from mnist_pipeline.predict.answer import predict_images
 from mnist_pipeline.review.sampling import Estimate, estimate_accuracy, is_audit
 from mnist_pipeline.web.feedback import to_png
 
-QUEUE, LABELLED, UNREADABLE, AUDIT = "queue", "labelled", "unreadable", "audit"
+QUEUE, UNREADABLE, AUDIT = "queue", "unreadable", "audit"
 ITEMS_FILE, SCORES_FILE = "items.json", "scores.json"
-NOTE = "review"  # the note of the batches the review page lands
 REQUEUED_FILE = "requeued.txt"  # in a refused review batch's folder: its images went back to the queue
 
 
@@ -118,22 +112,22 @@ def score_queue(layout: DataLayout, engine: Engine, model_key: str) -> int:
         for item_id in (item_id for item_id in list_queued(layout) if item_id not in answers):
             with contextlib.suppress(FileNotFoundError):  # reviewed meanwhile
                 images[item_id] = np.asarray(Image.open(queue_file(layout, item_id)).convert("L"))
-        if images or scores.model_key != model_key:
-            stack = np.stack(list(images.values())) if images else np.zeros((0, *engine.input_shape), np.uint8)
-            for answer in predict_images(engine, stack, list(images)):
-                answers[answer.input] = {
-                    "predicted": answer.label,
-                    "confidence": round(answer.probability, 6),
-                    "top3": [[digit, round(probability, 6)] for digit, probability in answer.top3],
-                }
-            write_json_atomic(layout.review / SCORES_FILE, {"model_key": model_key, "answers": answers})
+        stack = np.stack(list(images.values())) if images else np.zeros((0, *engine.input_shape), np.uint8)
+        for answer in predict_images(engine, stack, list(images)):
+            top3 = [[digit, round(probability, 6)] for digit, probability in answer.top3]
+            answers[answer.input] = {
+                "predicted": answer.label,
+                "confidence": round(answer.probability, 6),
+                "top3": top3,
+            }
+        write_json_atomic(layout.review / SCORES_FILE, {"model_key": model_key, "answers": answers})
     return len(images)
 
 
 def record_review(layout: DataLayout, item_id: str, label: int | None, scores: Scores) -> None:
-    """Move a queued image to `labelled/<label>/`, or `unreadable/` for None, durably; then, for an audit image,
+    """Move a queued image to `reviewed/<label>/`, or `unreadable/` for None, durably; then, for an audit image,
     write its label beside the champion's answer. FileNotFoundError when it is not queued (reviewed already)."""
-    folder = layout.review / (UNREADABLE if label is None else f"{LABELLED}/{label}")
+    folder = layout.review / UNREADABLE if label is None else layout.reviewed / str(label)
     folder.mkdir(parents=True, exist_ok=True)
     queue_file(layout, item_id).rename(folder / f"{item_id}.png")
     sync_path(folder)
@@ -147,16 +141,13 @@ def record_review(layout: DataLayout, item_id: str, label: int | None, scores: S
 def undo_review(layout: DataLayout, item_id: str) -> None:
     """Put a reviewed image back in the queue; FileNotFoundError when it is not waiting to be sent (sent to the
     gate already, or never reviewed)."""
-    for reviewed in [
-        *(layout.review / LABELLED).glob(f"[0-9]/{item_id}.png"),
-        layout.review / UNREADABLE / f"{item_id}.png",
-    ]:
-        if reviewed.is_file():
-            reviewed.rename(queue_file(layout, item_id))
-            sync_path(queue_file(layout, item_id).parent)
-            (layout.review / AUDIT / f"{item_id}.json").unlink(missing_ok=True)
-            return
-    raise FileNotFoundError(item_id)
+    found = [*layout.reviewed.glob(f"[0-9]/{item_id}.png"), layout.review / UNREADABLE / f"{item_id}.png"]
+    reviewed = next((path for path in found if path.is_file()), None)
+    if reviewed is None:
+        raise FileNotFoundError(item_id)
+    reviewed.rename(queue_file(layout, item_id))
+    sync_path(queue_file(layout, item_id).parent)
+    (layout.review / AUDIT / f"{item_id}.json").unlink(missing_ok=True)
 
 
 def estimate_audit(layout: DataLayout, model_key: str | None) -> Estimate:
@@ -173,7 +164,9 @@ def return_refused(layout: DataLayout) -> list[str]:
     with hold_lock(layout.locks / "review.lock"):
         items = read_items(layout)
         for folder in sorted(layout.refused.glob("b-*")):
-            if (folder / REQUEUED_FILE).exists() or read_json(folder / "batch.json", {}).get("note") != NOTE:
+            if (folder / REQUEUED_FILE).exists() or read_json(folder / META_FILE, {}).get(
+                "note"
+            ) != layout.reviewed.name:
                 continue
             batch = read_pending(layout, folder.name, folder)
             reasons = "; ".join((folder / REASONS_FILE).read_text().splitlines())

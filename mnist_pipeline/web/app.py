@@ -35,11 +35,9 @@ from mnist_pipeline import defaults
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL
 from mnist_pipeline.predict.preprocess import MNIST_SHAPE
-from mnist_pipeline.review import queue as review_queue
 from mnist_pipeline.web.champion import ChampionWatch, NoChampion
 from mnist_pipeline.web.feedback import (
     DEFAULT_THRESHOLD,
-    NOTE,
     Submission,
     TooFewCorrections,
     list_corrections,
@@ -77,20 +75,14 @@ def describe_dropped(dropped: list[str]) -> str:
 
 
 class FeedbackDesk:
-    """Saves corrections and lands them as a batch once `threshold` are waiting; the review page's labels are
-    landed the same way (from their `folder`, with their `note`)."""
+    """Saves corrections and lands them as a batch once `threshold` are waiting; the review page's labels wait in
+    their own `folder` and are landed the same way."""
 
     def __init__(
-        self,
-        layout: DataLayout,
-        threshold: int,
-        start: Callable[[DataLayout], Path],
-        folder: Path | None = None,
-        note: str = NOTE,
+        self, layout: DataLayout, threshold: int, start: Callable[[DataLayout], Path], folder: Path | None = None
     ) -> None:
         self.layout = layout
         self.folder = folder or layout.feedback
-        self.note = note
         self.threshold = threshold
         self.start = start
 
@@ -125,7 +117,7 @@ class FeedbackDesk:
         }
 
     def submit(self, prefix: str = "") -> dict[str, Any]:
-        submission = submit_corrections(self.layout, self.start, folder=self.folder, note=self.note)
+        submission = submit_corrections(self.layout, self.start, self.folder)
         if submission is None:
             return {"waiting": 0, "batch": None, "message": f"{prefix}no corrections waiting"}
         return {
@@ -221,7 +213,7 @@ def build_app(
             return JSONResponse({"status": "ok", "champion": None, "problem": str(exc)})
         return JSONResponse({"status": "ok", "champion": serving.describe()})
 
-    labels = FeedbackDesk(layout, review_threshold, gate, layout.review / review_queue.LABELLED, review_queue.NOTE)
+    labels = FeedbackDesk(layout, review_threshold, gate, layout.reviewed)
     add_review_routes(app, ReviewDesk(layout, review_threshold, labels.submit), STATIC_DIR / "review.html")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount(REPORTS_PATH, ReportFiles(directory=reports_dir, html=True), name="reports")

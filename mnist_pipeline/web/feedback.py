@@ -59,9 +59,9 @@ class Submission:
 class TooFewCorrections(Exception):
     """Fewer different corrections wait than the gate's minimum: nothing was landed, they keep waiting."""
 
-    def __init__(self, waiting: int, minimum: int, dropped: list[str], what: str = NOTE) -> None:
+    def __init__(self, waiting: int, minimum: int, dropped: list[str], folder: str = NOTE) -> None:
         super().__init__(
-            f"{what}: expected at least {minimum} different corrections for a batch (the gate's --min-images), "
+            f"{folder}: expected at least {minimum} different corrections for a batch (the gate's --min-images), "
             f"found {waiting} waiting"
         )
         self.waiting = waiting
@@ -143,13 +143,12 @@ def drop_repeats(layout: DataLayout, staging: Path, batch: LabelledBatch) -> lis
 def submit_corrections(
     layout: DataLayout,
     start: Callable[[DataLayout], Path],
-    minimum: int = defaults.MIN_IMAGES,
     folder: Path | None = None,
-    note: str = NOTE,
+    minimum: int = defaults.MIN_IMAGES,
 ) -> Submission | None:
-    """Land every pending correction in `folder` (default `inbox/feedback/`; the review page's labels use it too),
-    repeats dropped, as one inbox batch with `note` and `start` the gate on it; None when there are none,
-    TooFewCorrections (nothing landed) when fewer than `minimum` different ones are left."""
+    """Land every pending correction of `folder` (`inbox/feedback/`, or the review page's `inbox/reviewed/`),
+    repeats dropped, as one inbox batch noted with the folder's name, and `start` the gate on it; None when there
+    are none, TooFewCorrections (nothing landed) when fewer than `minimum` different ones are left."""
     folder = folder or layout.feedback
     with hold_lock(layout.locks / f"{folder.name}.lock"):
         recover_stranded(folder)
@@ -166,8 +165,8 @@ def submit_corrections(
             if dropped:  # read again what is left (none left: an empty batch)
                 batch = read_labelled_batch(staging) if list_corrections(staging) else None
             if batch is None or batch.rows < minimum:
-                raise TooFewCorrections(batch.rows if batch else 0, minimum, dropped, note)
-            batch_id = land_batch(layout, batch, source=str(folder), note=note)
+                raise TooFewCorrections(batch.rows if batch else 0, minimum, dropped, folder.name)
+            batch_id = land_batch(layout, batch, source=str(folder), note=folder.name)
         except BaseException:
             for path in list_corrections(staging):  # back in the queue, for the next try
                 path.rename(folder / path.parent.name / path.name)

@@ -32,6 +32,8 @@ from mnist_pipeline.web.feedback import TooFewCorrections, list_corrections
 LEASE_SECONDS = 120.0
 ItemId = Annotated[str, PathParameter(pattern=r"^[0-9a-f]{32}$")]
 UNDO = "undo"
+# What an item says when the queue does not know it (an image whose add-scans was interrupted) or it is unscored.
+UNKNOWN = dict.fromkeys(("source", "note", "added_at", "refused", "predicted", "confidence", "top3"))
 
 
 def parse_action(body: Any) -> int | str | None:
@@ -52,7 +54,6 @@ class ReviewDesk:
 
     def __init__(self, layout: DataLayout, threshold: int, submit: Callable[[], dict[str, Any]]) -> None:
         self.layout = layout
-        self.labelled = layout.review / queue.LABELLED
         self.threshold = threshold
         self.submit = submit
         self.watch = ChampionWatch(layout, CNN_MODEL)
@@ -82,69 +83,51 @@ class ReviewDesk:
             serving = self.watch.current()
             queue.score_queue(layout, serving.engine, serving.choice.key)
 
+    def read_queue(self) -> tuple[queue.Scores, dict[str, dict[str, Any]], list[str]]:
+        """The champion's answers, every queued image's record, and the ids queued now."""
+        self.refresh()
+        scores = self.read_cached(queue.SCORES_FILE, queue.read_scores)
+        return scores, self.read_cached(queue.ITEMS_FILE, queue.read_items), queue.list_queued(self.layout)
+
     def hand_out(self, limit: int) -> list[dict[str, Any]]:
         """The next `limit` queued images in review order that nobody holds, leased to this request."""
-        self.refresh()
-        scores, items = (
-            self.read_cached(queue.SCORES_FILE, queue.read_scores),
-            self.read_cached(queue.ITEMS_FILE, queue.read_items),
-        )
-        answers = {item: scores.answers.get(item, {}) for item in queue.list_queued(self.layout)}
+        scores, items, queued = self.read_queue()
+        answers = {item: scores.answers.get(item, {}) for item in queued}
         order = order_for_review({item: answer.get("confidence") for item, answer in answers.items()})
         now = time.monotonic()
         with self.lock:
             free = [item for item in order if self.leases.get(item, 0.0) <= now][:limit]
             self.leases.update(dict.fromkeys(free, now + LEASE_SECONDS))
         return [
-            {
-                "id": item,
-                "source": items.get(item, {}).get("source"),
-                "predicted": answers[item].get("predicted"),
-                "confidence": answers[item].get("confidence"),
-                "audit": is_audit(item),
-                "refused": items.get(item, {}).get("refused"),
-            }
-            for item in free
+            {"id": item, **UNKNOWN, **items.get(item, {}), **answers[item], "audit": is_audit(item)} for item in free
         ]
 
     def review(self, item_id: str, action: int | str | None) -> dict[str, Any]:
         """Record a label or unreadable, durably, or undo one; 409 when the image is not where that needs it."""
+        scores = self.read_cached(queue.SCORES_FILE, queue.read_scores)
         try:
             if action == UNDO:
                 queue.undo_review(self.layout, item_id)
             else:
-                queue.record_review(
-                    self.layout, item_id, action, self.read_cached(queue.SCORES_FILE, queue.read_scores)
-                )
+                queue.record_review(self.layout, item_id, action, scores)
         except FileNotFoundError as exc:
             state = "reviewed and not sent to the gate yet" if action == UNDO else "queued"
             raise HTTPException(409, f"review item {item_id}: expected it {state}, found it is not") from exc
         with self.lock:  # an undone image stays with its reviewer
             self.leases[item_id] = time.monotonic() + LEASE_SECONDS if action == UNDO else 0.0
-        waiting = len(list_corrections(self.labelled))
-        return {
-            "id": item_id,
-            "left": len(queue.list_queued(self.layout)),
-            "waiting": waiting,
-            "threshold": self.threshold,
-        }
+        return {"id": item_id, "waiting": len(list_corrections(self.layout.reviewed)), "threshold": self.threshold}
 
     def submit_if_full(self) -> None:
         with contextlib.suppress(TooFewCorrections):  # repeats dropped left too few: they wait for more
-            if len(list_corrections(self.labelled)) >= self.threshold:
+            if len(list_corrections(self.layout.reviewed)) >= self.threshold:
                 self.submit()
 
     def status(self) -> dict[str, Any]:
-        self.refresh()
-        scores, items = (
-            self.read_cached(queue.SCORES_FILE, queue.read_scores),
-            self.read_cached(queue.ITEMS_FILE, queue.read_items),
-        )
-        queued = queue.list_queued(self.layout)
+        scores, items, queued = self.read_queue()
         return {
             "reviewed": max(0, len(items) - len(queued)),
             "left": len(queued),
-            "waiting": len(list_corrections(self.labelled)),
+            "waiting": len(list_corrections(self.layout.reviewed)),
             "threshold": self.threshold,
             "model_key": scores.model_key,
             "audit": dataclasses.asdict(queue.estimate_audit(self.layout, scores.model_key)),
