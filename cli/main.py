@@ -19,7 +19,7 @@ from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.errors import PipelineError, describe_os_error
 from mnist_pipeline.increments import DRIFT_MODES
 from mnist_pipeline.modeling.quiet_start import set_default_log_level
-from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL, model_names
+from mnist_pipeline.modeling.registry import CNN_MODEL, DEFAULT_PREDICT_MODEL, model_names
 from mnist_pipeline.web import links
 
 # How the command line spells some values; everything else about a run option comes from its RunConfig field.
@@ -151,30 +151,29 @@ def cmd_add_scans(args: argparse.Namespace) -> int:
     """Queue SOURCE's images for the review page (read as `predict` reads them), then score the queue with the CNN
     champion: the new images, or all of them when the champion changed. Exit 2 when nothing could be read."""
     from mnist_pipeline.increments.hashes import hash_images
-    from mnist_pipeline.modeling.registry import CNN_MODEL
     from mnist_pipeline.modeling.serving import open_engine
     from mnist_pipeline.predict.inputs import load_inputs
     from mnist_pipeline.predict.model_choice import choose_model
     from mnist_pipeline.predict.preprocess import MNIST_SHAPE
-    from mnist_pipeline.review.queue import add_to_queue, find_known, score_queue
+    from mnist_pipeline.review.queue import ReviewQueue
 
-    layout = open_layout(args)
-    loaded = load_inputs([args.source], MNIST_SHAPE)
+    queue, loaded = ReviewQueue(open_layout(args)), load_inputs([args.source], MNIST_SHAPE)
     for name, problem in loaded.failures:
         print(f"mnist-pipeline: {name}: {problem}", file=sys.stderr)
     if not loaded.names:
         raise PipelineError(f"{args.source}: expected a readable image, found none ({len(loaded.failures)} unreadable)")
-    in_test, accepted = find_known(layout, hash_images(loaded.images))
+    in_test, accepted = queue.find_known(hash_images(loaded.images))
     keep = ~(in_test | accepted)
-    names = [name for name, kept in zip(loaded.names, keep, strict=True) if kept]
-    queued = add_to_queue(layout, loaded.images[keep], names, args.note) if keep.any() else 0
+    queued = queue.add(
+        loaded.images[keep], [name for name, kept in zip(loaded.names, keep, strict=True) if kept], args.note
+    )
     print(
-        f"queued: {queued} in {layout.review}; skipped: {len(names) - queued} already queued, {in_test.sum()} equal "
-        f"to an MNIST test image, {accepted.sum()} already accepted; unreadable: {len(loaded.failures)}"
+        f"queued: {queued} in {queue.layout.review}; skipped: {keep.sum() - queued} already queued, {in_test.sum()} "
+        f"equal to an MNIST test image, {accepted.sum()} already accepted; unreadable: {len(loaded.failures)}"
     )
     try:
-        choice = choose_model(CNN_MODEL, layout)
-        scored = score_queue(layout, open_engine(layout, choice.model, choice.key), choice.key)
+        choice = choose_model(CNN_MODEL, queue.layout)
+        scored = queue.score(open_engine(queue.layout, choice.model, choice.key), choice.key)
     except PipelineError as exc:
         print(f"not scored: {exc}; the web app scores the queue once there is a champion")
         return 0

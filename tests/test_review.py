@@ -19,7 +19,7 @@ from mnist_pipeline.data.store import read_split
 from mnist_pipeline.increments.hashes import append_to_index, hash_images, is_test_part, read_index
 from mnist_pipeline.increments.inbox import list_pending, read_pending, refuse_batch
 from mnist_pipeline.modeling.serving import open_engine
-from mnist_pipeline.review import queue
+from mnist_pipeline.review.queue import REQUEUED_FILE, ReviewQueue, to_ids
 from mnist_pipeline.review.sampling import AUDIT_EVERY, estimate_accuracy, is_audit, order_for_review
 from mnist_pipeline.web.app import build_app
 from mnist_pipeline.web.review import UNKNOWN
@@ -52,10 +52,10 @@ def test_the_least_sure_come_first_with_an_audit_image_at_every_tenth_place() ->
 
 def test_the_audit_share_is_a_seeded_tenth_whatever_the_confidence_or_the_80_20_part() -> None:
     shas = hash_images(np.random.default_rng(1).integers(0, 256, (20000, 28, 28), dtype=np.uint8))
-    audit = np.array([is_audit(item) for item in queue.to_ids(shas)])
+    audit = np.array([is_audit(item) for item in to_ids(shas)])
     assert abs(audit.mean() - 1 / AUDIT_EVERY) < 0.01
     assert abs(audit[is_test_part(shas)].mean() - 1 / AUDIT_EVERY) < 0.015  # as many in the gate's test part
-    assert list(audit) == [is_audit(item) for item in queue.to_ids(shas)]  # no state, no clock
+    assert list(audit) == [is_audit(item) for item in to_ids(shas)]  # no state, no clock
     low = dict.fromkeys(ids(2000), 0.1)
     high = dict.fromkeys(ids(2000), 0.99)
     assert [is_audit(item) for item in order_for_review(low)] == [is_audit(item) for item in order_for_review(high)]
@@ -111,16 +111,18 @@ def test_add_scans_queues_each_new_image_once_scored_and_says_what_it_skipped(
     assert f"scored: 11 with the cnn champion (key {champion})" in out
     (line,) = err.splitlines()  # one line per unreadable file, as `predict` prints it
     assert line.startswith(f"mnist-pipeline: {scans / 'broken.png'}: expected an image Pillow can read")
-    items = queue.read_items(layout)
+    items = ReviewQueue(layout).read_items()
     assert len(items) == 11 and {item["note"] for item in items.values()} == {"office B"}
-    assert {queue.read_scores(layout).answers[item]["predicted"] for item in items} == {3}
+    assert {ReviewQueue(layout).read_scores().answers[item]["predicted"] for item in items} == {3}
     assert main(["add-scans", str(tmp_path / "scans"), *data_dir]) == 0
     assert "queued: 0" in capsys.readouterr().out
+    assert main(["add-scans", str(scans / "leaked.png"), *data_dir]) == 0  # nothing left to queue
+    assert "queued: 0 in" in capsys.readouterr().out
     key = promote_constant_model(layout.root, 5, "2026-12-02T10:00:00+00:00")
     write_pngs(tmp_path / "more", draw_digits(3, seed=6)[0])
     assert main(["add-scans", str(tmp_path / "more" / "scan-000.png"), *data_dir]) == 0
     assert f"queued: 1 in {layout.review}" in (out := capsys.readouterr().out) and "scored: 12" in out
-    assert queue.read_scores(layout).model_key == key
+    assert ReviewQueue(layout).read_scores().model_key == key
     assert main(["add-scans", str(tmp_path / "nothing-here"), *data_dir]) == 2
     err = capsys.readouterr().err
     assert "no such path" in err and "expected a readable image, found none (1 unreadable)" in err
@@ -138,9 +140,9 @@ class GateRecorder:
 @pytest.fixture()
 def queued(layout: DataLayout, champion: str) -> list[str]:
     digits, _ = draw_digits(40, seed=8)
-    queue.add_to_queue(layout, digits, [f"scan-{index}.png" for index in range(40)], None)
-    queue.score_queue(layout, open_engine(layout, "cnn", champion), champion)
-    return queue.list_queued(layout)
+    ReviewQueue(layout).add(digits, [f"scan-{index}.png" for index in range(40)], None)
+    ReviewQueue(layout).score(open_engine(layout, "cnn", champion), champion)
+    return ReviewQueue(layout).list_queued()
 
 
 @pytest.fixture()
@@ -177,7 +179,7 @@ def test_a_label_is_on_disk_when_answered_and_undo_puts_it_back(
     status = client.get("/api/review/status").json()
     assert (status["reviewed"], status["left"], status["waiting"]) == (2, len(queued) - 2, 1)
     assert client.post(f"/api/review/{second['id']}", json={"undo": True}).status_code == 200
-    assert queue.queue_file(layout, second["id"]).is_file()
+    assert ReviewQueue(layout).image_file(second["id"]).is_file()
     assert client.get(f"/api/review/{second['id']}/image").headers["content-type"] == "image/png"
 
 
@@ -223,11 +225,11 @@ def test_labels_go_to_the_gate_by_the_threshold_and_a_refused_batch_comes_back(
     (batch_id,) = list_pending(layout)
     batch = read_pending(layout, batch_id)
     assert (batch.meta["note"], len(batch.names), gate.starts) == ("reviewed", THRESHOLD, 1)
-    assert sorted(queue.to_ids(batch.shas)) == sorted(item["id"] for item in items)  # the very images queued
+    assert sorted(to_ids(batch.shas)) == sorted(item["id"] for item in items)  # the very images queued
     assert client.get("/api/review/status").json()["waiting"] == 0
     refuse_batch(layout, batch_id, ["class shares: expected each class 2 %..25 %, found 4 at 30 %"])
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and len(queue.list_queued(layout)) < len(queued):
+    while time.monotonic() < deadline and len(ReviewQueue(layout).list_queued()) < len(queued):
         client.get("/api/review/status")  # the desk notices the refusal and puts the images back
         time.sleep(0.05)
     status = client.get("/api/review/status").json()
@@ -235,7 +237,7 @@ def test_labels_go_to_the_gate_by_the_threshold_and_a_refused_batch_comes_back(
     assert status["refused"] == [f"batch {batch_id}: class shares: expected each class 2 %..25 %, found 4 at 30 %"]
     back = {item["id"]: item for item in client.get("/api/review/next?limit=100").json()}
     assert all(back[item["id"]]["refused"].startswith(f"batch {batch_id}") for item in items)
-    assert (layout.refused / batch_id / queue.REQUEUED_FILE).is_file()
+    assert (layout.refused / batch_id / REQUEUED_FILE).is_file()
 
 
 def test_the_audit_estimate_counts_the_current_champion_and_a_new_champion_rescores(
@@ -252,10 +254,10 @@ def test_the_audit_estimate_counts_the_current_champion_and_a_new_champion_resco
     assert estimate["low"] <= estimate["accuracy"] <= estimate["high"]
     key = promote_constant_model(layout.root, 6, "2026-12-02T10:00:00+00:00")
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and queue.read_scores(layout).model_key != key:
+    while time.monotonic() < deadline and ReviewQueue(layout).read_scores().model_key != key:
         client.get("/api/review/status")
         time.sleep(0.05)
-    assert queue.read_scores(layout).model_key == key
+    assert ReviewQueue(layout).read_scores().model_key == key
     assert {item["predicted"] for item in client.get("/api/review/next?limit=5").json()} <= {6}
     assert client.get("/api/review/status").json()["audit"]["count"] == 0  # none yet for the new champion
 

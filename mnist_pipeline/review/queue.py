@@ -33,8 +33,6 @@ from mnist_pipeline.predict.answer import predict_images
 from mnist_pipeline.review.sampling import Estimate, estimate_accuracy, is_audit
 from mnist_pipeline.web.feedback import to_png
 
-QUEUE, UNREADABLE, AUDIT = "queue", "unreadable", "audit"
-ITEMS_FILE, SCORES_FILE = "items.json", "scores.json"
 REQUEUED_FILE = "requeued.txt"  # in a refused review batch's folder: its images went back to the queue
 
 
@@ -51,14 +49,6 @@ def to_ids(shas: np.ndarray) -> list[str]:
     return [row.tobytes().hex() for row in np.ascontiguousarray(shas).view(np.uint8).reshape(-1, SHA_BYTES)]
 
 
-def queue_file(layout: DataLayout, item_id: str) -> Path:
-    return layout.review / QUEUE / f"{item_id}.png"
-
-
-def list_queued(layout: DataLayout) -> list[str]:
-    return [path.stem for path in (layout.review / QUEUE).glob("*.png")]
-
-
 def read_json(path: Path, default: Any) -> Any:
     try:
         return json.loads(path.read_text())
@@ -66,114 +56,115 @@ def read_json(path: Path, default: Any) -> Any:
         return default
 
 
-def read_items(layout: DataLayout) -> dict[str, dict[str, Any]]:
-    return read_json(layout.review / ITEMS_FILE, {})
+@dataclass(frozen=True)
+class ReviewQueue:
+    """The queue of one data dir: what `add-scans` writes and the review page reads and moves."""
 
+    layout: DataLayout
 
-def read_scores(layout: DataLayout) -> Scores:
-    found = read_json(layout.review / SCORES_FILE, {})
-    return Scores(found.get("model_key"), found.get("answers", {}))
+    def image_file(self, item_id: str, state: str = "queue") -> Path:
+        return self.layout.review / state / f"{item_id}.png"
 
+    def list_queued(self) -> list[str]:
+        return [path.stem for path in (self.layout.review / "queue").glob("*.png")]
 
-def find_known(layout: DataLayout, shas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per image: whether it is one of the published MNIST test split, and (if not) one accepted already: the gate
-    refuses both as labelled data, so a person's label for one would be wasted."""
-    test_file = layout.split_file("test")
-    if not test_file.is_file():
-        raise DataFormatError(
-            f"{test_file}: expected the published dataset's test split, found none (run ingest first)"
-        )
-    in_test = np.isin(shas, hash_images(read_split(test_file).images))
-    accepted = pc.is_in(as_sha_array(shas), value_set=read_index(layout, ("sha",)).column("sha").combine_chunks())
-    return in_test, accepted.to_numpy(zero_copy_only=False) & ~in_test
+    def read_items(self) -> dict[str, dict[str, Any]]:
+        return read_json(self.layout.review / "items.json", {})
 
+    def read_scores(self) -> Scores:
+        found = read_json(self.layout.review / "scores.json", {})
+        return Scores(found.get("model_key"), found.get("answers", {}))
 
-def add_to_queue(layout: DataLayout, images: np.ndarray, names: list[str], note: str | None) -> int:
-    """Store each image never queued before (the first of repeats) with where it came from; returns how many."""
-    added_at = datetime.now(UTC).isoformat(timespec="seconds")
-    with hold_lock(layout.locks / "review.lock"):
-        items = read_items(layout)
-        before = len(items)
-        for item_id, image, name in zip(to_ids(hash_images(images)), images, names, strict=True):
-            if item_id not in items:  # the picture first, so an interrupted add is finished by the next one
-                write_bytes_atomic(queue_file(layout, item_id), to_png(image))
-                items[item_id] = {"source": name, "note": note, "added_at": added_at}
-        write_json_atomic(layout.review / ITEMS_FILE, items)
-    return len(items) - before
+    def find_known(self, shas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per image: whether it is one of the published MNIST test split, and (if not) one accepted already: the
+        gate refuses both as labelled data, so a person's label for one would be wasted."""
+        test_file = self.layout.split_file("test")
+        if not test_file.is_file():
+            raise DataFormatError(f"{test_file}: expected the published test split, found none (run ingest first)")
+        in_test = np.isin(shas, hash_images(read_split(test_file).images))
+        accepted = pc.is_in(as_sha_array(shas), read_index(self.layout, ("sha",)).column("sha").combine_chunks())
+        return in_test, accepted.to_numpy(zero_copy_only=False) & ~in_test
 
+    def add(self, images: np.ndarray, names: list[str], note: str | None) -> int:
+        """Store each image never queued before (the first of repeats) with where it came from; returns how many."""
+        added_at = datetime.now(UTC).isoformat(timespec="seconds")
+        with hold_lock(self.layout.locks / "review.lock"):
+            items = self.read_items()
+            before = len(items)
+            for item_id, image, name in zip(to_ids(hash_images(images)), images, names, strict=True):
+                if item_id not in items:  # the picture first, so an interrupted add is finished by the next one
+                    write_bytes_atomic(self.image_file(item_id), to_png(image))
+                    items[item_id] = {"source": name, "note": note, "added_at": added_at}
+            write_json_atomic(self.layout.review / "items.json", items)
+        return len(items) - before
 
-def score_queue(layout: DataLayout, engine: Engine, model_key: str) -> int:
-    """Answer every queued image that the champion `model_key` has not answered (all of them after a change of
-    champion); returns how many were scored."""
-    with hold_lock(layout.locks / "review.lock"):
-        scores = read_scores(layout)
-        answers = scores.answers if scores.model_key == model_key else {}
-        images: dict[str, np.ndarray] = {}
-        for item_id in (item_id for item_id in list_queued(layout) if item_id not in answers):
-            with contextlib.suppress(FileNotFoundError):  # reviewed meanwhile
-                images[item_id] = np.asarray(Image.open(queue_file(layout, item_id)).convert("L"))
-        stack = np.stack(list(images.values())) if images else np.zeros((0, *engine.input_shape), np.uint8)
-        for answer in predict_images(engine, stack, list(images)):
-            top3 = [[digit, round(probability, 6)] for digit, probability in answer.top3]
-            answers[answer.input] = {
-                "predicted": answer.label,
-                "confidence": round(answer.probability, 6),
-                "top3": top3,
-            }
-        write_json_atomic(layout.review / SCORES_FILE, {"model_key": model_key, "answers": answers})
-    return len(images)
+    def score(self, engine: Engine, model_key: str) -> int:
+        """Answer every queued image that the champion `model_key` has not answered (all of them after a change of
+        champion); returns how many were scored."""
+        with hold_lock(self.layout.locks / "review.lock"):
+            scores = self.read_scores()
+            answers = scores.answers if scores.model_key == model_key else {}
+            images: dict[str, np.ndarray] = {}
+            for item_id in (item_id for item_id in self.list_queued() if item_id not in answers):
+                with contextlib.suppress(FileNotFoundError):  # reviewed meanwhile
+                    images[item_id] = np.asarray(Image.open(self.image_file(item_id)).convert("L"))
+            stack = np.stack(list(images.values())) if images else np.zeros((0, *engine.input_shape), np.uint8)
+            for answer in predict_images(engine, stack, list(images)):
+                answers[answer.input] = {
+                    "predicted": answer.label,
+                    "confidence": answer.probability,
+                    "top3": answer.top3,
+                }
+            write_json_atomic(self.layout.review / "scores.json", {"model_key": model_key, "answers": answers})
+        return len(images)
 
+    def record(self, item_id: str, label: int | None) -> None:
+        """Move a queued image to `reviewed/<label>/`, or `unreadable/` for None, durably; then, for an audit image,
+        write its label beside the champion's answer. FileNotFoundError when it is not queued (reviewed already)."""
+        folder = self.layout.review / "unreadable" if label is None else self.layout.reviewed / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.image_file(item_id).rename(folder / f"{item_id}.png")
+        sync_path(folder)
+        sync_path(self.image_file(item_id).parent)
+        if label is not None and is_audit(item_id):
+            scores = self.read_scores()
+            predicted = scores.answers.get(item_id, {}).get("predicted")
+            record = {"label": label, "predicted": predicted, "model_key": scores.model_key}
+            write_json_atomic(self.layout.review / "audit" / f"{item_id}.json", record)
 
-def record_review(layout: DataLayout, item_id: str, label: int | None, scores: Scores) -> None:
-    """Move a queued image to `reviewed/<label>/`, or `unreadable/` for None, durably; then, for an audit image,
-    write its label beside the champion's answer. FileNotFoundError when it is not queued (reviewed already)."""
-    folder = layout.review / UNREADABLE if label is None else layout.reviewed / str(label)
-    folder.mkdir(parents=True, exist_ok=True)
-    queue_file(layout, item_id).rename(folder / f"{item_id}.png")
-    sync_path(folder)
-    sync_path(queue_file(layout, item_id).parent)
-    if label is not None and is_audit(item_id):
-        predicted = scores.answers.get(item_id, {}).get("predicted")
-        record = {"label": label, "predicted": predicted, "model_key": scores.model_key}
-        write_json_atomic(layout.review / AUDIT / f"{item_id}.json", record)
+    def undo(self, item_id: str) -> None:
+        """Put a reviewed image back in the queue; FileNotFoundError when it is not waiting to be sent (sent to the
+        gate already, or never reviewed)."""
+        found = [*self.layout.reviewed.glob(f"[0-9]/{item_id}.png"), self.image_file(item_id, "unreadable")]
+        reviewed = next((path for path in found if path.is_file()), None)
+        if reviewed is None:
+            raise FileNotFoundError(item_id)
+        reviewed.rename(self.image_file(item_id))
+        sync_path(self.image_file(item_id).parent)
+        (self.layout.review / "audit" / f"{item_id}.json").unlink(missing_ok=True)
 
+    def estimate_audit(self, model_key: str | None) -> Estimate:
+        """The accuracy of the champion `model_key` on the audit images labelled while it answered."""
+        records = [read_json(path, None) for path in (self.layout.review / "audit").glob("*.json")]
+        mine = [record for record in records if record and record["model_key"] == model_key and model_key]
+        return estimate_accuracy(sum(record["label"] == record["predicted"] for record in mine), len(mine))
 
-def undo_review(layout: DataLayout, item_id: str) -> None:
-    """Put a reviewed image back in the queue; FileNotFoundError when it is not waiting to be sent (sent to the
-    gate already, or never reviewed)."""
-    found = [*layout.reviewed.glob(f"[0-9]/{item_id}.png"), layout.review / UNREADABLE / f"{item_id}.png"]
-    reviewed = next((path for path in found if path.is_file()), None)
-    if reviewed is None:
-        raise FileNotFoundError(item_id)
-    reviewed.rename(queue_file(layout, item_id))
-    sync_path(queue_file(layout, item_id).parent)
-    (layout.review / AUDIT / f"{item_id}.json").unlink(missing_ok=True)
-
-
-def estimate_audit(layout: DataLayout, model_key: str | None) -> Estimate:
-    """The accuracy of the champion `model_key` on the audit images labelled while it answered."""
-    records = [read_json(path, None) for path in (layout.review / AUDIT).glob("*.json")]
-    mine = [record for record in records if record and record["model_key"] == model_key and model_key]
-    return estimate_accuracy(sum(record["label"] == record["predicted"] for record in mine), len(mine))
-
-
-def return_refused(layout: DataLayout) -> list[str]:
-    """Put the images of each refused review batch back in the queue, each with the gate's reasons; the batch's
-    folder stays in `inbox/refused/`, marked done. Returns the batch ids."""
-    returned = []
-    with hold_lock(layout.locks / "review.lock"):
-        items = read_items(layout)
-        for folder in sorted(layout.refused.glob("b-*")):
-            if (folder / REQUEUED_FILE).exists() or read_json(folder / META_FILE, {}).get(
-                "note"
-            ) != layout.reviewed.name:
-                continue
-            batch = read_pending(layout, folder.name, folder)
-            reasons = "; ".join((folder / REASONS_FILE).read_text().splitlines())
-            for item_id, image in zip(to_ids(batch.shas), batch.images, strict=True):
-                write_bytes_atomic(queue_file(layout, item_id), to_png(image))
-                items.setdefault(item_id, {"source": folder.name})["refused"] = f"batch {folder.name}: {reasons}"
-            write_json_atomic(layout.review / ITEMS_FILE, items)
-            write_text_atomic(folder / REQUEUED_FILE, f"{batch.images.shape[0]} images back in {layout.review}\n")
-            returned.append(folder.name)
-    return returned
+    def return_refused(self) -> list[str]:
+        """Put the images of each refused review batch back in the queue, each with the gate's reasons; the batch's
+        folder stays in `inbox/refused/`, marked done. Returns the batch ids."""
+        returned = []
+        with hold_lock(self.layout.locks / "review.lock"):
+            items = self.read_items()
+            for folder in sorted(self.layout.refused.glob("b-*")):
+                note = read_json(folder / META_FILE, {}).get("note")
+                if (folder / REQUEUED_FILE).exists() or note != self.layout.reviewed.name:
+                    continue
+                batch = read_pending(self.layout, folder.name, folder)
+                reasons = "; ".join((folder / REASONS_FILE).read_text().splitlines())
+                for item_id, image in zip(to_ids(batch.shas), batch.images, strict=True):
+                    write_bytes_atomic(self.image_file(item_id), to_png(image))
+                    items.setdefault(item_id, {"source": folder.name})["refused"] = f"batch {folder.name}: {reasons}"
+                write_json_atomic(self.layout.review / "items.json", items)
+                write_text_atomic(folder / REQUEUED_FILE, f"{len(batch.images)} images back in {self.layout.review}\n")
+                returned.append(folder.name)
+        return returned

@@ -1,9 +1,8 @@
 """The review page's desk: queued images handed out in review order, labels recorded, batches sent to the gate.
 
-A review request runs no model. It lists the queue folder and reads items.json and scores.json only when their
-files changed (their identity, as `champion.ChampionWatch` checks the registry's). A new champion has the queue
-scored again in a background thread; the earlier answers are shown meanwhile. What is handed out is leased to that
-request for LEASE_SECONDS (in this process), so two reviewers never get the same image.
+A review request runs no model: when the champion registry changes (its identity, as `champion.ChampionWatch`
+checks it), the queue is scored again in a background thread, and the earlier answers are shown meanwhile. What is
+handed out is leased to that request for LEASE_SECONDS (in this process), so two reviewers never get the same image.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from starlette.exceptions import HTTPException
 
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.modeling.registry import CNN_MODEL
-from mnist_pipeline.review import queue
+from mnist_pipeline.review.queue import ReviewQueue
 from mnist_pipeline.review.sampling import is_audit, order_for_review
 from mnist_pipeline.web.champion import ChampionWatch, NoChampion, registry_identity
 from mnist_pipeline.web.feedback import TooFewCorrections, list_corrections
@@ -49,67 +48,54 @@ def parse_action(body: Any) -> int | str | None:
 
 
 class ReviewDesk:
-    """Hands out, records, and sends labels with `submit` (the drawing page's `FeedbackDesk.submit` on the
-    review's folder) once `threshold` wait; thread-safe (FastAPI runs blocking work in a thread pool)."""
+    """Hands out, records, and sends the labels with `submit` (the drawing page's `FeedbackDesk.submit` on
+    `inbox/reviewed/`) once `threshold` wait; thread-safe (FastAPI runs blocking work in a thread pool)."""
 
     def __init__(self, layout: DataLayout, threshold: int, submit: Callable[[], dict[str, Any]]) -> None:
+        self.queue = ReviewQueue(layout)
         self.layout = layout
         self.threshold = threshold
         self.submit = submit
         self.watch = ChampionWatch(layout, CNN_MODEL)
         self.lock = threading.Lock()
         self.leases: dict[str, float] = {}
-        self.cache: dict[str, tuple[Any, Any]] = {}
         self.seen: dict[Path, Any] = {}
-
-    def read_cached(self, name: str, read: Callable[[DataLayout], Any]) -> Any:
-        identity = registry_identity(self.layout.review / name)
-        with self.lock:
-            if self.cache.get(name, (False,))[0] != identity:
-                self.cache[name] = (identity, read(self.layout))
-            return self.cache[name][1]
 
     def refresh(self) -> None:
         """In the background: score the queue again once the champion changed; put refused batches back."""
-        for path, act in ((self.layout.registry, self.rescore), (self.layout.refused, queue.return_refused)):
+        for path, act in ((self.layout.registry, self.rescore), (self.layout.refused, self.queue.return_refused)):
             identity = registry_identity(path)
             with self.lock:
                 changed, self.seen[path] = self.seen.get(path, False) != identity, identity
             if changed:
-                threading.Thread(target=act, args=(self.layout,), daemon=True).start()
+                threading.Thread(target=act, daemon=True).start()
 
-    def rescore(self, layout: DataLayout) -> None:
+    def rescore(self) -> None:
         with contextlib.suppress(NoChampion):  # none yet: the registry changes when there is one
             serving = self.watch.current()
-            queue.score_queue(layout, serving.engine, serving.choice.key)
-
-    def read_queue(self) -> tuple[queue.Scores, dict[str, dict[str, Any]], list[str]]:
-        """The champion's answers, every queued image's record, and the ids queued now."""
-        self.refresh()
-        scores = self.read_cached(queue.SCORES_FILE, queue.read_scores)
-        return scores, self.read_cached(queue.ITEMS_FILE, queue.read_items), queue.list_queued(self.layout)
+            self.queue.score(serving.engine, serving.choice.key)
 
     def hand_out(self, limit: int) -> list[dict[str, Any]]:
         """The next `limit` queued images in review order that nobody holds, leased to this request."""
-        scores, items, queued = self.read_queue()
-        answers = {item: scores.answers.get(item, {}) for item in queued}
-        order = order_for_review({item: answer.get("confidence") for item, answer in answers.items()})
+        self.refresh()
+        answers, items = self.queue.read_scores().answers, self.queue.read_items()
+        queued = {item: answers.get(item, {}) for item in self.queue.list_queued()}
+        order = order_for_review({item: answer.get("confidence") for item, answer in queued.items()})
         now = time.monotonic()
         with self.lock:
             free = [item for item in order if self.leases.get(item, 0.0) <= now][:limit]
             self.leases.update(dict.fromkeys(free, now + LEASE_SECONDS))
         return [
-            {"id": item, **UNKNOWN, **items.get(item, {}), **answers[item], "audit": is_audit(item)} for item in free
+            {"id": item, **UNKNOWN, **items.get(item, {}), **queued[item], "audit": is_audit(item)} for item in free
         ]
 
     def review(self, item_id: str, action: int | str | None) -> dict[str, Any]:
         """Record a label or unreadable, durably, or undo one; 409 when the image is not where that needs it."""
-        scores = self.read_cached(queue.SCORES_FILE, queue.read_scores)
         try:
             if action == UNDO:
-                queue.undo_review(self.layout, item_id)
+                self.queue.undo(item_id)
             else:
-                queue.record_review(self.layout, item_id, action, scores)
+                self.queue.record(item_id, action)
         except FileNotFoundError as exc:
             state = "reviewed and not sent to the gate yet" if action == UNDO else "queued"
             raise HTTPException(409, f"review item {item_id}: expected it {state}, found it is not") from exc
@@ -123,14 +109,15 @@ class ReviewDesk:
                 self.submit()
 
     def status(self) -> dict[str, Any]:
-        scores, items, queued = self.read_queue()
+        self.refresh()
+        model_key, items, queued = self.queue.read_scores().model_key, self.queue.read_items(), self.queue.list_queued()
         return {
             "reviewed": max(0, len(items) - len(queued)),
             "left": len(queued),
             "waiting": len(list_corrections(self.layout.reviewed)),
             "threshold": self.threshold,
-            "model_key": scores.model_key,
-            "audit": dataclasses.asdict(queue.estimate_audit(self.layout, scores.model_key)),
+            "model_key": model_key,
+            "audit": dataclasses.asdict(self.queue.estimate_audit(model_key)),
             "refused": sorted({items[item]["refused"] for item in queued if items.get(item, {}).get("refused")}),
         }
 
@@ -157,7 +144,7 @@ def add_review_routes(app: FastAPI, desk: ReviewDesk, page: Path) -> None:
     @app.get("/api/review/{item_id}/image")
     def image(item_id: ItemId) -> Response:
         try:
-            return Response(queue.queue_file(desk.layout, item_id).read_bytes(), media_type="image/png")
+            return Response(desk.queue.image_file(item_id).read_bytes(), media_type="image/png")
         except FileNotFoundError as exc:
             raise HTTPException(404, f"review item {item_id}: expected a queued image, found none") from exc
 
