@@ -75,7 +75,7 @@ class ReviewDesk:
             serving = self.watch.current()
             self.queue.score(serving.engine, serving.choice.key)
 
-    def hand_out(self, limit: int) -> list[dict[str, Any]]:
+    def hand_out(self, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> list[dict[str, Any]]:
         """The next `limit` queued images in review order that nobody holds, leased to this request."""
         self.refresh()
         answers, items = self.queue.read_scores().answers, self.queue.read_items()
@@ -125,17 +125,9 @@ class ReviewDesk:
 def add_review_routes(app: FastAPI, desk: ReviewDesk, page: Path) -> None:
     """`/review` and its JSON API; errors are HTTPExceptions or validation errors, which the app answers as JSON."""
 
-    @app.get("/review", include_in_schema=False)
-    async def review_page() -> FileResponse:
-        return FileResponse(page)
-
-    @app.get("/api/review/next")
-    def next_items(limit: Annotated[int, Query(ge=1, le=100)] = 10) -> JSONResponse:
-        return JSONResponse(desk.hand_out(limit))
-
-    @app.get("/api/review/status")
-    def status() -> JSONResponse:
-        return JSONResponse(desk.status())
+    app.add_api_route("/review", lambda: FileResponse(page), include_in_schema=False)
+    app.add_api_route("/api/review/next", desk.hand_out)  # a plain method runs in the thread pool
+    app.add_api_route("/api/review/status", desk.status)
 
     @app.post("/api/review/submit")
     def submit() -> JSONResponse:
