@@ -30,8 +30,8 @@ from mnist_pipeline.increments.hashes import SHA_BYTES, as_sha_array, hash_image
 from mnist_pipeline.increments.inbox import META_FILE, REASONS_FILE, read_pending
 from mnist_pipeline.modeling.serving import Engine
 from mnist_pipeline.predict.answer import predict_images
+from mnist_pipeline.predict.inputs import to_png
 from mnist_pipeline.review.sampling import Estimate, estimate_accuracy, is_audit
-from mnist_pipeline.web.feedback import to_png
 
 REQUEUED_FILE = "requeued.txt"  # in a refused review batch's folder: its images went back to the queue
 

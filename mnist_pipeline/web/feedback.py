@@ -16,7 +16,6 @@ those corrections back first (the repeat check drops any that had already landed
 
 from __future__ import annotations
 
-import io
 import secrets
 import shutil
 import subprocess
@@ -30,7 +29,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from PIL import Image
 
 from mnist_pipeline import defaults
 from mnist_pipeline.data.layout import DataLayout
@@ -38,6 +36,7 @@ from mnist_pipeline.files.atomic import hold_lock, write_bytes_atomic
 from mnist_pipeline.increments.hashes import SHA_BYTES, as_sha_array, hash_images, read_index
 from mnist_pipeline.increments.inbox import BATCH_FILE, land_batch, list_pending
 from mnist_pipeline.increments.sources import LabelledBatch, read_labelled_batch
+from mnist_pipeline.predict.inputs import to_png
 
 DEFAULT_THRESHOLD = defaults.FEEDBACK_BATCH
 NOTE = "feedback"
@@ -67,12 +66,6 @@ class TooFewCorrections(Exception):
         self.waiting = waiting
         self.minimum = minimum
         self.dropped = dropped
-
-
-def to_png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def save_correction(layout: DataLayout, label: int, image: np.ndarray) -> Path:

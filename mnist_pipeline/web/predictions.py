@@ -22,10 +22,9 @@ from starlette.requests import Request
 
 from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.predict.answer import Answer, predict_images, to_records
-from mnist_pipeline.predict.inputs import read_image
+from mnist_pipeline.predict.inputs import read_image, to_png
 from mnist_pipeline.predict.preprocess import EmptyImageError, to_mnist_style
 from mnist_pipeline.web.champion import Serving
-from mnist_pipeline.web.feedback import to_png
 
 # The picture formats the app decodes (Pillow format names), and how its messages name them.
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
