@@ -164,9 +164,8 @@ def cmd_add_scans(args: argparse.Namespace) -> int:
         raise PipelineError(f"{args.source}: expected a readable image, found none ({len(loaded.failures)} unreadable)")
     in_test, accepted = queue.find_known(hash_images(loaded.images))
     keep = ~(in_test | accepted)
-    queued = queue.add(
-        loaded.images[keep], [name for name, kept in zip(loaded.names, keep, strict=True) if kept], args.note
-    )
+    names = [name for name, kept in zip(loaded.names, keep, strict=True) if kept]
+    queued = queue.add(loaded.images[keep], names, args.note)
     print(
         f"queued: {queued} in {queue.layout.review}; skipped: {keep.sum() - queued} already queued, {in_test.sum()} "
         f"equal to an MNIST test image, {accepted.sum()} already accepted; unreadable: {len(loaded.failures)}"
@@ -379,14 +378,8 @@ def cmd_app(args: argparse.Namespace) -> int:
         sock = bind(args.host, args.port)
     except OSError as exc:
         raise PipelineError(f"--port {args.port}: expected a free port on {args.host}, found: {exc}") from exc
-    app = build_app(
-        open_layout(args),
-        args.reports_dir,
-        args.allowed_hosts,
-        args.model,
-        feedback_threshold=args.feedback_batch,
-        review_threshold=args.review_batch,
-    )
+    batches = {"feedback_threshold": args.feedback_batch, "review_threshold": args.review_batch}
+    app = build_app(open_layout(args), args.reports_dir, args.allowed_hosts, args.model, **batches)
     print(f"drawing page at http://{args.host}:{args.port}/ (reports: {args.reports_dir.resolve()})", flush=True)
     build_server(app).run(sockets=[sock])
     return 0
@@ -428,9 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data.set_defaults(handler=cmd_add_data)
 
     scans = sub.add_parser("add-scans", help="queue unlabelled images for the review page, scored by the champion")
-    scans.add_argument(
-        "source", type=Path, metavar="SOURCE", help="an image file or a folder of any depth, as predict reads"
-    )
+    scans.add_argument("source", type=Path, metavar="SOURCE", help="an image file or a folder, as predict reads")
     scans.add_argument("--note", help="recorded with each image (who sent it, why)")
     _add_data_dir(scans)
     scans.set_defaults(handler=cmd_add_scans)

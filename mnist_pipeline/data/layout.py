@@ -90,8 +90,7 @@ class DataLayout:
 
     @property
     def inbox(self) -> Path:
-        """Landed batches waiting for the increment gate (`<batch-id>/`), plus `refused/`, `feedback/`, `review/`
-        and `reviewed/`."""
+        """Landed batches waiting for the increment gate (`<batch-id>/`), plus `refused/`, `feedback/`, `review*/`."""
         return self.root / "inbox"
 
     @property

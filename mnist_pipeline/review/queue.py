@@ -1,12 +1,8 @@
 """The review queue in `DATA_DIR/inbox/review/`: unlabelled images waiting for a person, and what each became.
 
-An image is stored once, as the PNG of its prepared 28x28 picture named by its content hash (the increment gate's
-BLAKE2b-128, in hex). Where the file lies is its state, and a review moves it with one rename, durable once the
-folders are synced: `queue/<id>.png` waits, `../reviewed/<digit>/<id>.png` is labelled and waits for the next
-batch (an ImageFolder, sent as `web.feedback` sends the drawing page's corrections), `unreadable/<id>.png` is never
-sent. `items.json` records every image ever queued (source, note, when, why a refused batch put it back),
-`scores.json` the champion's answers and its key, `audit/<id>.json` an audit image's label beside that answer.
-`.locks/review.lock` serialises the writers of items.json and scores.json (`add-scans`, the app).
+An image is stored once, as the PNG of its prepared 28x28 picture named by its content hash (the gate's, in hex).
+Where the file lies is its state (docs/increments.md lists the files); a review moves it with one rename, durable
+once the folders are synced. `.locks/review.lock` serialises the writers of items.json and scores.json.
 """
 
 from __future__ import annotations

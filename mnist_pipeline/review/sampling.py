@@ -1,10 +1,9 @@
 """Which queued image a person is asked about next, and what the random audit share's labels say.
 
-Least sure first: those labels teach the next model most. But labels chosen by the champion's doubt say nothing
-about how often it is right, so one image in AUDIT_EVERY is drawn at random (seeded, by id) into an audit share,
-asked in random order at every AUDIT_EVERY-th place. Its reviewed labels are a uniform sample of the queue's
-population, whose accuracy gets a Wilson score interval (honest at small counts and near 100 %, where the normal
-approximation's leaves [0, 1] or collapses to a point).
+Least sure first: those labels teach a model most, but say nothing about how often the champion is right. So one
+image in AUDIT_EVERY is drawn at random (seeded, by id) into an audit share, asked at every AUDIT_EVERY-th place:
+its labels are a uniform sample of the queue, whose accuracy gets a Wilson score interval (honest at small counts
+and near 100 %, where the normal approximation's leaves [0, 1] or shrinks to a point).
 """
 
 from __future__ import annotations
