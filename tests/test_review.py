@@ -222,6 +222,9 @@ def test_labels_go_to_the_gate_by_the_threshold_and_a_refused_batch_comes_back(
     items = client.get(f"/api/review/next?limit={THRESHOLD}").json()
     for item in items:
         assert client.post(f"/api/review/{item['id']}", json={"label": 4}).status_code == 200
+    deadline = time.monotonic() + 10
+    while not gate.starts and time.monotonic() < deadline:  # landed beside the request, then the gate started
+        time.sleep(0.05)
     (batch_id,) = list_pending(layout)
     batch = read_pending(layout, batch_id)
     assert (batch.meta["note"], len(batch.names), gate.starts) == ("reviewed", THRESHOLD, 1)

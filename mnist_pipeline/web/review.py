@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import BackgroundTasks, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathParameter
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -101,12 +101,14 @@ class ReviewDesk:
             raise HTTPException(409, f"review item {item_id}: expected it {state}, found it is not") from exc
         with self.lock:  # an undone image stays with its reviewer
             self.leases[item_id] = time.monotonic() + LEASE_SECONDS if action == UNDO else 0.0
-        return {"id": item_id, "waiting": len(list_corrections(self.layout.reviewed)), "threshold": self.threshold}
+        waiting = len(list_corrections(self.layout.reviewed))
+        if waiting >= self.threshold:  # landed beside the requests, so no key waits for it
+            threading.Thread(target=self.submit_quietly, daemon=True).start()
+        return {"id": item_id, "waiting": waiting, "threshold": self.threshold}
 
-    def submit_if_full(self) -> None:
+    def submit_quietly(self) -> None:
         with contextlib.suppress(TooFewCorrections):  # repeats dropped left too few: they wait for more
-            if len(list_corrections(self.layout.reviewed)) >= self.threshold:
-                self.submit()
+            self.submit()
 
     def status(self) -> dict[str, Any]:
         self.refresh()
@@ -141,11 +143,9 @@ def add_review_routes(app: FastAPI, desk: ReviewDesk, page: Path) -> None:
             raise HTTPException(404, f"review item {item_id}: expected a queued image, found none") from exc
 
     @app.post("/api/review/{item_id}")
-    async def review(item_id: ItemId, request: Request, background: BackgroundTasks) -> JSONResponse:
+    async def review(item_id: ItemId, request: Request) -> JSONResponse:
         try:
             action = parse_action(await request.json())
         except ValueError as exc:  # not JSON, or not UTF-8
             raise HTTPException(400, f"review: expected a JSON body, found: {exc}") from exc
-        answer = await run_in_threadpool(desk.review, item_id, action)
-        background.add_task(desk.submit_if_full)
-        return JSONResponse(answer)
+        return JSONResponse(await run_in_threadpool(desk.review, item_id, action))
