@@ -232,7 +232,7 @@ def test_labels_go_to_the_gate_by_the_threshold_and_a_refused_batch_comes_back(
     assert client.get("/api/review/status").json()["waiting"] == 0
     refuse_batch(layout, batch_id, ["class shares: expected each class 2 %..25 %, found 4 at 30 %"])
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and len(ReviewQueue(layout).list_queued()) < len(queued):
+    while time.monotonic() < deadline and not (layout.refused / batch_id / REQUEUED_FILE).is_file():
         client.get("/api/review/status")  # the desk notices the refusal and puts the images back
         time.sleep(0.05)
     status = client.get("/api/review/status").json()

@@ -62,7 +62,9 @@ class ReviewQueue:
         return self.layout.review / state / f"{item_id}.png"
 
     def list_queued(self) -> list[str]:
-        return [path.stem for path in (self.layout.review / "queue").glob("*.png")]
+        with contextlib.suppress(FileNotFoundError):  # iterdir: several times faster than glob here
+            return [path.stem for path in (self.layout.review / "queue").iterdir() if path.suffix == ".png"]
+        return []
 
     def read_items(self) -> dict[str, dict[str, Any]]:
         return read_json(self.layout.review / "items.json", {})
@@ -123,10 +125,7 @@ class ReviewQueue:
         sync_path(folder)
         sync_path(self.image_file(item_id).parent)
         if label is not None and is_audit(item_id):
-            scores = self.read_scores()
-            predicted = scores.answers.get(item_id, {}).get("predicted")
-            record = {"label": label, "predicted": predicted, "model_key": scores.model_key}
-            write_json_atomic(self.layout.review / "audit" / f"{item_id}.json", record)
+            write_json_atomic(self.layout.review / "audit" / f"{item_id}.json", {"label": label})
 
     def undo(self, item_id: str) -> None:
         """Put a reviewed image back in the queue; FileNotFoundError when it is not waiting to be sent (sent to the
@@ -139,11 +138,12 @@ class ReviewQueue:
         sync_path(self.image_file(item_id).parent)
         (self.layout.review / "audit" / f"{item_id}.json").unlink(missing_ok=True)
 
-    def estimate_audit(self, model_key: str | None) -> Estimate:
-        """The accuracy of the champion `model_key` on the audit images labelled while it answered."""
-        records = [read_json(path, None) for path in (self.layout.review / "audit").glob("*.json")]
-        mine = [record for record in records if record and record["model_key"] == model_key and model_key]
-        return estimate_accuracy(sum(record["label"] == record["predicted"] for record in mine), len(mine))
+    def estimate_audit(self, scores: Scores) -> Estimate:
+        """The accuracy of the champion that gave `scores` on the audit images it answered before they were labelled
+        (a new champion scores only what is queued, so labels it may have been trained on do not count)."""
+        labels = {path.stem: read_json(path, {}).get("label") for path in (self.layout.review / "audit").glob("*.json")}
+        mine = [label == scores.answers[item]["predicted"] for item, label in labels.items() if item in scores.answers]
+        return estimate_accuracy(sum(mine), len(mine))
 
     def return_refused(self) -> list[str]:
         """Put the images of each refused review batch back in the queue, each with the gate's reasons; the batch's

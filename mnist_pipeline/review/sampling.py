@@ -43,12 +43,9 @@ def is_audit(item_id: str) -> bool:
 def order_for_review(confidences: Mapping[str, float | None]) -> list[str]:
     """Ids in review order: least sure first (unscored ones before all), the next audit item at every
     AUDIT_EVERY-th place; whichever kind runs out, the other follows."""
-    audit = sorted((item for item in confidences if is_audit(item)), key=draw_audit, reverse=True)
-    rest = sorted(
-        (item for item in confidences if not is_audit(item)),
-        key=lambda item: (confidences[item] or 0, item),
-        reverse=True,
-    )
+    draws = {item: draw_audit(item) for item in confidences}
+    audit = sorted((item for item in draws if draws[item] < 1 / AUDIT_EVERY), key=draws.__getitem__, reverse=True)
+    rest = sorted(set(confidences) - set(audit), key=lambda item: (confidences[item] or 0, item), reverse=True)
     order: list[str] = []  # both lists are reversed: pop() takes the next
     while audit or rest:
         take_audit = audit and (not rest or len(order) % AUDIT_EVERY == AUDIT_EVERY - 1)

@@ -112,14 +112,14 @@ class ReviewDesk:
 
     def status(self) -> dict[str, Any]:
         self.refresh()
-        model_key, items, queued = self.queue.read_scores().model_key, self.queue.read_items(), self.queue.list_queued()
+        scores, items, queued = self.queue.read_scores(), self.queue.read_items(), self.queue.list_queued()
         return {
             "reviewed": max(0, len(items) - len(queued)),
             "left": len(queued),
             "waiting": len(list_corrections(self.layout.reviewed)),
             "threshold": self.threshold,
-            "model_key": model_key,
-            "audit": dataclasses.asdict(self.queue.estimate_audit(model_key)),
+            "model_key": scores.model_key,
+            "audit": dataclasses.asdict(self.queue.estimate_audit(scores)),
             "refused": sorted({items[item]["refused"] for item in queued if items.get(item, {}).get("refused")}),
         }
 
