@@ -4,7 +4,8 @@ A correction is the 28x28 image the model saw, saved as an 8-bit grayscale PNG u
 (ImageFolder layout, so it is read like any other labelled folder). When `threshold` have gathered, or on demand,
 they are moved (renames, under a lock) to a hidden `.submitting-*` folder, read with the gate's own reader, landed
 as one inbox batch with the note "feedback", removed, and `mnist-pipeline add-data --pending` is started detached
-to run the gate on it. Corrections sent meanwhile go to the fresh pending folder and wait for the next batch.
+to run the gate on it. Corrections sent meanwhile go to the fresh pending folder and wait for the next batch. The
+review page's labels wait in `inbox/reviewed/<digit>/` and are sent the same way (`folder`), noted "reviewed".
 
 The gate refuses a whole batch over one image it has seen (twice in the batch, or accepted before) and any batch
 under its `--min-images`. So before landing, repeats are dropped (files deleted, each named in `dropped`): a
