@@ -19,7 +19,7 @@ from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.errors import PipelineError, describe_os_error
 from mnist_pipeline.increments import DRIFT_MODES
 from mnist_pipeline.modeling.quiet_start import set_default_log_level
-from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL, model_names
+from mnist_pipeline.modeling.registry import CNN_MODEL, DEFAULT_PREDICT_MODEL, model_names
 from mnist_pipeline.web import links
 
 # How the command line spells some values; everything else about a run option comes from its RunConfig field.
@@ -145,6 +145,39 @@ def cmd_add_data(args: argparse.Namespace) -> int:
         for line in outcome.drift:
             print(f"  drift flagged: {line}")
     return 0 if all(outcome.accepted for outcome in outcomes) else 2
+
+
+def cmd_add_scans(args: argparse.Namespace) -> int:
+    """Queue SOURCE's images for the review page (read as `predict` reads them), then score the queue with the CNN
+    champion: the new images, or all of them when the champion changed. Exit 2 when nothing could be read."""
+    from mnist_pipeline.increments.hashes import hash_images
+    from mnist_pipeline.modeling.serving import open_engine
+    from mnist_pipeline.predict.inputs import load_inputs
+    from mnist_pipeline.predict.model_choice import choose_model
+    from mnist_pipeline.predict.preprocess import MNIST_SHAPE
+    from mnist_pipeline.review.queue import ReviewQueue
+
+    queue, loaded = ReviewQueue(open_layout(args)), load_inputs([args.source], MNIST_SHAPE)
+    for name, problem in loaded.failures:
+        print(f"mnist-pipeline: {name}: {problem}", file=sys.stderr)
+    if not loaded.names:
+        raise PipelineError(f"{args.source}: expected a readable image, found none ({len(loaded.failures)} unreadable)")
+    in_test, accepted = queue.find_known(hash_images(loaded.images))
+    keep = ~(in_test | accepted)
+    names = [name for name, kept in zip(loaded.names, keep, strict=True) if kept]
+    queued = queue.add(loaded.images[keep], names, args.note)
+    print(
+        f"queued: {queued} in {queue.layout.review}; skipped: {keep.sum() - queued} already queued, {in_test.sum()} "
+        f"equal to an MNIST test image, {accepted.sum()} already accepted; unreadable: {len(loaded.failures)}"
+    )
+    try:
+        choice = choose_model(CNN_MODEL, queue.layout)
+        scored = queue.score(open_engine(queue.layout, choice.model, choice.key), choice.key)
+    except PipelineError as exc:
+        print(f"not scored: {exc}; the web app scores the queue once there is a champion")
+        return 0
+    print(f"scored: {scored} with the {choice.model} champion (key {choice.key})")
+    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -356,9 +389,8 @@ def cmd_app(args: argparse.Namespace) -> int:
         sock = bind(args.host, args.port)
     except OSError as exc:
         raise PipelineError(f"--port {args.port}: expected a free port on {args.host}, found: {exc}") from exc
-    app = build_app(
-        open_layout(args), args.reports_dir, args.allowed_hosts, args.model, feedback_threshold=args.feedback_batch
-    )
+    batches = {"feedback_threshold": args.feedback_batch, "review_threshold": args.review_batch}
+    app = build_app(open_layout(args), args.reports_dir, args.allowed_hosts, args.model, **batches)
     print(f"drawing page at http://{args.host}:{args.port}/ (reports: {args.reports_dir.resolve()})", flush=True)
     build_server(app).run(sockets=[sock])
     return 0
@@ -398,6 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse batches of fewer images (default: %(default)s)",
     )
     add_data.set_defaults(handler=cmd_add_data)
+
+    scans = sub.add_parser("add-scans", help="queue unlabelled images for the review page, scored by the champion")
+    scans.add_argument("source", type=Path, metavar="SOURCE", help="an image file or a folder, as predict reads")
+    scans.add_argument("--note", help="recorded with each image (who sent it, why)")
+    _add_data_dir(scans)
+    scans.set_defaults(handler=cmd_add_scans)
 
     validate = sub.add_parser("validate", help="check the published dataset; exits non-zero listing what failed")
     _add_data_dir(validate)
@@ -501,6 +539,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.FEEDBACK_BATCH,
         metavar="N",
         help="corrections per batch sent to the gate (default: %(default)s)",
+    )
+    web.add_argument(
+        "--review-batch",
+        type=int,
+        default=defaults.REVIEW_BATCH,
+        metavar="N",
+        help="review labels per batch sent to the gate (default: %(default)s)",
     )
     web.set_defaults(handler=cmd_app)
     return parser

@@ -21,5 +21,7 @@ PREDICTIONS_DIR = REPORTS_DIR / "predictions"
 TARGET_ERROR = 0.005
 # The web app's corrections: this many pending ones go to the increment gate together as one batch.
 FEEDBACK_BATCH = 50
+# The review page's labels: this many go to the increment gate together as one batch.
+REVIEW_BATCH = 100
 # The increment gate refuses a batch of fewer images than this (`add-data --min-images`).
 MIN_IMAGES = 10

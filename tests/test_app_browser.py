@@ -7,11 +7,14 @@ Skipped where no Chromium is installed; with `CI=true` that fails instead. A fai
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.web.feedback import list_corrections
@@ -111,3 +114,66 @@ def test_a_finger_draws_too(page: Page, app_url: tuple[str, Path, str], tmp_path
         assert (shown["answer"], shown["previewWidth"]) == ("3", 28)
     finally:
         page.call("Emulation.setTouchEmulationEnabled", enabled=False)
+
+
+KEYS = {"Enter": ("Enter", 13, "\r"), " ": ("Space", 32, " "), "x": ("KeyX", 88, "x"), "u": ("KeyU", 85, "u")}
+KEYS |= {str(digit): (f"Digit{digit}", 48 + digit, str(digit)) for digit in range(10)}
+
+
+def press(page: Page, key: str) -> None:
+    """One real key press (down, up) as the keyboard sends it."""
+    code, virtual, text = KEYS[key]
+    page.call("Input.dispatchKeyEvent", type="keyDown", key=key, code=code, windowsVirtualKeyCode=virtual, text=text)
+    page.call("Input.dispatchKeyEvent", type="keyUp", key=key, code=code, windowsVirtualKeyCode=virtual)
+
+
+def test_scans_added_with_the_cli_are_reviewed_with_keys_and_survive_a_closed_tab(
+    page: Page, app_url: tuple[str, Path, str], tmp_path: Path
+) -> None:
+    from tests.increment_support import publish_base
+    from tests.predict_support import draw_digits
+
+    url, data_dir, _ = app_url
+    layout, _ = publish_base(data_dir, train_rows=100, test_rows=50)
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for index, digit in enumerate(draw_digits(30, seed=11)[0]):
+        Image.fromarray(255 - digit).save(scans / f"scan-{index:02d}.png")
+    command = [
+        str(Path(sys.executable).with_name("mnist-pipeline")),
+        "add-scans",
+        str(scans),
+        "--data-dir",
+        str(data_dir),
+    ]
+    added = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert added.returncode == 0 and "queued: 30" in added.stdout and "scored: 30" in added.stdout, added
+    page.call("Page.navigate", url=f"{url}review")
+    assert page.wait_for("document.body.dataset.current && held.length >= 10", PAGE_TIMEOUT), page.screenshot(
+        tmp_path / "review.png"
+    )
+    assert page.evaluate("held.some((item) => item.audit)"), "no audit image among the first ten handed out"
+    first = page.evaluate("held.slice(0, 4).map((item) => item.id)")
+    for key in ("Enter", "7", "x", "u", " ", "x"):
+        press(page, key)
+    shown = page.wait_for("document.body.dataset.reviewed === '5' && roundTrips.length === 6 && roundTrips", 30)
+    assert shown, page.screenshot(tmp_path / "keys.png")
+    assert sorted(shown)[len(shown) // 2] <= 50, f"round trips per key (ms): {shown}"
+    review = layout.review
+    assert (layout.reviewed / "3" / f"{first[0]}.png").is_file()  # Enter: the champion's answer, 3
+    assert (layout.reviewed / "7" / f"{first[1]}.png").is_file()
+    assert (layout.reviewed / "3" / f"{first[2]}.png").is_file()  # x undone, then Space
+    assert (review / "unreadable" / f"{first[3]}.png").is_file()
+    marks = page.evaluate(
+        "[document.querySelectorAll('#strip li.audit-item').length, held.slice(1, 7).filter((i) => i.audit).length,"
+        " document.getElementById('audit').hidden, held[0].audit, document.getElementById('counts').textContent]"
+    )
+    assert marks[:2] == [marks[1], marks[1]] and marks[2] is not marks[3]
+    assert marks[4].startswith("reviewed 4 · left 26")
+    last = page.evaluate("held[0].id")
+    press(page, "5")
+    page.call("Page.navigate", url="about:blank")  # the tab goes away at once; its label was sent with keepalive
+    deadline = time.monotonic() + 10
+    while not (layout.reviewed / "5" / f"{last}.png").is_file() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (layout.reviewed / "5" / f"{last}.png").is_file()

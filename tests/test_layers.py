@@ -30,6 +30,7 @@ CORE_LAYERS = (
     {"champion", "report"},
     {"predict"},
     {"increments"},
+    {"review"},
     {"web"},
 )
 RANK = {part: rank for rank, layer in enumerate(CORE_LAYERS) for part in layer}

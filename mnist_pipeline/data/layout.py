@@ -90,7 +90,7 @@ class DataLayout:
 
     @property
     def inbox(self) -> Path:
-        """Landed batches waiting for the increment gate (`<batch-id>/`), plus `refused/` and `feedback/`."""
+        """Landed batches waiting for the increment gate (`<batch-id>/`), plus `refused/`, `feedback/`, `review*/`."""
         return self.root / "inbox"
 
     @property
@@ -101,6 +101,16 @@ class DataLayout:
     def feedback(self) -> Path:
         """The web app's pending corrections, in the ImageFolder layout."""
         return self.inbox / "feedback"
+
+    @property
+    def review(self) -> Path:
+        """Unlabelled scans waiting for a person on the review page, and what each became (`review.queue`)."""
+        return self.inbox / "review"
+
+    @property
+    def reviewed(self) -> Path:
+        """The review page's labels waiting for the next batch, an ImageFolder like `feedback`."""
+        return self.inbox / "reviewed"
 
     @property
     def increments(self) -> Path:

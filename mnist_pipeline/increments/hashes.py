@@ -29,7 +29,7 @@ INDEX_SCHEMA = pa.schema([("sha", pa.binary(SHA_BYTES)), ("part", pa.string()), 
 
 def hash_images(images: np.ndarray) -> np.ndarray:
     """BLAKE2b-128 of each uint8 (n, 28, 28) image's bytes, as a dtype 'S16' array."""
-    flat = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
+    flat = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), int(np.prod(images.shape[1:])))
     digests = [hashlib.blake2b(row.data, digest_size=SHA_BYTES).digest() for row in flat]
     return np.array(digests, dtype=SHA_DTYPE) if digests else np.zeros(0, dtype=SHA_DTYPE)
 

@@ -131,9 +131,10 @@ def list_pending(layout: DataLayout) -> list[str]:
     return sorted(path.name for path in layout.inbox.glob("b-*") if (path / META_FILE).is_file())
 
 
-def read_pending(layout: DataLayout, batch_id: str) -> PendingBatch:
-    """A landed batch's metadata and arrays; a batch that is not pending is a DataFormatError naming the folder."""
-    folder = layout.inbox / batch_id
+def read_pending(layout: DataLayout, batch_id: str, folder: Path | None = None) -> PendingBatch:
+    """A landed batch's metadata and arrays (from `folder`, default its inbox folder: a refused one is read too); a
+    batch that is not there is a DataFormatError naming the folder."""
+    folder = folder or layout.inbox / batch_id
     try:
         meta = json.loads((folder / META_FILE).read_text())
         with pq.ParquetFile(folder / BATCH_FILE) as parquet:

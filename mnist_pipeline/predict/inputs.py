@@ -6,6 +6,7 @@ one bad file never stops the others.
 
 from __future__ import annotations
 
+import io
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -166,6 +167,13 @@ def read_image(path: Path | BinaryIO, formats: tuple[str, ...] = IMAGE_FORMATS) 
         return ImageOps.exif_transpose(decoded)
     except Exception as exc:  # the EXIF parser raises SyntaxError, struct.error, ValueError...
         raise DataFormatError(f"expected EXIF metadata Pillow can read (for the orientation), found: {exc}") from exc
+
+
+def to_png(image: np.ndarray) -> bytes:
+    """A prepared uint8 image as an 8-bit grayscale PNG: how corrections and queued scans are kept, and shown."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def read_batch(path: Path) -> np.ndarray:

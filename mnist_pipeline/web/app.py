@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.staticfiles import StaticFiles
 
+from mnist_pipeline import defaults
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL
 from mnist_pipeline.predict.preprocess import MNIST_SHAPE
@@ -38,7 +40,7 @@ from mnist_pipeline.web.feedback import (
     DEFAULT_THRESHOLD,
     Submission,
     TooFewCorrections,
-    count_corrections,
+    list_corrections,
     save_correction,
     start_gate,
     submit_corrections,
@@ -47,6 +49,7 @@ from mnist_pipeline.web.files import ReportFiles
 from mnist_pipeline.web.guards import DEFAULT_MAX_BODY, BodyLimit, SameOriginChanges
 from mnist_pipeline.web.links import LOOPBACK_HOSTS, REPORTS_PATH
 from mnist_pipeline.web.predictions import UploadError, answer_uploads, prepare_upload, read_uploads
+from mnist_pipeline.web.review import ReviewDesk, add_review_routes
 
 STATIC_DIR = Path(__file__).parent / "static"
 DIGITS = tuple(str(digit) for digit in range(10))
@@ -72,16 +75,20 @@ def describe_dropped(dropped: list[str]) -> str:
 
 
 class FeedbackDesk:
-    """Saves corrections and lands them as a batch once `threshold` are waiting."""
+    """Saves corrections and lands them as a batch once `threshold` are waiting; the review page's labels wait in
+    their own `folder` and are landed the same way."""
 
-    def __init__(self, layout: DataLayout, threshold: int, start: Callable[[DataLayout], Path]) -> None:
+    def __init__(
+        self, layout: DataLayout, threshold: int, start: Callable[[DataLayout], Path], folder: Path | None = None
+    ) -> None:
         self.layout = layout
+        self.folder = folder or layout.feedback
         self.threshold = threshold
         self.start = start
 
     def record(self, label: int, name: str, data: bytes) -> dict[str, Any]:
         path = save_correction(self.layout, label, prepare_upload(name, data, MNIST_SHAPE))
-        waiting = count_corrections(self.layout)
+        waiting = len(list_corrections(self.folder))
         result: dict[str, Any] = {
             "label": label,
             "saved": str(path.relative_to(self.layout.root)),
@@ -101,7 +108,7 @@ class FeedbackDesk:
                 return {**result, "waiting": exc.waiting, "dropped": exc.dropped, "message": message}
             if sent["batch"] is not None:
                 return {**result, **sent}
-            waiting = count_corrections(self.layout)  # a request beside this one sent them all meanwhile
+            waiting = len(list_corrections(self.folder))  # a request beside this one sent them all meanwhile
         plural = "correction" if waiting == 1 else "corrections"
         return {
             **result,
@@ -110,11 +117,11 @@ class FeedbackDesk:
         }
 
     def submit(self, prefix: str = "") -> dict[str, Any]:
-        submission = submit_corrections(self.layout, self.start)
+        submission = submit_corrections(self.layout, self.start, self.folder)
         if submission is None:
             return {"waiting": 0, "batch": None, "message": f"{prefix}no corrections waiting"}
         return {
-            "waiting": count_corrections(self.layout),
+            "waiting": len(list_corrections(self.folder)),
             "batch": describe_submission(submission),
             "dropped": submission.dropped,
             "message": (
@@ -136,6 +143,7 @@ def build_app(
     model: str = DEFAULT_PREDICT_MODEL,
     max_body: int = DEFAULT_MAX_BODY,
     feedback_threshold: int = DEFAULT_THRESHOLD,
+    review_threshold: int = defaults.REVIEW_BATCH,
     gate: Callable[[DataLayout], Path] = start_gate,
 ) -> FastAPI:
     """The app for one data dir (champion, inbox) and one reports folder; `gate` starts the gate on landed
@@ -156,6 +164,11 @@ def build_app(
     async def refuse_small_batch(request: Request, exc: TooFewCorrections) -> JSONResponse:
         message = f"{exc}{describe_dropped(exc.dropped)}; they wait for more"
         return JSONResponse({"error": message, "waiting": exc.waiting, "dropped": exc.dropped}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def refuse_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        found = "; ".join(f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors())
+        return error_response(422, f"expected a valid request, found: {found}")
 
     @app.exception_handler(NoChampion)
     async def refuse_without_champion(request: Request, exc: NoChampion) -> JSONResponse:
@@ -200,6 +213,8 @@ def build_app(
             return JSONResponse({"status": "ok", "champion": None, "problem": str(exc)})
         return JSONResponse({"status": "ok", "champion": serving.describe()})
 
+    labels = FeedbackDesk(layout, review_threshold, gate, layout.reviewed)
+    add_review_routes(app, ReviewDesk(layout, review_threshold, labels.submit), STATIC_DIR / "review.html")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount(REPORTS_PATH, ReportFiles(directory=reports_dir, html=True), name="reports")
     return app

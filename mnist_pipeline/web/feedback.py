@@ -4,7 +4,8 @@ A correction is the 28x28 image the model saw, saved as an 8-bit grayscale PNG u
 (ImageFolder layout, so it is read like any other labelled folder). When `threshold` have gathered, or on demand,
 they are moved (renames, under a lock) to a hidden `.submitting-*` folder, read with the gate's own reader, landed
 as one inbox batch with the note "feedback", removed, and `mnist-pipeline add-data --pending` is started detached
-to run the gate on it. Corrections sent meanwhile go to the fresh pending folder and wait for the next batch.
+to run the gate on it. Corrections sent meanwhile go to the fresh pending folder and wait for the next batch. The
+review page's labels wait in `inbox/reviewed/<digit>/` and are sent the same way (`folder`), noted "reviewed".
 
 The gate refuses a whole batch over one image it has seen (twice in the batch, or accepted before) and any batch
 under its `--min-images`. So before landing, repeats are dropped (files deleted, each named in `dropped`): a
@@ -16,7 +17,6 @@ those corrections back first (the repeat check drops any that had already landed
 
 from __future__ import annotations
 
-import io
 import secrets
 import shutil
 import subprocess
@@ -30,7 +30,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from PIL import Image
 
 from mnist_pipeline import defaults
 from mnist_pipeline.data.layout import DataLayout
@@ -38,6 +37,7 @@ from mnist_pipeline.files.atomic import hold_lock, write_bytes_atomic
 from mnist_pipeline.increments.hashes import SHA_BYTES, as_sha_array, hash_images, read_index
 from mnist_pipeline.increments.inbox import BATCH_FILE, land_batch, list_pending
 from mnist_pipeline.increments.sources import LabelledBatch, read_labelled_batch
+from mnist_pipeline.predict.inputs import to_png
 
 DEFAULT_THRESHOLD = defaults.FEEDBACK_BATCH
 NOTE = "feedback"
@@ -59,20 +59,14 @@ class Submission:
 class TooFewCorrections(Exception):
     """Fewer different corrections wait than the gate's minimum: nothing was landed, they keep waiting."""
 
-    def __init__(self, waiting: int, minimum: int, dropped: list[str]) -> None:
+    def __init__(self, waiting: int, minimum: int, dropped: list[str], folder: str = NOTE) -> None:
         super().__init__(
-            f"feedback: expected at least {minimum} different corrections for a batch (the gate's --min-images), "
+            f"{folder}: expected at least {minimum} different corrections for a batch (the gate's --min-images), "
             f"found {waiting} waiting"
         )
         self.waiting = waiting
         self.minimum = minimum
         self.dropped = dropped
-
-
-def to_png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def save_correction(layout: DataLayout, label: int, image: np.ndarray) -> Path:
@@ -92,16 +86,12 @@ def list_corrections(folder: Path) -> list[Path]:
     )
 
 
-def count_corrections(layout: DataLayout) -> int:
-    return len(list_corrections(layout.feedback))
-
-
-def recover_stranded(layout: DataLayout) -> None:
+def recover_stranded(folder: Path) -> None:
     """Put back the corrections of a submission that was killed before it finished (call under the lock)."""
-    for staging in layout.feedback.glob(f"{STAGING_PREFIX}*"):
+    for staging in folder.glob(f"{STAGING_PREFIX}*"):
         for path in list_corrections(staging):
-            (layout.feedback / path.parent.name).mkdir(parents=True, exist_ok=True)
-            path.rename(layout.feedback / path.parent.name / path.name)
+            (folder / path.parent.name).mkdir(parents=True, exist_ok=True)
+            path.rename(folder / path.parent.name / path.name)
         shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -136,7 +126,7 @@ def find_repeats(shas: np.ndarray, names: list[str], known: pa.Array) -> list[tu
 
 def drop_repeats(layout: DataLayout, staging: Path, batch: LabelledBatch) -> list[str]:
     """Delete the corrections the gate would refuse as duplicates; one line per file deleted."""
-    names = [f"{layout.feedback.name}/{name}" for name in batch.names]  # as in inbox/feedback/
+    names = [f"{staging.parent.name}/{name}" for name in batch.names]  # as in inbox/feedback/
     dropped = []
     for row, why in find_repeats(hash_images(batch.images), names, read_known_hashes(layout)):
         (staging / batch.names[row]).unlink()
@@ -145,16 +135,21 @@ def drop_repeats(layout: DataLayout, staging: Path, batch: LabelledBatch) -> lis
 
 
 def submit_corrections(
-    layout: DataLayout, start: Callable[[DataLayout], Path], minimum: int = defaults.MIN_IMAGES
+    layout: DataLayout,
+    start: Callable[[DataLayout], Path],
+    folder: Path | None = None,
+    minimum: int = defaults.MIN_IMAGES,
 ) -> Submission | None:
-    """Land every pending correction, repeats dropped, as one inbox batch and `start` the gate on it; None when
-    there are none, TooFewCorrections (nothing landed) when fewer than `minimum` different ones are left."""
-    with hold_lock(layout.locks / "feedback.lock"):
-        recover_stranded(layout)
-        corrections = list_corrections(layout.feedback)
+    """Land every pending correction of `folder` (`inbox/feedback/`, or the review page's `inbox/reviewed/`),
+    repeats dropped, as one inbox batch noted with the folder's name, and `start` the gate on it; None when there
+    are none, TooFewCorrections (nothing landed) when fewer than `minimum` different ones are left."""
+    folder = folder or layout.feedback
+    with hold_lock(layout.locks / f"{folder.name}.lock"):
+        recover_stranded(folder)
+        corrections = list_corrections(folder)
         if not corrections:
             return None
-        staging = layout.feedback / f"{STAGING_PREFIX}{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+        staging = folder / f"{STAGING_PREFIX}{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
         for path in corrections:
             (staging / path.parent.name).mkdir(parents=True, exist_ok=True)
             path.rename(staging / path.parent.name / path.name)
@@ -164,11 +159,11 @@ def submit_corrections(
             if dropped:  # read again what is left (none left: an empty batch)
                 batch = read_labelled_batch(staging) if list_corrections(staging) else None
             if batch is None or batch.rows < minimum:
-                raise TooFewCorrections(batch.rows if batch else 0, minimum, dropped)
-            batch_id = land_batch(layout, batch, source=str(layout.feedback), note=NOTE)
+                raise TooFewCorrections(batch.rows if batch else 0, minimum, dropped, folder.name)
+            batch_id = land_batch(layout, batch, source=str(folder), note=folder.name)
         except BaseException:
             for path in list_corrections(staging):  # back in the queue, for the next try
-                path.rename(layout.feedback / path.parent.name / path.name)
+                path.rename(folder / path.parent.name / path.name)
             raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -16,14 +16,13 @@ import io
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from python_multipart import create_form_parser
 from python_multipart.multipart import Field, File
 from starlette.requests import Request
 
 from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.predict.answer import Answer, predict_images, to_records
-from mnist_pipeline.predict.inputs import read_image
+from mnist_pipeline.predict.inputs import read_image, to_png
 from mnist_pipeline.predict.preprocess import EmptyImageError, to_mnist_style
 from mnist_pipeline.web.champion import Serving
 
@@ -71,9 +70,7 @@ def prepare_upload(name: str, data: bytes, shape: tuple[int, int]) -> np.ndarray
 
 def to_data_uri(image: np.ndarray) -> str:
     """An 8-bit grayscale PNG of `image` as a data: URI."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(to_png(image)).decode("ascii")
 
 
 def answer_uploads(

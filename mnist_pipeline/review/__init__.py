@@ -1,0 +1,1 @@
+"""Unlabelled scans: queued by content, scored by the champion, labelled by people on the review page."""

@@ -1,0 +1,63 @@
+"""Which queued image a person is asked about next, and what the random audit share's labels say.
+
+Least sure first: those labels teach a model most, but say nothing about how often the champion is right. So one
+image in AUDIT_EVERY is drawn at random (seeded, by id) into an audit share, asked at every AUDIT_EVERY-th place:
+its labels are a uniform sample of the queue, whose accuracy gets a Wilson score interval (honest at small counts
+and near 100 %, where the normal approximation's leaves [0, 1] or shrinks to a point).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+AUDIT_EVERY = 10
+AUDIT_SEED = "mnist-pipeline review audit 1"
+Z_95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The champion's accuracy on `count` audited labels, `correct` of them right, with its 95 % interval."""
+
+    count: int
+    correct: int
+    accuracy: float | None
+    low: float | None
+    high: float | None
+
+
+def draw_audit(item_id: str) -> float:
+    """A uniform number in [0, 1) fixed by the seed and the id; rehashed, so it is independent of the content hash
+    bytes that pick an image's 80/20 part."""
+    digest = hashlib.blake2b(f"{AUDIT_SEED}:{item_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def is_audit(item_id: str) -> bool:
+    return draw_audit(item_id) < 1 / AUDIT_EVERY
+
+
+def order_for_review(confidences: Mapping[str, float | None]) -> list[str]:
+    """Ids in review order: least sure first (unscored ones before all), the next audit item at every
+    AUDIT_EVERY-th place; whichever kind runs out, the other follows."""
+    draws = {item: draw_audit(item) for item in confidences}
+    audit = sorted((item for item in draws if draws[item] < 1 / AUDIT_EVERY), key=draws.__getitem__, reverse=True)
+    rest = sorted(set(confidences) - set(audit), key=lambda item: (confidences[item] or 0, item), reverse=True)
+    order: list[str] = []  # both lists are reversed: pop() takes the next
+    while audit or rest:
+        take_audit = audit and (not rest or len(order) % AUDIT_EVERY == AUDIT_EVERY - 1)
+        order.append((audit if take_audit else rest).pop())
+    return order
+
+
+def estimate_accuracy(correct: int, count: int, z: float = Z_95) -> Estimate:
+    """The share right and its Wilson score interval (Wilson 1927); no figures without a label."""
+    if count == 0:
+        return Estimate(0, 0, None, None, None)
+    share = correct / count
+    centre = (share + z * z / (2 * count)) / (1 + z * z / count)
+    half = z * math.sqrt(share * (1 - share) / count + z * z / (4 * count * count)) / (1 + z * z / count)
+    return Estimate(count, correct, share, max(0.0, centre - half), min(1.0, centre + half))
