@@ -251,10 +251,16 @@ def test_the_audit_estimate_counts_the_current_champion_and_a_new_champion_resco
     assert audit, "the fixture's 40 images hold no audit image"
     for label, item in zip([3, 5] * len(audit), audit, strict=False):
         client.post(f"/api/review/{item['id']}", json={"label": label})
-    estimate = client.get("/api/review/status").json()["audit"]
+    status = client.get("/api/review/status").json()
+    estimate = status["audit"]
     right = sum(label == 3 for label, _ in zip([3, 5] * len(audit), audit, strict=False))
     assert (estimate["count"], estimate["correct"]) == (len(audit), right)
     assert estimate["low"] <= estimate["accuracy"] <= estimate["high"]
+    # The champion (probability 0.9975, judged alone: threshold 0.995) was sure of every one of them.
+    assert {key: status["audit_answered"][key] for key in ("count", "correct")} == {
+        "count": len(audit),
+        "correct": right,
+    }
     key = promote_constant_model(layout.root, 6, "2026-12-02T10:00:00+00:00")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and ReviewQueue(layout).read_scores().model_key != key:

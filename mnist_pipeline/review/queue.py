@@ -34,7 +34,8 @@ REQUEUED_FILE = "requeued.txt"  # in a refused review batch's folder: its images
 
 @dataclass(frozen=True)
 class Scores:
-    """The answers (`predicted`, `confidence`, `top3`) of the champion `model_key` per queued id."""
+    """The answers (`predicted`: the best guess, `confidence`, `top3`, and `unsure`: under the threshold for the
+    target error, the images added together judged as one population) of the champion `model_key` per queued id."""
 
     model_key: str | None
     answers: dict[str, dict[str, Any]]
@@ -107,11 +108,12 @@ class ReviewQueue:
                 with contextlib.suppress(FileNotFoundError):  # reviewed meanwhile
                     images[item_id] = np.asarray(Image.open(self.image_file(item_id)).convert("L"))
             stack = np.stack(list(images.values())) if images else np.zeros((0, *engine.input_shape), np.uint8)
-            for answer in predict_images(engine, stack, list(images)):
+            for answer in predict_images(engine, stack, list(images)).items:
                 answers[answer.input] = {
-                    "predicted": answer.label,
+                    "predicted": answer.top,
                     "confidence": answer.probability,
                     "top3": answer.top3,
+                    "unsure": answer.unsure,
                 }
             write_json_atomic(self.layout.review / "scores.json", {"model_key": model_key, "answers": answers})
         return len(images)
@@ -138,12 +140,18 @@ class ReviewQueue:
         sync_path(self.image_file(item_id).parent)
         (self.layout.review / "audit" / f"{item_id}.json").unlink(missing_ok=True)
 
-    def estimate_audit(self, scores: Scores) -> Estimate:
-        """The accuracy of the champion that gave `scores` on the audit images it answered before they were labelled
-        (a new champion scores only what is queued, so labels it may have been trained on do not count)."""
+    def estimate_audit(self, scores: Scores) -> tuple[Estimate, Estimate]:
+        """The accuracy of the champion that gave `scores` on the audit images it scored before they were labelled
+        (a new champion scores only what is queued, so labels it may have been trained on do not count): on all of
+        them, and on those it was sure of (1 - that is its error at the threshold)."""
         labels = {path.stem: read_json(path, {}).get("label") for path in (self.layout.review / "audit").glob("*.json")}
-        mine = [label == scores.answers[item]["predicted"] for item, label in labels.items() if item in scores.answers]
-        return estimate_accuracy(sum(mine), len(mine))
+        mine = [
+            (label == scores.answers[item]["predicted"], not scores.answers[item].get("unsure", False))
+            for item, label in labels.items()
+            if item in scores.answers
+        ]
+        sure = [right for right, answered in mine if answered]
+        return estimate_accuracy(sum(right for right, _ in mine), len(mine)), estimate_accuracy(sum(sure), len(sure))
 
     def return_refused(self) -> list[str]:
         """Put the images of each refused review batch back in the queue, each with the gate's reasons; the batch's

@@ -32,7 +32,7 @@ LEASE_SECONDS = 120.0
 ItemId = Annotated[str, PathParameter(pattern=r"^[0-9a-f]{32}$")]
 UNDO = "undo"
 # What an item says when the queue does not know it (an image whose add-scans was interrupted) or it is unscored.
-UNKNOWN = dict.fromkeys(("source", "note", "added_at", "refused", "predicted", "confidence", "top3"))
+UNKNOWN = dict.fromkeys(("source", "note", "added_at", "refused", "predicted", "confidence", "top3", "unsure"))
 
 
 def parse_action(body: Any) -> int | str | None:
@@ -119,7 +119,11 @@ class ReviewDesk:
             "waiting": len(list_corrections(self.layout.reviewed)),
             "threshold": self.threshold,
             "model_key": scores.model_key,
-            "audit": dataclasses.asdict(self.queue.estimate_audit(scores)),
+            **dict(
+                zip(
+                    ("audit", "audit_answered"), map(dataclasses.asdict, self.queue.estimate_audit(scores)), strict=True
+                )
+            ),
             "refused": sorted({items[item]["refused"] for item in queued if items.get(item, {}).get("refused")}),
         }
 

@@ -75,8 +75,12 @@ async function showStatus() {
   const status = await call("/api/review/status");
   $("counts").textContent = `reviewed ${status.reviewed} · left ${status.left} · ${status.waiting} labels waiting, a batch goes to the gate at ${status.threshold}`;
   const audit = status.audit;
+  const sure = status.audit_answered;
+  const error = sure.count
+    ? `; among the ${sure.count} it was sure of, ${percent(1 - sure.accuracy)} wrong (95 % interval ${percent(1 - sure.high)} to ${percent(1 - sure.low)})`
+    : "";
   $("estimate").textContent = audit.count
-    ? `champion's accuracy on the audit sample: ${percent(audit.accuracy)} (95 % interval ${percent(audit.low)} to ${percent(audit.high)}, ${audit.count} labels)`
+    ? `champion's accuracy on the audit sample: ${percent(audit.accuracy)} (95 % interval ${percent(audit.low)} to ${percent(audit.high)}, ${audit.count} labels)${error}`
     : "champion's accuracy on the audit sample: no audit labels for this champion yet";
   $("returned").hidden = !status.refused.length;
   $("returned").textContent = status.refused.length ? `back in the queue: ${status.refused.join(" | ")}` : "";
