@@ -1,8 +1,6 @@
 """The `increment-gate` flow: blocking checks -> drift report -> accept or refuse -> artifact (and event).
 
-Each batch is judged under the data dir's increments lock, so two gates never accept the same images. A batch the
-index already holds (a gate killed after updating it) is finished as accepted without being judged again; a batch
-named explicitly that another gate or run judged meanwhile is not judged again either: its outcome is reported.
+Each batch is judged under the increments lock, so two gates never accept the same images.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""Prefect tasks: train one model and save it, or reuse the model saved under its training key; evaluate it.
-
-Each evaluation is reused on its own key (model key, that split's content, the limit, evaluation code): an unchanged
-model on unchanged data is neither trained nor evaluated again, and TensorFlow is not even imported
-(`modeling.jobs`).
-"""
+"""Prefect tasks: train one model, or reuse the one saved under its training key; evaluate it (reused on its own
+key: `modeling.jobs`)."""
 
 from __future__ import annotations
 

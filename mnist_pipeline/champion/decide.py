@@ -1,11 +1,6 @@
-"""Champion/challenger: decide each model of a run against its champion and record the decisions; say whether a
-run has anything new to teach the champions; and what a person does by hand (`mnist-pipeline champion`).
-
-The rule is in `champion.rule`, the registry in `champion.registry`; this puts them together. Call a run's two
-steps under `registry_lock`: the champion read when deciding must still be the champion when the decision is
-recorded. A champion's `data_fingerprint` names the dataset version its run trained on (the grown version: base
-plus the accepted increments), so a run on that same version has nothing new to teach it. Manual changes check
-that the model file they install exists, so they never name a model predict cannot load.
+"""Champion/challenger: the rule (`champion.rule`) and the registry (`champion.registry`) put together for a run
+and for `mnist-pipeline champion`. Call a run's two steps under `registry_lock`: the champion read when deciding
+must still be the champion when the decision is recorded.
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
-"""The champion registry: which trained model is the champion of each model name, and every decision that led there.
+"""The champion registry (`models/champions.json`, its lock and `.bak`: docs/operations.md): each model's champion.
 
-One small JSON file (`DataLayout.models / "champions.json"`), rewritten atomically and durably under a lock so a
-scheduled run and a manual promotion never lose each other's update. A pipeline run holds that lock across its
-whole promotion (read the champion, re-evaluate, decide, write its report, record), so concurrent runs take turns
-and each one is judged against the champion that is current when it records. Every update first copies
-the file it read to `champions.json.bak` (the registry before that update), so a registry damaged or deleted
-outside the pipeline can be restored and a bad update undone; a missing registry beside its backup is refused.
-The history is append-only and is the source of truth: replaying its promotions (push) and rollbacks (pop)
-gives the champions, so a rollback can always find the champion before the current one. The `champions` section
-is that replay written out for readers, and is checked against it on load.
+The append-only history is the source of truth: replaying its promotions (push) and rollbacks (pop) gives the
+champions, so a rollback always finds the one before; the `champions` section is that replay, checked on load.
 """
 
 from __future__ import annotations

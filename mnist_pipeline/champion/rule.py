@@ -42,13 +42,9 @@ class SetScore:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One trained model and how it scored on the `test` set and, when there was one, the `new` set.
-
-    `test_sha256` (the test split's content; None in registry entries older than it, which `data_fingerprint`
-    stands in for) and `test_rows` name the test rows the numbers were measured on; `model_path` and `key`
-    re-find the model file so it can be re-evaluated when the data changes. `test_class_rows` (and `new.class_rows`)
-    count each digit's images in the set; empty when unknown (registry entries, hand-made candidates).
-    """
+    """One trained model and how it scored on `test` and, when there was one, `new`. `test_sha256` (None in older
+    registry entries: `data_fingerprint` stands in) and `test_rows` name the rows scored; `test_class_rows` (and
+    `new.class_rows`) count each digit's images, empty when unknown."""
 
     key: str
     model_path: str
@@ -125,11 +121,8 @@ class PromotionPolicy:
 
 @dataclass(frozen=True)
 class Decision:
-    """The outcome for one model, with the numbers that led to it; recall drops are positive when recall fell.
-
-    The plain fields are the `test` set's, the `new_` ones the `new` set's (None when it was empty). The comparison
-    fields stay None when there was no comparable champion.
-    """
+    """The outcome for one model and the numbers that led to it (docs/training.md lists them): plain fields for
+    `test`, `new_` ones for `new`; recall drops are positive when recall fell; None where nothing was compared."""
 
     model: str
     promoted: bool
@@ -299,13 +292,10 @@ def decide_forced(model: str, candidate: Candidate, champion: Candidate | None, 
         gain = candidate.test_accuracy - compared.test_accuracy
         scores += f"; champion {_percent(compared.test_accuracy)} on the same test split"
     new_champion = champion if champion is not None and same_new_split(candidate, champion) else None
-    new = None
+    new = _compare(model, "new", candidate, new_champion) if new_champion is not None else None
     if new_champion is not None and candidate.new is not None and new_champion.new is not None:
-        new = _compare(model, "new", candidate, new_champion)
-        scores += (
-            f"; on the same new set challenger {_percent(candidate.new.accuracy)}, "
-            f"champion {_percent(new_champion.new.accuracy)}"
-        )
+        scores += f"; on the same new set challenger {_percent(candidate.new.accuracy)}, "
+        scores += f"champion {_percent(new_champion.new.accuracy)}"
     return Decision(
         model=model,
         promoted=True,
@@ -338,12 +328,9 @@ def _check_scores(rows: int, accuracy: float, recall: tuple[float, ...], where: 
 def find_recall_regression(
     before: tuple[float, ...], after: tuple[float, ...], class_rows: tuple[int, ...], limit: float
 ) -> int | None:
-    """The digit whose recall fell the most by more than `limit`, or None.
-
-    With each digit's image count known, a fall counts only when it is more than chance on that many images
-    (one-sided two-proportion z-test, p < 0.05): on a `new` set of a few hundred images one image is ~3 points of
-    a digit's recall, and the rule must not block on a coin flip. Without counts every fall over `limit` counts.
-    """
+    """The digit whose recall fell the most by more than `limit`, or None. With each digit's image count known, a
+    fall counts only beyond chance (one-sided two-proportion z-test, p < 0.05): on a few hundred `new` images one
+    image is ~3 points of a digit's recall, and the rule must not block on a coin flip."""
     falls = [
         digit
         for digit, (old, now) in enumerate(zip(before, after, strict=True))

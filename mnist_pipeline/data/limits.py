@@ -1,8 +1,5 @@
-"""Size caps on what a file declares, checked before anything is allocated or decompressed.
-
-Compressed inputs (gzip, zip members, zstd Parquet pages) and image headers say how big their content will be; a
-hostile or broken file says "huge" in a few bytes. Each reader compares the declared size with a cap first, in
-exact integer arithmetic, and refuses with one line, so a decompression bomb costs a few bytes of reading.
+"""Size caps on what a file declares (compressed sizes, image headers), checked in exact integers before anything
+is allocated or decompressed, so a decompression bomb costs a few bytes of reading.
 """
 
 from __future__ import annotations

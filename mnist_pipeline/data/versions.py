@@ -1,10 +1,7 @@
 """Dataset versions under `datasets/`: which one is current, and marking one used.
 
-Every change to `datasets/` and to the `parquet` symlink happens under one lock on the data dir
-(`.locks/ingest.lock`), so concurrent ingests wait for each other instead of deleting each other's folders.
-Nothing here deletes a version: garbage collection (`champion.retention.collect_garbage`) removes versions nobody
-used for its grace period. Ingest marks each version folder it creates, and only marked folders are ever deleted:
-a folder copied in by hand is never touched.
+Every change to `datasets/` and the `parquet` symlink happens under the ingest lock, so concurrent ingests wait
+instead of deleting each other's folders. Only folders ingest marked (`MARKER`) are ever collected.
 """
 
 from __future__ import annotations

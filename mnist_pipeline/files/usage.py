@@ -1,9 +1,5 @@
-"""Marking files used, so garbage collection (`champion.retention.collect_garbage`) keeps them.
-
-The collector deletes only what nobody used for its grace period, judged by modification time, and holds the data
-dir's gc lock exclusively while it does. A user touches what it reuses while holding that lock shared: a collection
-then either finished first (the file is gone, the caller makes it again) or starts after (it sees the file fresh),
-and never deletes it in between. Nothing is held while the work itself runs, so no run pins anything.
+"""Marking files used, so garbage collection (`champion.retention`) keeps them: touched under the gc lock held
+shared, so a collection either finished first (the caller makes the file again) or sees it fresh.
 """
 
 from __future__ import annotations

@@ -1,12 +1,5 @@
-"""The gate's blocking checks: Great Expectations on a per-image profile of the batch, as the dataset gate does.
-
-The profile (numpy and Arrow, one narrow row per image) records what each check needs: the raw size and pixel
-range, the label, whether preprocessing found ink, and whether the image's content hash occurs elsewhere in the
-batch, among accepted increments (the stored index, never re-hashed) or in a test set (MNIST's, or an increment's
-test part: test leakage). One more check looks ahead: every class's share of the train split as it would be
-after accepting the batch must stay within the dataset gate's bounds (`validation.suite.CLASS_SHARE`), or the
-grown version, which nothing can shrink again, would fail the dataset gate on every later run. Each failed check
-is one line with a count and a few example names.
+"""The gate's blocking checks (tabled in docs/increments.md): Great Expectations on a per-image profile of the batch,
+one narrow row per image, as the dataset gate does. Each failed check is one line with a count and a few names.
 """
 
 from __future__ import annotations

@@ -1,18 +1,8 @@
 """Does a new labelled batch look like the training data? The drift tests of the increment gate (scipy).
 
-Three families, each test with the threshold it is judged by:
-- the label distribution: chi-square goodness of fit of the batch's counts against the reference's proportions
-  for batches up to `LARGE_BATCH` images, Jensen-Shannon distance (base 2) above (a test on thousands of images
-  finds differences too small to matter, so large batches are judged by a distance, as Evidently does);
-- per-image shape statistics (`measure_shapes`): two-sample Kolmogorov-Smirnov up to `LARGE_BATCH` images
-  (Bonferroni-corrected over the seven), Wasserstein distance divided by the reference's standard deviation above;
-- the champion's softmax outputs, the black-box shift test (Rabanser et al., "Failing loudly", 2019): KS on its
-  confidence, and KS on each class's probability at a Bonferroni-corrected level.
-
-The reference is a fixed, seeded sample of at most `REFERENCE_SAMPLE` images (the gate reads one from a few row
-groups of the train split, `gate.sample_split`; a larger reference given here is sampled by
-`choose_reference_rows`), so the cost grows with the batch, not with the history. Nothing here is random beyond
-those seeded choices.
+The tests and thresholds are tabled in docs/increments.md. Large batches are judged by distances, not hypothesis
+tests, which on thousands of images find differences too small to matter. The reference is a seeded sample of at
+most `REFERENCE_SAMPLE` images, so the cost grows with the batch, not with the history.
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
-"""The increment gate's steps: blocking checks, the drift report, and the decision between them.
+"""The increment gate's steps: blocking checks, the drift report, and the decision between them (docs/increments.md).
 
-`dataset` is the layout of the dataset version a batch is checked against (the current one, or the base version
-a pipeline run just ingested): its test split is the MNIST test split of the leakage check, and its train split
-plus the accepted increments it does not hold yet is the train split whose class shares the batch must keep in
-bounds. The drift reference is a seeded sample of the current published version's train split (what the champion
-was trained on; `dataset`'s before the first publish), read from a few row groups so its cost does not grow with
-the history. The Prefect flow `increment-gate` runs these under the increments lock.
+`dataset` is the version a batch is checked against: the current one, or the base a pipeline run just ingested.
 """
 
 from __future__ import annotations

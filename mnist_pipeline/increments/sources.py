@@ -1,16 +1,7 @@
-"""Read one labelled batch from an ImageFolder, an .npz, an IDX pair or a Parquet file, MNIST-style.
+"""Read one labelled batch from an ImageFolder, an .npz, an IDX pair or a Parquet file (docs/increments.md).
 
-Images are decoded by `predict.inputs` and prepared by `predict.preprocess`, the very functions `predict` uses, so
-the gate stores what a model will later see. One unreadable input is a problem line, never the end of the batch;
-only a source that cannot be read at all (no such path, no labels) raises DataFormatError.
-
-Source kinds, by what SOURCE is:
-- a folder with digit folders `0`..`9` (ImageFolder, as Keras and torchvision read it): the folder name is the label;
-- a folder holding one IDX images file (`*idx3-ubyte`, optionally `.gz`) and one labels file (`*idx1-ubyte`), or
-  the images file itself: the labels file is then the one `*idx1-ubyte` file beside it;
-- an `.npz` with arrays `x` (n, h, w) and `y` (n,);
-- a Parquet file with `label` and `image` columns in the dataset split schema (`image` fixed_size_binary of
-  height x width bytes, with `height` and `width` columns; without them the images must be square).
+Images are decoded and prepared by the very functions `predict` uses, so the gate stores what a model will later
+see. One unreadable input is a problem line; only a source that cannot be read at all raises DataFormatError.
 """
 
 from __future__ import annotations
@@ -60,7 +51,7 @@ class LabelledBatch:
 
 
 def read_labelled_batch(source: Path) -> LabelledBatch:
-    """The batch in `source` (see the module docstring for the kinds), prepared MNIST-style."""
+    """The batch in `source`, prepared MNIST-style; the kind is told by what `source` is."""
     source = Path(source)
     if source.is_dir():
         idx_files = [path for path in source.iterdir() if IDX_NAME.search(path.name)]
