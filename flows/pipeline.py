@@ -107,10 +107,8 @@ def train_and_evaluate(
 @guarded
 @takes_run_parameters
 def mnist_pipeline(**parameters: Any) -> dict[str, str]:
-    """Run the whole study; returns where the report and metrics.json were written, or, with `require_new_data`
-    and nothing new for the champions, `skipped`: the one line saying so (nothing trained, reported or recorded).
-
-    The parameters are RunConfig's fields, flat (see `takes_run_parameters`); `build_config` validates them."""
+    """Run the whole study on RunConfig's fields (flat: `takes_run_parameters`); returns where the report and
+    metrics.json went, or, with `require_new_data` and nothing new for the champions, `skipped`: the line why."""
     config = build_config(**parameters).resolve_dirs()
     tag_flow_run(config)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")

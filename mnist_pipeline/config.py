@@ -200,12 +200,8 @@ def build_config(**values: Any) -> RunConfig:
 def takes_run_parameters(function: F) -> F:
     """Give `function(**parameters)` one keyword parameter per RunConfig field: its JSON default, type, description.
 
-    Why a built signature: Prefect reads a flow's parameters from `inspect.signature` (its parameter schema, i.e.
-    the UI's form and the server's type check of `--param seed=1`, and how it binds a call), and that honours
-    `__signature__`, which is public Python. A `config: RunConfig` parameter would nest every option under
-    `config` and break `prefect deployment run ... --param seed=1` and prefect.yaml's flat `parameters:`; writing
-    the 16 parameters out would define them twice. A `Field` default is how Prefect takes a parameter's
-    description. The flow calls `build_config`, so Prefect's own validation can be off (one error line, not two).
+    Prefect reads a flow's parameters from `inspect.signature`, which honours `__signature__`; a `config: RunConfig`
+    parameter would nest every option and break `--param seed=1` and prefect.yaml's flat `parameters:`.
     """
     values = RunConfig().to_parameters()
     parameters = [

@@ -125,10 +125,8 @@ def decide_run(
     policy: PromotionPolicy,
     limited: str | None,
 ) -> dict[str, Decision]:
-    """Each model of the run against the registry's champion; records nothing (see `record_run`).
-
-    `limited` (which limits, when a limited run may not promote) skips the rule and leaves the registry alone.
-    """
+    """Each model of the run against the registry's champion; records nothing (see `record_run`). `limited` (the
+    limits of a run that may not promote) skips the rule."""
     registry = load_registry(layout.registry)
     decisions = {}
     for name, challenger in candidates.items():

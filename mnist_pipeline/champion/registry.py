@@ -40,11 +40,9 @@ class Registry:
 
 
 def load_registry(path: Path) -> Registry:
-    """Read the registry; a missing file is an empty one, anything unreadable is an error (never overwritten).
-
-    A missing file beside its backup is an error too, not an empty registry: the backup says a registry existed,
-    and writing an empty one's successor would lose its history and let retention delete its champions' files.
-    The backup is not restored automatically: it is one update behind, and the file may have gone on purpose."""
+    """Read the registry; a missing file is an empty one, anything unreadable is an error (never overwritten). So is
+    a missing file beside its backup: an empty successor would lose the history and let retention delete the
+    champions' files. The backup is not restored automatically: it is one update behind."""
     backup = backup_path(path)
     if not path.exists():
         if backup.exists():
@@ -76,10 +74,8 @@ def find_champion(registry: Registry, model: str) -> Candidate | None:
 
 
 def record_decision(path: Path, decision: Decision, challenger: Candidate, at: str) -> Registry:
-    """Append the decision to the history; a promotion makes `challenger` the champion of `decision.model`.
-
-    Call while holding `registry_lock(path)`, the same lock under which the champion was read for the decision.
-    """
+    """Append the decision to the history; a promotion makes `challenger` the champion of `decision.model`. Call
+    under `registry_lock(path)`, held since the champion was read for the decision."""
     registry = load_registry(path)
     previous = find_champion(registry, decision.model)
     registry.history.append(

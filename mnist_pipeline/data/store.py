@@ -73,13 +73,8 @@ def write_split(path: Path, split: Split) -> None:
 
 
 def read_table(path: Path, columns: tuple[str, ...] = COLUMNS, max_bytes: int = MAX_ARRAY_BYTES) -> pa.Table:
-    """Read a split file, naming the file and the columns when it is not one of ours.
-
-    `ParquetFile`, not `pq.read_table`: the latter imports pyarrow.dataset on first use (~0.15 s per process,
-    three times the read itself). `ParquetFile.read` skips unknown columns silently, hence the explicit check.
-    The size the footer declares for those columns is checked against `max_bytes` before any page is
-    decompressed (`declared_table_bytes`).
-    """
+    """Read a split file, naming the file and the columns when it is not one of ours; the footer's declared size is
+    checked against `max_bytes` first. `ParquetFile`, not `pq.read_table`, which imports pyarrow.dataset (~0.15 s)."""
     try:
         with pq.ParquetFile(path, memory_map=True) as parquet:
             missing = [name for name in columns if name not in parquet.schema_arrow.names]
@@ -215,11 +210,8 @@ def build_manifest(
 
 
 def write_version(dataset: RawDataset, layout: DataLayout, lineage: dict[str, Any] | None = None) -> IngestResult:
-    """Write the dataset as the immutable folder `datasets/<version>`; it does not become current here.
-
-    Call under `versions.ingest_lock`. A version folder that already holds this exact content is reused as is;
-    any failure leaves every existing folder untouched (the new one is built in a staging folder and renamed in).
-    """
+    """Write the dataset as the immutable folder `datasets/<version>` (not current yet), under `ingest_lock`. A
+    folder holding this exact content is reused; the new one is built in a staging folder and renamed in."""
     names = dataset.split_names()
     split_hashes = {name: hash_split(dataset.split(name).images, dataset.split(name).labels) for name in names}
     fingerprint = fingerprint_dataset(split_hashes)
@@ -255,10 +247,7 @@ def write_version(dataset: RawDataset, layout: DataLayout, lineage: dict[str, An
 
 
 def publish_dataset(dataset: RawDataset, layout: DataLayout) -> IngestResult:
-    """Write the dataset as a version and make it current at once, without validation (tests and benchmarks).
-
-    Pipeline runs and `mnist-pipeline ingest` use `write_version` and publish only after the validation gate.
-    """
+    """Write the dataset as a version and make it current at once, without validation (tests and benchmarks)."""
     with ingest_lock(layout):
         result = write_version(dataset, layout)
         make_current(layout, result.manifest["fingerprint"])

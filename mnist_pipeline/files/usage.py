@@ -27,10 +27,8 @@ def mark_used(lock: Path, paths: Iterable[Path]) -> bool:
 
 
 def reuse_summary(lock: Path, summary: Path, *outputs: Path) -> dict[str, Any] | None:
-    """The JSON summary recorded beside `outputs` when it and they are there (marked used), else None.
-
-    A summary is written after its outputs, so its presence says they are complete; one that cannot be read is no
-    record, and the stage runs again and rewrites it."""
+    """The JSON summary recorded beside `outputs` when it and they are there (marked used), else None: it is written
+    after them, so it says they are complete; an unreadable one is no record (the stage runs again)."""
     if not mark_used(lock, [*outputs, summary]):
         return None
     try:

@@ -226,18 +226,15 @@ def prepare_images(
             row = indices[index]
             empty[row], keep[row], line = classify_failure(exc, str(folder / names[row]))
             problems += [line] if line else []
+    kept_grays = [gray for gray, kept in zip(grays, keep, strict=True) if kept]
     return LabelledBatch(
         images=prepared[keep],
         labels=labels[keep],
         names=[name for name, kept in zip(names, keep, strict=True) if kept],
-        raw_height=np.array([gray.shape[0] for gray, kept in zip(grays, keep, strict=True) if kept], dtype=np.int32),
-        raw_width=np.array([gray.shape[1] for gray, kept in zip(grays, keep, strict=True) if kept], dtype=np.int32),
-        raw_min=np.array(
-            [gray.min() if gray.size else 0 for gray, kept in zip(grays, keep, strict=True) if kept], dtype=np.float64
-        ),
-        raw_max=np.array(
-            [gray.max() if gray.size else 0 for gray, kept in zip(grays, keep, strict=True) if kept], dtype=np.float64
-        ),
+        raw_height=np.array([gray.shape[0] for gray in kept_grays], dtype=np.int32),
+        raw_width=np.array([gray.shape[1] for gray in kept_grays], dtype=np.int32),
+        raw_min=np.array([gray.min() if gray.size else 0 for gray in kept_grays], dtype=np.float64),
+        raw_max=np.array([gray.max() if gray.size else 0 for gray in kept_grays], dtype=np.float64),
         empty=empty[keep],
         problems=problems,
     )

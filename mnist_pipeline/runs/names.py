@@ -34,11 +34,8 @@ def check_run_name(name: Any) -> str:
 
 
 def compose_run_name(prefix: str, run_id: str, at: datetime, id_digits: int) -> str:
-    """Readable, sortable, unique: `<prefix>-YYYY-MM-DD-HHMMSS-<first id_digits of the flow run id>`.
-
-    The id's digits keep apart runs started in the same second on any process or worker; `claim_run_dir` then
-    makes sure no two runs ever share a folder.
-    """
+    """Readable, sortable, unique: `<prefix>-YYYY-MM-DD-HHMMSS-<first id_digits of the flow run id>` (the id's
+    digits keep apart runs started in the same second)."""
     return check_run_name(f"{prefix}-{at:%Y-%m-%d-%H%M%S}-{run_id[:id_digits]}")
 
 
