@@ -1,8 +1,7 @@
 """The expected image size: 28x28 for every source unless the user declares another with `--image-shape HxW`.
 
-The seed's models are defined for 28x28 digits; a dataset of another size is refused at ingest unless declared,
-the declared size is recorded in the manifest, validation checks every image against it, and training builds the
-models' input for it.
+A dataset of another size is refused at ingest unless declared; the declared size is recorded in the manifest,
+checked by validation and used by training.
 """
 
 from __future__ import annotations

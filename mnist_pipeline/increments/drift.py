@@ -7,7 +7,6 @@ most `REFERENCE_SAMPLE` images, so the cost grows with the batch, not with the h
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -259,7 +258,7 @@ def compare_outputs(batch: np.ndarray | None, reference: np.ndarray | None, skip
     per_class = ALPHA / N_CLASSES
     confidence = ("champion_confidence", "two-sample KS", ALPHA, lambda probs: probs.max(axis=1))
     classes = [
-        (f"champion_prob_{k}", "two-sample KS, Bonferroni over 10 classes", per_class, _column(k))
+        (f"champion_prob_{k}", "two-sample KS, Bonferroni over 10 classes", per_class, lambda probs, k=k: probs[:, k])
         for k in range(N_CLASSES)
     ]
     if batch is None or reference is None or skipped is not None:
@@ -276,10 +275,6 @@ def compare_outputs(batch: np.ndarray | None, reference: np.ndarray | None, skip
         detail = f"batch mean {ours.mean():.3g}, reference mean {theirs.mean():.3g}"
         tests.append(_ks_test(name, method, alpha, ours, theirs, detail))
     return tests
-
-
-def _column(k: int) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda probs: probs[:, k]
 
 
 def _ks_test(name: str, method: str, alpha: float, batch: np.ndarray, reference: np.ndarray, detail: str) -> DriftTest:

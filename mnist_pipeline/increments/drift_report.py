@@ -85,10 +85,7 @@ def _legend_handles() -> list[Artist]:
 
 def _set_title(ax: Axes, title: str, flagged: bool) -> None:
     """A panel's title, red and bold when its test flagged."""
-    if flagged:
-        ax.set_title(title, color=FLAGGED_COLOR, fontweight="bold")
-    else:
-        ax.set_title(title)
+    ax.set_title(title, **({"color": FLAGGED_COLOR, "fontweight": "bold"} if flagged else {}))
 
 
 def _draw_histogram(ax: Axes, batch: np.ndarray, reference: np.ndarray) -> None:

