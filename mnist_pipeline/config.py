@@ -1,8 +1,6 @@
 """The run options, defined once: RunConfig's fields are the CLI's `run`/`serve` options and the flow's parameters.
 
-Each field holds its type, default, validation and help text (its description). `cli.main` generates the options
-from the fields, `takes_run_parameters` gives the flow one parameter per field, and `build_config` validates
-values from either into a RunConfig, so a bad value is one PipelineError line before any work starts.
+`build_config` validates values from either, so a bad value is one PipelineError line before any work starts.
 """
 
 import inspect

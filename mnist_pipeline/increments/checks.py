@@ -52,13 +52,9 @@ def known_images(index: pa.Table, mnist_test_shas: np.ndarray, batch_shas: np.nd
 
 
 def profile_batch(batch: PendingBatch, known: KnownImages) -> pd.DataFrame:
-    """One row per image: label, raw size and range, emptiness, and where else its content occurs.
-
-    `raw_side` is the image's shorter side when it is under 1 pixel, else its longer side; `raw_pixel` its lowest
-    raw value when that is below 0, else its highest: each the value its one check judges.
-
-    Rows without a prepared image (empty, or pixels out of range) have no hash: they fail their own check only.
-    """
+    """One row per image: label, raw size and range, emptiness, and where else its content occurs. `raw_side` and
+    `raw_pixel` hold the one value their check judges (the side under 1 or the longer; the value below 0 or the
+    highest); rows without a prepared image have no hash, so they fail their own check only."""
     table = batch.table
     shas = as_sha_array(batch.shas)
     empty = table.column("empty").to_numpy(zero_copy_only=False)

@@ -34,11 +34,8 @@ MANIFEST_FILE = "manifest.json"
 def accept_batch(
     layout: DataLayout, batch: PendingBatch, checks: list[CheckResult], drift: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """Make the batch an increment, add it to the index and drop it from the inbox; returns its manifest.
-
-    Call under the increments lock. An increment folder already there (a gate killed before it updated the index,
-    or before it removed the pending batch) is kept as it is, and only what is missing is completed.
-    """
+    """Make the batch an increment, add it to the index and drop it from the inbox; returns its manifest. Call
+    under the increments lock; what a killed gate already did is kept and only what is missing is completed."""
     test = is_test_part(batch.shas)
     final = layout.increments / batch.id
     if (final / MANIFEST_FILE).is_file():

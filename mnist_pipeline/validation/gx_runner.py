@@ -21,10 +21,8 @@ PARTIAL_UNEXPECTED = 5
 
 
 def import_quiet_gx() -> ModuleType:
-    """Import great_expectations with its loggers at WARNING (its import alone logs thousands of lines).
-
-    Its own DeprecationWarnings (sre_constants, sre_parse) are not ours to act on, so the import hides them.
-    """
+    """Import great_expectations with its loggers at WARNING (its import alone logs thousands of lines), hiding its
+    own DeprecationWarnings, which are not ours to act on."""
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -42,10 +42,8 @@ class _Segments:
 
 
 def profile_split(table: pa.Table, origin: str) -> pd.DataFrame:
-    """One row per image: ids, label, declared shape, pixels present, pixel range, nulls, content hash.
-
-    Pixel columns are NaN for null images, so a missing image fails its own check and no other.
-    """
+    """One row per image: ids, label, declared shape, pixels present, pixel range, nulls, content hash; pixel
+    columns are NaN for null images, so a missing image fails its own check and no other."""
     height = _numeric_column(table, "height", origin)
     width = _numeric_column(table, "width", origin)
     segments = _image_segments(table.column("image"), origin)

@@ -21,10 +21,8 @@ DATASET = "dataset"
 
 
 def hash_table(table: pa.Table, origin: str, empty_shape: tuple[int, int]) -> tuple[str | None, str]:
-    """(sha256, "") of a split's content, or (None, why) when it is not in the shape ingestion writes.
-
-    An empty file cannot tell its image size, so `empty_shape` (the manifest's) stands in, as at ingest.
-    """
+    """(sha256, "") of a split's content, or (None, why) when it is not in the shape ingestion writes; an empty file
+    cannot tell its image size, so `empty_shape` (the manifest's) stands in, as at ingest."""
     if table.num_rows == 0:
         return hash_split(np.zeros((0, *empty_shape), dtype=np.uint8), np.zeros(0, dtype=np.int64)), ""
     labels = table.column("label")

@@ -1,7 +1,6 @@
 """The expectations, as Great Expectations configurations: plain dicts, so this module imports instantly.
 
-Each configuration's meta carries the words for its messages: `found` describes offending rows ("label {values}
-found"), `expected` completes "expected ..."; they come back on GX's own result objects.
+Each one's meta carries the words for its messages (`found`, `expected`), which come back on GX's results.
 """
 
 from __future__ import annotations
@@ -37,10 +36,8 @@ def choose_image_shape(manifest: dict[str, Any], canonical: bool, declared: tupl
 
 
 def build_suite(split: str, canonical: bool, shape: tuple[int, int]) -> dict[str, list[dict[str, Any]]]:
-    """Every expectation for one split, per frame it reads: the profile (one row per image) and the class counts.
-
-    The `new` split (increments' test parts) may be empty or lack classes: only its rows themselves are checked.
-    """
+    """Every expectation for one split, per frame it reads: the profile and the class counts. The `new` split may
+    be empty or lack classes: only its rows themselves are checked."""
     height, width = shape
     declared = f"images {height}x{width}, --image-shape"
     labels = list(CLASSES)
