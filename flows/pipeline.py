@@ -144,12 +144,7 @@ def mnist_pipeline(**parameters: Any) -> dict[str, str]:
     provenance = {"versions": collect_versions(), "git_commit": find_git_commit()}
     pinned = layout.pin(manifest["fingerprint"])
     outcomes, seconds = train_and_evaluate.with_options(task_runner=runner)(jobs, pinned, config.reports_dir, run_dir)
-    run = {
-        "name": flow_run.name,
-        "flow_run_id": flow_run.id,
-        "flow_run_url": flow_run.ui_url,
-        "started_at": started_at,
-    }
+    run = {"name": flow_run.name, "flow_run_id": flow_run.id, "flow_run_url": flow_run.ui_url, "started_at": started_at}
     metrics = assemble_metrics(config, run, manifest, validation, outcomes, clock.seconds | seconds, provenance)
     candidates = {
         name: candidate_from_outcome(result, run["name"], metrics["data"]) for name, result in outcomes.items()

@@ -132,8 +132,7 @@ class RunConfig(BaseModel):
         description="fine-tune each model's champion on the current data for a few epochs instead of training anew",
     )
     require_new_data: Annotated[bool, Strict()] = Field(
-        False,
-        description="train nothing when every selected model's champion was trained on the current dataset",
+        False, description="train nothing when every selected model's champion was trained on the current dataset"
     )
 
     @field_validator("epochs")

@@ -206,10 +206,7 @@ def _set_scores(candidate: Candidate, name: str) -> tuple[int, float, tuple[floa
 
 
 def _judge(
-    challenger: Candidate,
-    champion: Candidate,
-    policy: PromotionPolicy,
-    compared: dict[str, tuple[float, int]],
+    challenger: Candidate, champion: Candidate, policy: PromotionPolicy, compared: dict[str, tuple[float, int]]
 ) -> tuple[bool, str]:
     """One loop over the sets compared (`new` when there is one, and `test`): win on the first by more than the
     margin, lose at most `max_test_drop` on `test` when it is not the deciding set, and no digit's recall falling

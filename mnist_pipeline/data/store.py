@@ -25,14 +25,7 @@ from mnist_pipeline.data.checksums import fingerprint_dataset, hash_split
 from mnist_pipeline.data.dataset import RawDataset, Split
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.limits import MAX_ARRAY_BYTES, check_declared_size
-from mnist_pipeline.data.versions import (
-    MARKER,
-    ingest_lock,
-    make_current,
-    mark_ingested,
-    set_aside_path,
-    settle_swap,
-)
+from mnist_pipeline.data.versions import MARKER, ingest_lock, make_current, mark_ingested, set_aside_path, settle_swap
 from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.files.atomic import sync_path, write_json_atomic
 

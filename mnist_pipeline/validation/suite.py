@@ -93,10 +93,7 @@ def build_suite(split: str, canonical: bool, shape: tuple[int, int]) -> dict[str
         _between("pixel_max", "pixel max {values} found", pixel_range, low, high),
     ]
     if split == NEW_SPLIT:
-        return {
-            PROFILE_FRAME: [check for check in profile if check["type"] != EVERY_CLASS_PRESENT],
-            CLASSES_FRAME: [],
-        }
+        return {PROFILE_FRAME: [check for check in profile if check["type"] != EVERY_CLASS_PRESENT], CLASSES_FRAME: []}
     share_low, share_high = CLASS_SHARE
     share = f"each class between {share_low:.0%} and {share_high:.0%} of the split"
     return {PROFILE_FRAME: profile, CLASSES_FRAME: [_between("share", "", share, share_low, share_high)]}

