@@ -1,7 +1,5 @@
-"""Prefect tasks: champion/challenger. Promote a freshly trained model only when it clearly beats the champion.
-
-Both run under the flow's `registry_lock`: decide first, record last (after the report and metrics.json).
-"""
+"""Prefect tasks: champion/challenger, both under the flow's `registry_lock`: decide first, record last (after the
+report and metrics.json)."""
 
 from __future__ import annotations
 

@@ -13,11 +13,8 @@ FILE_STEM = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,99}")
 
 @dataclass(frozen=True)
 class DataLayout:
-    """Paths under `--data-dir`: raw downloads, the published Parquet dataset, its versions, models.
-
-    A layout pinned to one dataset version (`pin`) reads that version even if a concurrent ingest publishes
-    another one meanwhile: a run computes its cache keys from one fingerprint and must train on that data.
-    """
+    """Paths under `--data-dir`. A layout pinned to one dataset version (`pin`) reads it even if a concurrent ingest
+    publishes another: a run computes its cache keys from one fingerprint and must train on that data."""
 
     root: Path
     version: str | None = None

@@ -163,10 +163,8 @@ def compute_drift(
 ) -> DriftReport:
     """Every drift test of a batch (uint8 (n, 28, 28) MNIST-style images, labels 0..9) against the training data.
 
-    `reference_probs` are the champion's outputs on images it was NOT trained on (e.g. the `test` split): on its
-    own training images it is more confident than on any new batch, and the black-box tests would always flag.
-    They need not be the reference images' outputs. A reference larger than REFERENCE_SAMPLE is sampled with
-    `choose_reference_rows` (images and labels alike; the probabilities on their own).
+    `reference_probs` are the champion's outputs on images it was NOT trained on (e.g. `test`): on its own training
+    images it is over-confident, and the black-box tests would always flag. Large references are sampled.
     """
     if (batch_probs is None) != (reference_probs is None):
         raise ValueError("batch_probs and reference_probs go together: give both or neither")
@@ -198,11 +196,8 @@ def _empty_reason(batch_rows: int, reference_rows: int) -> str | None:
 
 
 def compare_labels(batch: np.ndarray, reference: np.ndarray, large: bool, skipped: str | None) -> DriftTest:
-    """Chi-square goodness of fit (small batch) or Jensen-Shannon distance (large batch) of the label counts.
-
-    The reference's proportions are add-one smoothed, so a digit the reference lacks has a small but non-zero
-    expected count (chi-square needs every expected count above zero) and a batch full of it stands out.
-    """
+    """Chi-square goodness of fit (small batch) or Jensen-Shannon distance (large batch) of the label counts; the
+    reference's shares are add-one smoothed, since chi-square needs every expected count above zero."""
     name = "label_distribution"
     if large:
         method, kind, threshold = "Jensen-Shannon distance (base 2)", "distance", JS_THRESHOLD

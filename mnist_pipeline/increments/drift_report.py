@@ -1,8 +1,5 @@
-"""The gate's verdict as people see it: the `mnist-increment` artifact's markdown (the verdict, every blocking
-check, then the drift section) and the drift report's picture (PNG).
-
-The picture is drawn with the report's chart style (`mnist_pipeline.report.charts`) and inlined in the markdown
-as its compact copy, since the Prefect database stores every artifact.
+"""The gate's verdict as people see it: the `mnist-increment` artifact's markdown and the drift picture (PNG, in
+the report's chart style, inlined compact since the Prefect database stores every artifact).
 """
 
 from __future__ import annotations

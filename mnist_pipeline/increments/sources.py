@@ -30,10 +30,7 @@ IDX_LABELS_NAME = re.compile(r"idx1[-.]ubyte(\.gz)?$", re.IGNORECASE)
 @dataclass(frozen=True)
 class LabelledBatch:
     """Prepared 28x28 uint8 images with their labels and names, what the raw images measured, and the problems.
-
-    `empty` rows are inputs without ink (their image is all zeros); `raw_min`/`raw_max` are the pixel values as
-    read (arrays may hold values outside 0..255: those rows stay all zeros and fail the pixel-range check).
-    """
+    `empty` rows had no ink; rows whose raw pixels (`raw_min`/`raw_max`) are outside 0..255 stay all zeros."""
 
     images: np.ndarray
     labels: np.ndarray

@@ -1,7 +1,4 @@
-"""How a run is named, labelled and given its report folder.
-
-Run names become directory names and links: only names that cannot leave reports/runs/ are accepted.
-"""
+"""How a run is named, labelled and given its report folder; names that could leave reports/runs/ are refused."""
 
 from __future__ import annotations
 

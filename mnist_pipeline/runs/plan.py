@@ -1,7 +1,4 @@
-"""What a run will do before it does it: how models train side by side, and each model's job and keys.
-
-Typed jobs out (`modeling.jobs.TrainingJob`), so the flow only submits what this plans.
-"""
+"""What a run will do before it does it: how models train side by side, and each model's typed job and keys."""
 
 from __future__ import annotations
 
