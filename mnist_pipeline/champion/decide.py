@@ -51,7 +51,8 @@ def decide_against_champion(
     """Apply the rule, first re-scoring the champion on whichever of the challenger's sets it was not measured on:
     `test` when the test split (or the limit) changed, `new` whenever it grew, so both face the same rows."""
     note = ""
-    if champion is not None and needs_rescoring(challenger, champion):
+    grown = challenger.new is not None and champion is not None and not same_new_split(champion, challenger)
+    if champion is not None and (grown or not same_test_split(champion, challenger)):
         if layout.model_file(name, champion.key).is_file():
             champion = rescore_champion(layout, name, challenger, champion, test_limit)
         else:
@@ -59,12 +60,6 @@ def decide_against_champion(
             champion = None
     decision = decide_promotion(name, challenger, champion, policy)
     return dataclasses.replace(decision, reason=note + decision.reason)
-
-
-def needs_rescoring(challenger: Candidate, champion: Candidate) -> bool:
-    """Whether the champion's recorded scores miss one of the challenger's sets' rows."""
-    grown = challenger.new is not None and not same_new_split(champion, challenger)
-    return grown or not same_test_split(champion, challenger)
 
 
 def rescore_champion(

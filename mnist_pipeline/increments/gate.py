@@ -31,7 +31,7 @@ from mnist_pipeline.increments.inbox import PendingBatch
 from mnist_pipeline.increments.store import read_increment_manifest
 from mnist_pipeline.increments.versions import find_current_fingerprint
 from mnist_pipeline.modeling.registry import CNN_MODEL
-from mnist_pipeline.modeling.serving import Engine, open_engine
+from mnist_pipeline.modeling.serving import open_engine
 from mnist_pipeline.predict.preprocess import MNIST_SHAPE
 from mnist_pipeline.validation.results import CheckResult
 
@@ -91,26 +91,14 @@ def sample_split(path: str, limit: int = REFERENCE_SAMPLE, max_groups: int = REF
     return Split(images=images_from_table(table, path).copy(), labels=table.column("label").to_numpy().astype(np.int64))
 
 
-def find_reference_layout(layout: DataLayout, dataset: DataLayout) -> DataLayout:
-    """The version the drift reference comes from: the current published one (the champion's training data),
-    else `dataset` (the first run, before anything was published)."""
-    return layout if find_current_fingerprint(layout) is not None else dataset
-
-
-def open_champion(layout: DataLayout) -> Engine | None:
-    """The CNN champion's engine for the black-box shift tests, or None without one."""
-    candidate = find_champion(load_registry(layout.registry), CNN_MODEL)
-    if candidate is None:
-        return None
-    return open_engine(layout, CNN_MODEL, candidate.key)
-
-
 def measure_drift(layout: DataLayout, dataset: DataLayout, batch: PendingBatch) -> DriftOutcome:
-    """The batch against a sample of the training data (`find_reference_layout`); the champion's outputs on the
-    test split, which it was not trained on, are the reference for its outputs on the batch."""
-    reference_layout = find_reference_layout(layout, dataset)
+    """The batch against a sample of the training data: the current published version's (the champion's), else
+    `dataset`'s (before the first publish). The CNN champion's outputs on the test split, which it was not trained
+    on, are the reference for its outputs on the batch."""
+    reference_layout = layout if find_current_fingerprint(layout) is not None else dataset
     reference = sample_split(str(reference_layout.split_file("train")))
-    engine = open_champion(layout)
+    champion = find_champion(load_registry(layout.registry), CNN_MODEL)
+    engine = open_engine(layout, CNN_MODEL, champion.key) if champion is not None else None
     batch_probs = reference_probs = None
     if engine is not None:
         batch_probs = champion_probabilities(engine, batch.images)
