@@ -77,21 +77,11 @@ def record_decision(path: Path, decision: Decision, challenger: Candidate, at: s
     """Append the decision to the history; a promotion makes `challenger` the champion of `decision.model`. Call
     under `registry_lock(path)`, held since the champion was read for the decision."""
     registry = load_registry(path)
+    kind = "forced" if decision.forced else "promoted" if decision.promoted else "kept"
     previous = find_champion(registry, decision.model)
-    registry.history.append(
-        {
-            "kind": "forced" if decision.forced else "promoted" if decision.promoted else "kept",
-            "model": decision.model,
-            "at": at,
-            "reason": decision.reason,
-            "run_name": challenger.run_name,
-            "accuracy": decision.challenger_accuracy,
-            "champion_accuracy": decision.champion_accuracy,
-            "candidate": asdict(challenger),
-            "previous_champion": asdict(previous) if previous is not None else None,
-            "decision": asdict(decision),
-        }
-    )
+    event = _event(kind, decision.model, at, decision.reason, challenger, previous, decision)
+    event |= {"accuracy": decision.challenger_accuracy, "champion_accuracy": decision.champion_accuracy}
+    registry.history.append(event)
     if decision.promoted:
         registry.champions[decision.model] = ChampionEntry(
             decision.model, challenger, at, decision.forced, decision.reason
@@ -116,23 +106,28 @@ def rollback(path: Path, model: str, reason: str, at: str) -> Registry:
             found = f"only {lineage[0].candidate.model_path}" if lineage else "no champion at all"
             raise PromotionError(f"{path}: cannot roll back {model}: expected an earlier champion, found {found}")
         current, restored = lineage[-1].candidate, lineage[-2]
-        registry.history.append(
-            {
-                "kind": "rollback",
-                "model": model,
-                "at": at,
-                "reason": reason,
-                "run_name": restored.candidate.run_name,
-                "accuracy": restored.candidate.test_accuracy,
-                "champion_accuracy": current.test_accuracy,
-                "candidate": asdict(restored.candidate),
-                "previous_champion": asdict(current),
-                "decision": None,
-            }
-        )
+        registry.history.append(_event("rollback", model, at, reason, restored.candidate, current, None))
         registry.champions[model] = restored
         _write(path, registry)
     return registry
+
+
+def _event(
+    kind: str, model: str, at: str, reason: str, chosen: Candidate, prior: Candidate | None, decision: Decision | None
+) -> dict[str, Any]:
+    """One history event, its keys in the order the file has always had."""
+    return {
+        "kind": kind,
+        "model": model,
+        "at": at,
+        "reason": reason,
+        "run_name": chosen.run_name,
+        "accuracy": chosen.test_accuracy,
+        "champion_accuracy": prior.test_accuracy if prior is not None else None,
+        "candidate": asdict(chosen),
+        "previous_champion": asdict(prior) if prior is not None else None,
+        "decision": asdict(decision) if decision is not None else None,
+    }
 
 
 def list_champions(registry: Registry) -> list[dict[str, Any]]:
