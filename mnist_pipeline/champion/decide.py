@@ -65,8 +65,8 @@ def decide_against_champion(
 def rescore_champion(
     layout: DataLayout, name: str, challenger: Candidate, champion: Candidate, test_limit: int | None
 ) -> Candidate:
-    """The champion with its scores on the challenger's `test` and `new` sets, re-evaluated where its recorded
-    scores are for other rows (its saved model scored by the one function runs use, `evaluate_saved_model`)."""
+    """The champion re-scored (`evaluate_saved_model`, as runs score) on whichever of the challenger's sets its
+    recorded scores are not for."""
     from mnist_pipeline.modeling.evaluation import evaluate_saved_model
 
     pinned = layout.pin(challenger.data_fingerprint)

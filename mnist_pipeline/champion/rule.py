@@ -105,8 +105,7 @@ def count_class_rows(confusion_matrix: list[list[int]] | None) -> tuple[int, ...
 
 @dataclass(frozen=True)
 class PromotionPolicy:
-    """How much better a challenger must be, and how much worse it may be; all thresholds are fractions (see
-    `defaults`)."""
+    """How much better a challenger must be, and how much worse it may be; fractions (see `defaults`)."""
 
     min_accuracy_gain: float = defaults.PROMOTION_MARGIN
     max_recall_drop: float = defaults.MAX_RECALL_DROP
@@ -164,9 +163,7 @@ def same_new_split(a: Candidate, b: Candidate) -> bool:
 def decide_promotion(
     model: str, challenger: Candidate, champion: Candidate | None, policy: PromotionPolicy
 ) -> Decision:
-    """Apply the rule. With a `new` set: a gain on `new` above the margin (strictly), a `test` drop of at most
-    `max_test_drop`, and no digit's recall falling by more than the maximum on either set. While `new` is empty:
-    a gain on `test` above the margin and no digit's recall falling too far on it."""
+    """Apply the rule (`_judge`) against `champion`; without one, the challenger becomes the first champion."""
     if champion is None:
         scores = f"challenger {_percent(challenger.test_accuracy)}"
         if challenger.new is not None:

@@ -61,9 +61,8 @@ class DataLayout:
         return self.root / "validations"
 
     def model_file(self, model: str, key: str) -> Path:
-        """A trained model's file, found from its name and key: paths recorded elsewhere go stale when the data
-        dir moves, the key does not. Its files share the key as stem (`<key>.json` is its training summary).
-        Name and key come from files (metrics.json, the registry), so both are checked (`check_file_stem`)."""
+        """A trained model's file, from its name and key (recorded paths go stale when the data dir moves); both
+        come from files, so both are checked (`check_file_stem`)."""
         return self.models / check_file_stem(model, "model name") / f"{check_file_stem(key, 'model key')}.keras"
 
     def resume_file(self, model: str, key: str) -> Path:

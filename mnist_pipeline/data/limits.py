@@ -48,9 +48,7 @@ def check_image_pixels(height: int, width: int, origin: str | None = None) -> No
 
 
 def check_zip_members(path: Path, archive: zipfile.ZipFile, limit: int) -> None:
-    """Refuse an archive any of whose members declares more than `limit` bytes uncompressed.
-
-    `zipfile` never decompresses past a member's declared `file_size` (and fails its CRC check if there is more),
-    so checking the declared sizes bounds what reading the members can cost."""
+    """Refuse an archive any of whose members declares more than `limit` bytes uncompressed: `zipfile` never
+    decompresses past a member's declared `file_size`, so this bounds what reading the members costs."""
     for info in archive.infolist():
         check_declared_size(f"{path}: member {info.filename}", "a member", info.file_size, limit)

@@ -83,8 +83,7 @@ def settle_swap(aside: Path, target: Path) -> None:
 
 
 def clean_leftovers(layout: DataLayout) -> list[Path]:
-    """Remove what killed processes left: ingest's staging and download folders (call under the ingest lock) and
-    stale temp files of atomic writes anywhere under the data dir; a version set aside by a killed swap is put
+    """Remove what killed processes left (call under the ingest lock); a version set aside by a killed swap is put
     back first (`settle_swap`)."""
     for aside in layout.versions.glob(f"{SET_ASIDE_PREFIX}*"):
         settle_swap(aside, layout.versions / aside.name.removeprefix(SET_ASIDE_PREFIX))

@@ -77,9 +77,8 @@ def replace_symlink(link: Path, target: str) -> None:
 
 
 def remove_stale_temps(root: Path) -> list[Path]:
-    """Remove temp files of `atomic_path` (`.NAME.XXXX.tmp`), model staging folders (`.NAME.keras.XXXX`) and
-    inbox staging folders (`inbox/.staging-*`) under `root` that are older than STALE_TEMP_SECONDS: what killed
-    processes left; younger ones may be live."""
+    """Remove the temp files and staging folders under `root` that killed processes left: those older than
+    STALE_TEMP_SECONDS (younger ones may be live)."""
     if not root.is_dir():
         return []
     cutoff = time.time() - STALE_TEMP_SECONDS

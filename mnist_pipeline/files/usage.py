@@ -15,9 +15,8 @@ from mnist_pipeline.files.atomic import hold_lock
 
 
 def mark_used(lock: Path, paths: Iterable[Path]) -> bool:
-    """Touch each path that exists, under `lock` held shared; returns whether all of them exist.
-
-    Only recency is lost where a file cannot be touched (another user's file, a read-only mount)."""
+    """Touch each path that exists (where one cannot be touched, only recency is lost), under `lock` held shared;
+    returns whether all of them exist."""
     paths = list(paths)
     with hold_lock(lock, shared=True):
         for path in paths:

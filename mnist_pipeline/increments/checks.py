@@ -155,9 +155,7 @@ def count_shares_after(batch: PendingBatch, train_counts: np.ndarray) -> pd.Data
 
 
 def run_checks(batch: PendingBatch, known: KnownImages, min_images: int, train_counts: np.ndarray) -> list[CheckResult]:
-    """Every blocking check's outcome; a failure's message is one line naming a few offending inputs.
-
-    `train_counts` are the rows per class of the train split the batch would join (without the batch)."""
+    """Every blocking check's outcome; `train_counts` are the rows per class of the train split the batch joins."""
     problems = [str(line) for line in batch.meta.get("problems", [])]
     frames = {
         PROFILE_FRAME: profile_batch(batch, known),

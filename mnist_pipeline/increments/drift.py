@@ -230,9 +230,8 @@ def count_labels(labels: np.ndarray) -> np.ndarray:
 
 
 def compare_feature(name: str, batch: np.ndarray, reference: np.ndarray, large: bool, skipped: str | None) -> DriftTest:
-    """Two-sample KS (small batch) or the reference-normalised Wasserstein distance (large batch) of one
-    per-image statistic. The KS level is Bonferroni-corrected over the statistics: at ALPHA each, an honest batch
-    would flag one of seven in about one batch of six (measured on drawn digits)."""
+    """Two-sample KS (small batch) or reference-normalised Wasserstein distance (large batch) of one statistic; KS
+    at ALPHA each would flag an honest batch about one time in six, hence Bonferroni over the seven."""
     if large:
         method, kind, threshold = "Wasserstein distance / reference std", "distance", WASSERSTEIN_THRESHOLD
     else:

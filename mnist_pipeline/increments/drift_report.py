@@ -42,9 +42,8 @@ def draw_drift_picture(
     reference_labels: np.ndarray | None = None,
     report: DriftReport | None = None,
 ) -> bytes:
-    """A PNG: each shape statistic's histogram, the batch's over the training data's (density-normalised, same
-    bins), the label shares when labels are given, then a grid of batch images evenly spread over the batch.
-    Statistics that `report` flagged have red titles. The reference is sampled as `compute_drift` samples it."""
+    """A PNG: each shape statistic's histogram over the training data's, the label shares, sample batch images;
+    what `report` flagged has a red title. The reference is sampled as `compute_drift` samples it."""
     rows = choose_reference_rows(len(reference_images))
     reference_images = np.asarray(reference_images)[rows]
     batch_shapes, reference_shapes = measure_shapes(batch_images), measure_shapes(reference_images)
