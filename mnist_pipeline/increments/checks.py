@@ -88,14 +88,9 @@ def build_batch_suite(min_images: int) -> dict[str, list[dict[str, Any]]]:
     """The blocking checks, per frame: the profile and the inputs that could not be read."""
     labels = list(CLASSES)
     low, high = PIXEL_RANGE
+    enough = f"at least {min_images} images (--min-images)"
     profile = [
-        _expect(
-            "expect_table_row_count_to_be_between",
-            "images",
-            f"at least {min_images} images (--min-images)",
-            "only {count} images",
-            min_value=min_images,
-        ),
+        _expect("expect_table_row_count_to_be_between", "images", enough, "only {count} images", min_value=min_images),
         _between("raw_side", "shapes", f"image sides of 1..{MAX_SIDE} pixels", "with a side of {values}", 1, MAX_SIDE),
         _between("raw_pixel", "pixel range", f"pixel values in {low}..{high}", "with pixel values {values}", low, high),
         _in_set("label", "labels", f"labels in {labels[0]}..{labels[-1]}", "with label {values}", labels),
@@ -133,14 +128,8 @@ def build_batch_suite(min_images: int) -> dict[str, list[dict[str, Any]]]:
         "expect_table_row_count_to_equal", "unreadable inputs", "every input readable", "could not be read", value=0
     )
     share_low, share_high = CLASS_SHARE
-    shares = _between(
-        "share",
-        CLASS_SHARES_CHECK,
-        f"each class {share_low:.0%}..{share_high:.0%} of the train split after accepting (as the dataset gate)",
-        "",
-        share_low,
-        share_high,
-    )
+    bounds = f"each class {share_low:.0%}..{share_high:.0%} of the train split after accepting (as the dataset gate)"
+    shares = _between("share", CLASS_SHARES_CHECK, bounds, "", share_low, share_high)
     return {PROFILE_FRAME: profile, PROBLEMS_FRAME: [readable], CLASSES_FRAME: [shares]}
 
 

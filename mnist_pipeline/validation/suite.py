@@ -44,23 +44,13 @@ def build_suite(split: str, canonical: bool, shape: tuple[int, int]) -> dict[str
     label_range = f"{labels[0]}..{labels[-1]}"
     low, high = PIXEL_RANGE
     pixel_range = f"pixel values in {low}..{high}"
-    if split == NEW_SPLIT:
-        row_count = _expect(
-            "expect_table_row_count_to_be_between", "", f"at most {MAX_ROWS} rows", min_value=0, max_value=MAX_ROWS
-        )
-    elif canonical:
-        rows = CANONICAL_ROWS[split]
-        row_count = _expect(
-            "expect_table_row_count_to_equal", "", f"exactly {rows} rows for canonical MNIST", value=rows
-        )
+    if canonical and split != NEW_SPLIT:
+        n = CANONICAL_ROWS[split]
+        row_count = _expect("expect_table_row_count_to_equal", "", f"exactly {n} rows for canonical MNIST", value=n)
     else:
-        row_count = _expect(
-            "expect_table_row_count_to_be_between",
-            "",
-            f"between 1 and {MAX_ROWS} rows",
-            min_value=1,
-            max_value=MAX_ROWS,
-        )
+        least = 0 if split == NEW_SPLIT else 1  # `new` may be empty
+        bound = f"at most {MAX_ROWS} rows" if least == 0 else f"between 1 and {MAX_ROWS} rows"
+        row_count = _expect("expect_table_row_count_to_be_between", "", bound, min_value=least, max_value=MAX_ROWS)
     profile = [
         row_count,
         _not_null("row_id", "row id"),
