@@ -46,8 +46,7 @@ def increment_gate(
     fingerprint: str | None = None,
 ) -> list[BatchVerdict]:
     """Judge the given batches (default: every pending one) against dataset version `fingerprint` (default: the
-    current one); returns per batch its id, whether it was accepted, the reasons, the flagged drift tests and a
-    note when it was not judged by this run (judged earlier, or finished after an interrupted gate)."""
+    current one); a verdict per batch, with a note when this run did not judge it."""
     drift_mode = check_drift_mode(drift)
     layout = DataLayout(Path(data_dir))
     against = layout.pin(fingerprint) if fingerprint else layout

@@ -69,8 +69,7 @@ def name_training_run() -> str:
 def train_and_evaluate(
     jobs: tuple[TrainingJob, ...], layout: DataLayout, reports_dir: Path, run_dir: Path
 ) -> tuple[dict[str, ModelOutcome], dict[str, float]]:
-    """Train every model concurrently on the flow's task runner; evaluate each as soon as it is trained. Returns
-    each model's outcome and the seconds of the train, evaluate and charts stages."""
+    """Train every model concurrently, evaluating each once it is trained; returns the outcomes and stage times."""
     logger = get_run_logger()
     clock = StageClock()
     trainings = {job.model: train_task.submit(job, layout) for job in jobs}

@@ -25,8 +25,7 @@ def decide_task(
     policy: PromotionPolicy,
     limited: str | None = None,
 ) -> dict[str, Decision]:
-    """Decide promotion per model against the registry's champion, on `new` and `test`; records nothing (see
-    `record_task`)."""
+    """Decide promotion per model against the registry's champion; records nothing (see `record_task`)."""
     return decide_run(layout, candidates, test_limit, policy, limited)
 
 

@@ -24,8 +24,7 @@ if TYPE_CHECKING:
 @task(name="train", task_run_name="train-{job.model}")
 @guarded
 def train_task(job: TrainingJob, layout: DataLayout) -> TrainedModel:
-    """Train the job's model on the pinned train split (a progress artifact per epoch), unless its saved model is
-    there."""
+    """Train the job's model (a progress artifact per epoch), unless its saved model is there."""
     logger = get_run_logger()
     model = job.model
     progress_id = create_progress_artifact(
@@ -61,8 +60,7 @@ def train_task(job: TrainingJob, layout: DataLayout) -> TrainedModel:
 @task(name="evaluate", task_run_name="evaluate-{job.model}")
 @guarded
 def evaluate_task(trained: TrainedModel, job: TrainingJob, layout: DataLayout, run_dir: Path) -> ModelOutcome:
-    """Scores on the (limited) `test` split of the pinned version and, when it has one, its whole `new` split; the
-    test predictions are copied into the run's folder (`predictions/<model>.parquet`) for its report."""
+    """Scores on `test` (limited) and `new`; the test predictions are copied into the run's folder for its report."""
     scores = evaluate_job(layout, job, trained)
     for split, scored in scores.by_set().items():
         get_run_logger().info(

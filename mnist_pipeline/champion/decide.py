@@ -48,8 +48,7 @@ def decide_against_champion(
     test_limit: int | None,
     policy: PromotionPolicy,
 ) -> Decision:
-    """Apply the rule, first re-scoring the champion on whichever of the challenger's sets it was not measured on:
-    `test` when the test split (or the limit) changed, `new` whenever it grew, so both face the same rows."""
+    """Apply the rule, first re-scoring the champion where its scores are for other rows than the challenger's."""
     note = ""
     grown = challenger.new is not None and champion is not None and not same_new_split(champion, challenger)
     if champion is not None and (grown or not same_test_split(champion, challenger)):

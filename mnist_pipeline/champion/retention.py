@@ -73,8 +73,7 @@ def _subfolders(root: Path) -> list[tuple[str, Path]]:
 
 
 def _group_by_key(folder: Path) -> dict[str, list[Path]]:
-    """`<key>.keras`, `<key>.onnx`, `<key>.json`, `<key>.resume.npz`...: one item per key; hidden (in-flight
-    temporary) files are left to the stale-temp cleanup."""
+    """`<key>.*` files, one item per key; hidden (in-flight) files are left to the stale-temp cleanup."""
     groups: dict[str, list[Path]] = {}
     for path in sorted(folder.iterdir(), key=lambda path: (path.suffix != ".json", path.name)):
         if not path.name.startswith("."):

@@ -148,8 +148,7 @@ class Decision:
 
 
 def same_test_split(a: Candidate, b: Candidate) -> bool:
-    """Whether two candidates were scored on the same test rows, so their numbers can be compared: the same test
-    content (by the dataset's fingerprint for entries that predate `test_sha256`) and row count."""
+    """Whether both were scored on the same test rows: content (the fingerprint before `test_sha256`) and count."""
     if a.test_sha256 and b.test_sha256:
         return (a.test_sha256, a.test_rows) == (b.test_sha256, b.test_rows)
     return (a.data_fingerprint, a.test_rows) == (b.data_fingerprint, b.test_rows)

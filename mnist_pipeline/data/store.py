@@ -35,8 +35,7 @@ MANIFEST_VERSION = 1
 
 @dataclass(frozen=True)
 class IngestResult:
-    """What ingestion did: the manifest of the version, whether anything was written, and where it is; `reused`
-    when the source was not even decoded (its input matched an ingest record)."""
+    """What ingestion did; `reused` when the source was not even decoded (its input matched an ingest record)."""
 
     manifest: dict[str, Any]
     written: bool

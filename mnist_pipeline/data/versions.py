@@ -45,8 +45,7 @@ def make_current(layout: DataLayout, fingerprint: str) -> None:
 
 
 def mark_ingested(layout: DataLayout, fingerprint: str) -> bool:
-    """Mark a version that is ingested again used, as a newly written one is; returns whether it is still there
-    (garbage collection may have removed it first: then it is written anew)."""
+    """Mark a re-ingested version used; returns whether it is still there (else gc took it: it is written anew)."""
     return mark_used(layout.gc_lock, [layout.versions / version_name(fingerprint)])
 
 

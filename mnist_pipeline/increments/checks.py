@@ -39,8 +39,7 @@ class KnownImages:
 
 
 def known_images(index: pa.Table, mnist_test_shas: np.ndarray, batch_shas: np.ndarray) -> KnownImages:
-    """What `profile_batch` compares against: the accepted images (and increments' test images) among the batch's,
-    found by probing the index with a hash set of the batch, and the MNIST test split's hashes."""
+    """What `profile_batch` compares against: the batch's images the index holds (probed by hash), MNIST's test."""
     wanted = as_sha_array(batch_shas)
     sha = index.column("sha")
     seen = index.filter(pc.is_in(sha, value_set=wanted)) if len(wanted) else index.slice(0, 0)

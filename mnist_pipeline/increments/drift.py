@@ -97,8 +97,7 @@ class DriftReport:
 
 
 def choose_reference_rows(total: int, limit: int = REFERENCE_SAMPLE) -> np.ndarray:
-    """The rows (sorted indices) of a reference of `total` images that the tests use: all of them up to `limit`,
-    else a seeded sample of `limit`, the same for the same `total` every time. Read only these rows."""
+    """The rows (sorted) of a reference of `total` images the tests use: all up to `limit`, else a seeded sample."""
     if total <= limit:
         return np.arange(total)
     return np.sort(np.random.default_rng(SAMPLE_SEED).choice(total, size=limit, replace=False))
@@ -247,8 +246,7 @@ def compare_feature(name: str, batch: np.ndarray, reference: np.ndarray, large: 
 
 
 def compare_outputs(batch: np.ndarray | None, reference: np.ndarray | None, skipped: str | None) -> list[DriftTest]:
-    """The black-box shift test: KS on the champion's confidence (its top probability) at ALPHA, and on each
-    class's probability at ALPHA / 10 (Bonferroni over the ten classes)."""
+    """The black-box shift test: KS on the champion's top probability, and on each class's (Bonferroni over ten)."""
     per_class = ALPHA / N_CLASSES
     confidence = ("champion_confidence", "two-sample KS", ALPHA, lambda probs: probs.max(axis=1))
     classes = [
