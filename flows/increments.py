@@ -29,8 +29,7 @@ def generate_gate_run_name() -> str:
 
 
 def finish_accepted(layout: DataLayout, batch_id: str) -> BatchVerdict:
-    """A pending batch the index already holds (a gate killed after updating the index): drop it from the inbox,
-    post its artifact and send the event it never got, without judging it again (its images are in the index)."""
+    """A pending batch the index already holds (a killed gate): finish accepting it without judging it again."""
     rows = accept_task(layout, batch_id, [], None)["rows"]
     report_task(layout, batch_id, [], [], None, rows)
     return BatchVerdict(batch_id, True, [], rows, note="finished: accepted by an interrupted gate")

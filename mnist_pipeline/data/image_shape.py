@@ -17,9 +17,8 @@ _PATTERN = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")
 
 
 def parse_image_shape(value: Any) -> tuple[int, int]:
-    """Accept 'HxW' (CLI, deployment parameter) or a (height, width) pair; both sides positive.
-
-    A ValueError, so that RunConfig (which parses every `--image-shape`) reports it naming the option."""
+    """Accept 'HxW' (CLI, deployment parameter) or a (height, width) pair, both sides positive; else a ValueError,
+    which RunConfig reports naming the option."""
     if value is None:
         return defaults.IMAGE_SHAPE
     match = _PATTERN.fullmatch(value) if isinstance(value, str) else None

@@ -36,8 +36,8 @@ def check_declared_size(origin: str, what: str, declared: int, limit: int, unit:
 
 
 def check_image_pixels(height: int, width: int, origin: str | None = None) -> None:
-    """Refuse a picture of more than MAX_IMAGE_PIXELS before it is decoded or prepared: preprocessing shrinks it
-    to 28x28 and needs ~30 bytes per pixel of it. Without `origin`, the caller names the input."""
+    """Refuse a picture of more than MAX_IMAGE_PIXELS before it is decoded or prepared (see MAX_IMAGE_PIXELS);
+    without `origin`, the caller names the input."""
     pixels = int(height) * int(width)
     if pixels > MAX_IMAGE_PIXELS:
         where = "" if origin is None else f"{origin}: "
