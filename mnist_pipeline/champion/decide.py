@@ -155,8 +155,7 @@ def describe_no_new_data(registry: Registry, models: Sequence[str], fingerprint:
 
 
 def find_warm_starts(layout: DataLayout, registry: Registry, models: Sequence[str]) -> dict[str, str]:
-    """Each model's champion key, for the models whose champion's saved model opens, to fine-tune; a model left
-    out (no champion yet, its file collected or damaged: logged) trains from scratch."""
+    """Each model's champion key to fine-tune, where its saved model opens; the others train from scratch."""
     from mnist_pipeline.modeling.model_health import find_model_damage  # onnxruntime: only for a warm start
 
     starts = {}

@@ -64,8 +64,8 @@ class Candidate:
 
 
 def candidate_from_record(record: dict[str, Any]) -> Candidate:
-    """A candidate as the registry stores it (`dataclasses.asdict`); entries older than the `new` set have only
-    test numbers. A record of another shape raises TypeError or KeyError, a bad number PromotionError."""
+    """A candidate as the registry stores it (older entries: test numbers only); TypeError, KeyError or
+    PromotionError when it is not one."""
     if not isinstance(record, dict):
         raise TypeError(f"expected an object, found {type(record).__name__}")
     new = record.get("new")

@@ -129,9 +129,8 @@ class DataLayout:
 
 
 def check_file_stem(value: object, what: str) -> str:
-    """`value` if it can name a file in its folder and nothing else: letters, digits, `_` and `-`, not starting
-    with `-`, at most 100 characters. Keys (24 hex digits, `runs.cache_keys`) and model names are such; a key read
-    from an edited metrics.json or registry such as `../../tmp/x` is refused before it becomes a path."""
+    """`value` if it can name a file in its folder and nothing else (keys and model names can); a key read from an
+    edited metrics.json or registry such as `../../tmp/x` is refused before it becomes a path."""
     if not isinstance(value, str) or not FILE_STEM.fullmatch(value):
         raise DataFormatError(
             f"{what} {str(value)[:120]!r}: expected letters, digits, '_' or '-' (at most 100, not starting with '-'), "

@@ -84,8 +84,7 @@ def read_table(path: Path, columns: tuple[str, ...] = COLUMNS, max_bytes: int = 
 
 
 def declared_table_bytes(parquet: pq.ParquetFile, columns: tuple[str, ...]) -> int:
-    """What reading `columns` will hold, from the footer alone: the larger of the rows times each fixed-width
-    column's width and the column chunks' declared uncompressed sizes."""
+    """What reading `columns` will hold, from the footer alone: fixed widths times rows, or declared chunk sizes."""
     schema = parquet.schema_arrow
     rows = parquet.metadata.num_rows
     fixed = sum(rows * (schema.field(name).type.bit_width // 8) for name in columns if _is_fixed(schema.field(name)))
