@@ -1,5 +1,4 @@
-"""Prefect tasks: train one model, or reuse the one saved under its training key; evaluate it (reused on its own
-key: `modeling.jobs`)."""
+"""Prefect tasks: train one model, or reuse the one saved under its key; evaluate it (reused too: `modeling.jobs`)."""
 
 from __future__ import annotations
 

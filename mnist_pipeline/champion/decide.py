@@ -64,8 +64,7 @@ def decide_against_champion(
 def rescore_champion(
     layout: DataLayout, name: str, challenger: Candidate, champion: Candidate, test_limit: int | None
 ) -> Candidate:
-    """The champion re-scored (`evaluate_saved_model`, as runs score) on whichever of the challenger's sets its
-    recorded scores are not for."""
+    """The champion re-scored (as runs score) on whichever of the challenger's sets its recorded scores miss."""
     from mnist_pipeline.modeling.evaluation import evaluate_saved_model
 
     pinned = layout.pin(challenger.data_fingerprint)
