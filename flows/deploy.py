@@ -1,7 +1,6 @@
 """The deployments `mnist-pipeline serve` registers and runs: scheduled retrain, weekly gc, batch predict.
 
-The retrain deployment also starts when an increment is accepted (a deployment trigger on the gate's event), at
-most once per cooldown, and one retrain runs at a time: a run that would start beside another is cancelled.
+The retrain also starts on an accepted increment, at most once per cooldown, one retrain at a time.
 """
 
 from __future__ import annotations

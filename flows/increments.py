@@ -1,8 +1,6 @@
 """The `increment-gate` flow: blocking checks -> drift report -> accept or refuse -> artifact (and event).
 
-Each batch is judged under the data dir's increments lock, so two gates never accept the same images. A batch the
-index already holds (a gate killed after updating it) is finished as accepted without being judged again; a batch
-named explicitly that another gate or run judged meanwhile is not judged again either: its outcome is reported.
+Each batch is judged under the increments lock, so two gates never accept the same images.
 """
 
 from __future__ import annotations
@@ -31,8 +29,7 @@ def generate_gate_run_name() -> str:
 
 
 def finish_accepted(layout: DataLayout, batch_id: str) -> BatchVerdict:
-    """A pending batch the index already holds (a gate killed after updating the index): drop it from the inbox,
-    post its artifact and send the event it never got, without judging it again (its images are in the index)."""
+    """A pending batch the index already holds (a killed gate): finish accepting it without judging it again."""
     rows = accept_task(layout, batch_id, [], None)["rows"]
     report_task(layout, batch_id, [], [], None, rows)
     return BatchVerdict(batch_id, True, [], rows, note="finished: accepted by an interrupted gate")
@@ -48,8 +45,7 @@ def increment_gate(
     fingerprint: str | None = None,
 ) -> list[BatchVerdict]:
     """Judge the given batches (default: every pending one) against dataset version `fingerprint` (default: the
-    current one); returns per batch its id, whether it was accepted, the reasons, the flagged drift tests and a
-    note when it was not judged by this run (judged earlier, or finished after an interrupted gate)."""
+    current one); a verdict per batch, with a note when this run did not judge it."""
     drift_mode = check_drift_mode(drift)
     layout = DataLayout(Path(data_dir))
     against = layout.pin(fingerprint) if fingerprint else layout

@@ -69,8 +69,7 @@ def name_training_run() -> str:
 def train_and_evaluate(
     jobs: tuple[TrainingJob, ...], layout: DataLayout, reports_dir: Path, run_dir: Path
 ) -> tuple[dict[str, ModelOutcome], dict[str, float]]:
-    """Train every model concurrently on the flow's task runner; evaluate each as soon as it is trained. Returns
-    each model's outcome and the seconds of the train, evaluate and charts stages."""
+    """Train every model concurrently, evaluating each once it is trained; returns the outcomes and stage times."""
     logger = get_run_logger()
     clock = StageClock()
     trainings = {job.model: train_task.submit(job, layout) for job in jobs}
@@ -107,10 +106,8 @@ def train_and_evaluate(
 @guarded
 @takes_run_parameters
 def mnist_pipeline(**parameters: Any) -> dict[str, str]:
-    """Run the whole study; returns where the report and metrics.json were written, or, with `require_new_data`
-    and nothing new for the champions, `skipped`: the one line saying so (nothing trained, reported or recorded).
-
-    The parameters are RunConfig's fields, flat (see `takes_run_parameters`); `build_config` validates them."""
+    """Run the whole study on RunConfig's fields (flat: `takes_run_parameters`); returns where the report and
+    metrics.json went, or, with `require_new_data` and nothing new for the champions, `skipped`: the line why."""
     config = build_config(**parameters).resolve_dirs()
     tag_flow_run(config)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -146,12 +143,7 @@ def mnist_pipeline(**parameters: Any) -> dict[str, str]:
     provenance = {"versions": collect_versions(), "git_commit": find_git_commit()}
     pinned = layout.pin(manifest["fingerprint"])
     outcomes, seconds = train_and_evaluate.with_options(task_runner=runner)(jobs, pinned, config.reports_dir, run_dir)
-    run = {
-        "name": flow_run.name,
-        "flow_run_id": flow_run.id,
-        "flow_run_url": flow_run.ui_url,
-        "started_at": started_at,
-    }
+    run = {"name": flow_run.name, "flow_run_id": flow_run.id, "flow_run_url": flow_run.ui_url, "started_at": started_at}
     metrics = assemble_metrics(config, run, manifest, validation, outcomes, clock.seconds | seconds, provenance)
     candidates = {
         name: candidate_from_outcome(result, run["name"], metrics["data"]) for name, result in outcomes.items()

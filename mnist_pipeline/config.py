@@ -1,8 +1,6 @@
 """The run options, defined once: RunConfig's fields are the CLI's `run`/`serve` options and the flow's parameters.
 
-Each field holds its type, default, validation and help text (its description). `cli.main` generates the options
-from the fields, `takes_run_parameters` gives the flow one parameter per field, and `build_config` validates
-values from either into a RunConfig, so a bad value is one PipelineError line before any work starts.
+`build_config` validates values from either, so a bad value is one PipelineError line before any work starts.
 """
 
 import inspect
@@ -134,8 +132,7 @@ class RunConfig(BaseModel):
         description="fine-tune each model's champion on the current data for a few epochs instead of training anew",
     )
     require_new_data: Annotated[bool, Strict()] = Field(
-        False,
-        description="train nothing when every selected model's champion was trained on the current dataset",
+        False, description="train nothing when every selected model's champion was trained on the current dataset"
     )
 
     @field_validator("epochs")
@@ -200,12 +197,8 @@ def build_config(**values: Any) -> RunConfig:
 def takes_run_parameters(function: F) -> F:
     """Give `function(**parameters)` one keyword parameter per RunConfig field: its JSON default, type, description.
 
-    Why a built signature: Prefect reads a flow's parameters from `inspect.signature` (its parameter schema, i.e.
-    the UI's form and the server's type check of `--param seed=1`, and how it binds a call), and that honours
-    `__signature__`, which is public Python. A `config: RunConfig` parameter would nest every option under
-    `config` and break `prefect deployment run ... --param seed=1` and prefect.yaml's flat `parameters:`; writing
-    the 16 parameters out would define them twice. A `Field` default is how Prefect takes a parameter's
-    description. The flow calls `build_config`, so Prefect's own validation can be off (one error line, not two).
+    Prefect reads a flow's parameters from `inspect.signature`, which honours `__signature__`; a `config: RunConfig`
+    parameter would nest every option and break `--param seed=1` and prefect.yaml's flat `parameters:`.
     """
     values = RunConfig().to_parameters()
     parameters = [

@@ -1,8 +1,6 @@
 """Errors a user can act on: the CLI prints them as one message and exits non-zero, no traceback.
 
-OS errors are such errors too: a full disk or an unwritable folder is one line naming the path and the operation.
-Nothing about an OSError is a bug the user could report usefully with a traceback; what they need is which path,
-which operation, and what the system said. Outputs are written atomically, so a failed write leaves no half file.
+OS errors are such errors too: what the user needs is which path, which operation, and what the system said.
 """
 
 from __future__ import annotations

@@ -19,10 +19,8 @@ class Markdown(str):
 def escape_markdown(value: object) -> str:
     """Text that renders as itself, on one line, in CommonMark/GFM (what the Prefect UI renders artifacts with).
 
-    Every ASCII punctuation character is backslash-escaped: CommonMark renders `\\` + any of them as that very
-    character, so no markup, table break (`|`) or raw HTML can come from the text; whitespace runs, line breaks
-    included, become one space. No HTML entities: `it's` escaped as `it&#x27;s` with its `#` escaped too shows as
-    `it&#x27;s`. Not for code spans, where nothing is unescaped: text from data goes outside them."""
+    Every ASCII punctuation character is backslash-escaped, so no markup, table break or raw HTML can come from the
+    text; whitespace runs become one space. Not for code spans, where nothing is unescaped."""
     return MARKDOWN_PUNCTUATION.sub(r"\\\1", " ".join(str(value).split()))
 
 

@@ -23,8 +23,7 @@ INCREMENT_ARTIFACT_KEY = "mnist-increment"
 @task(name="check-batch")
 @guarded
 def check_task(layout: DataLayout, batch_id: str, against: DataLayout, min_images: int) -> list[CheckResult]:
-    """The blocking checks (Great Expectations) against the dataset version `against`; a failed check is a result,
-    not an error."""
+    """The blocking checks against the dataset version `against`; a failed check is a result, not an error."""
     checks = check_batch(layout, against, read_pending(layout, batch_id), min_images)
     logger = get_run_logger()
     for check in checks:
@@ -54,8 +53,7 @@ def accept_task(
 @task(name="refuse-batch")
 @guarded
 def refuse_task(layout: DataLayout, batch_id: str, reasons: list[str]) -> str:
-    """Move the batch to inbox/refused/ with its reasons (and drop the increment folder an interrupted accept of it
-    left, which no version holds); nothing else changes."""
+    """Move the batch to inbox/refused/ with its reasons, dropping what an interrupted accept of it left."""
     discard_unfinished(layout, batch_id)
     return str(refuse_batch(layout, batch_id, reasons))
 

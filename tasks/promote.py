@@ -1,7 +1,5 @@
-"""Prefect tasks: champion/challenger. Promote a freshly trained model only when it clearly beats the champion.
-
-Both run under the flow's `registry_lock`: decide first, record last (after the report and metrics.json).
-"""
+"""Prefect tasks: champion/challenger, both under the flow's `registry_lock`: decide first, record last (after the
+report and metrics.json)."""
 
 from __future__ import annotations
 
@@ -27,8 +25,7 @@ def decide_task(
     policy: PromotionPolicy,
     limited: str | None = None,
 ) -> dict[str, Decision]:
-    """Decide promotion per model against the registry's champion, on `new` and `test`; records nothing (see
-    `record_task`)."""
+    """Decide promotion per model against the registry's champion; records nothing (see `record_task`)."""
     return decide_run(layout, candidates, test_limit, policy, limited)
 
 

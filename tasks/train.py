@@ -1,9 +1,4 @@
-"""Prefect tasks: train one model and save it, or reuse the model saved under its training key; evaluate it.
-
-Each evaluation is reused on its own key (model key, that split's content, the limit, evaluation code): an unchanged
-model on unchanged data is neither trained nor evaluated again, and TensorFlow is not even imported
-(`modeling.jobs`).
-"""
+"""Prefect tasks: train one model, or reuse the one saved under its key; evaluate it (reused too: `modeling.jobs`)."""
 
 from __future__ import annotations
 
@@ -28,8 +23,7 @@ if TYPE_CHECKING:
 @task(name="train", task_run_name="train-{job.model}")
 @guarded
 def train_task(job: TrainingJob, layout: DataLayout) -> TrainedModel:
-    """Train the job's model on the pinned train split (a progress artifact per epoch), unless its saved model is
-    there."""
+    """Train the job's model (a progress artifact per epoch), unless its saved model is there."""
     logger = get_run_logger()
     model = job.model
     progress_id = create_progress_artifact(
@@ -65,8 +59,7 @@ def train_task(job: TrainingJob, layout: DataLayout) -> TrainedModel:
 @task(name="evaluate", task_run_name="evaluate-{job.model}")
 @guarded
 def evaluate_task(trained: TrainedModel, job: TrainingJob, layout: DataLayout, run_dir: Path) -> ModelOutcome:
-    """Scores on the (limited) `test` split of the pinned version and, when it has one, its whole `new` split; the
-    test predictions are copied into the run's folder (`predictions/<model>.parquet`) for its report."""
+    """Scores on `test` (limited) and `new`; the test predictions are copied into the run's folder for its report."""
     scores = evaluate_job(layout, job, trained)
     for split, scored in scores.by_set().items():
         get_run_logger().info(

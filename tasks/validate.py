@@ -1,10 +1,4 @@
-"""Prefect task: the validation gate. A failed expectation fails the task, so no training starts.
-
-A failing version is set aside as `datasets/<version>.failed-validation` and the previous current dataset stays
-current; a passing one is made current by `tasks.ingest.publish_task`. A pass is recorded on the dataset version's
-file bytes, the declared image size and the suite's code (`runs.gate`): unchanged data is not checked again,
-while an edited Parquet file or a changed suite is. Failures are never recorded.
-"""
+"""Prefect task: the validation gate (`runs.gate`). A failed expectation fails the task, so no training starts."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from cli.main import main
-from mnist_pipeline.data.idx import parse_idx, read_idx
+from mnist_pipeline.data.idx import read_idx, read_idx_stream
 from mnist_pipeline.data.sources.local import load_idx_dir
 from mnist_pipeline.errors import DataFormatError
 
@@ -111,12 +112,12 @@ def test_idx_dir_ingests_through_cli(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_parse_idx_refuses_short_header() -> None:
     with pytest.raises(DataFormatError, match=r"mem: expected an IDX header of at least 4 bytes, found 2"):
-        parse_idx(b"\x00\x00", "mem")
+        read_idx_stream(io.BytesIO(b"\x00\x00"), "mem")
 
 
 def test_parse_idx_refuses_header_cut_inside_dims() -> None:
     with pytest.raises(DataFormatError, match=r"mem: expected 16 header bytes for 3 dims, found 9"):
-        parse_idx(bytes([0, 0, 8, 3, 0, 0, 0, 1, 0]), "mem")
+        read_idx_stream(io.BytesIO(bytes([0, 0, 8, 3, 0, 0, 0, 1, 0])), "mem")
 
 
 # Each case breaks one file of a good directory and returns (the file the message must name, expected text).

@@ -1,11 +1,6 @@
-"""Champion/challenger: decide each model of a run against its champion and record the decisions; say whether a
-run has anything new to teach the champions; and what a person does by hand (`mnist-pipeline champion`).
-
-The rule is in `champion.rule`, the registry in `champion.registry`; this puts them together. Call a run's two
-steps under `registry_lock`: the champion read when deciding must still be the champion when the decision is
-recorded. A champion's `data_fingerprint` names the dataset version its run trained on (the grown version: base
-plus the accepted increments), so a run on that same version has nothing new to teach it. Manual changes check
-that the model file they install exists, so they never name a model predict cannot load.
+"""Champion/challenger: the rule (`champion.rule`) and the registry (`champion.registry`) put together for a run
+and for `mnist-pipeline champion`. Call a run's two steps under `registry_lock`: the champion read when deciding
+must still be the champion when the decision is recorded.
 """
 
 from __future__ import annotations
@@ -53,10 +48,10 @@ def decide_against_champion(
     test_limit: int | None,
     policy: PromotionPolicy,
 ) -> Decision:
-    """Apply the rule, first re-scoring the champion on whichever of the challenger's sets it was not measured on:
-    `test` when the test split (or the limit) changed, `new` whenever it grew, so both face the same rows."""
+    """Apply the rule, first re-scoring the champion where its scores are for other rows than the challenger's."""
     note = ""
-    if champion is not None and needs_rescoring(challenger, champion):
+    grown = challenger.new is not None and champion is not None and not same_new_split(champion, challenger)
+    if champion is not None and (grown or not same_test_split(champion, challenger)):
         if layout.model_file(name, champion.key).is_file():
             champion = rescore_champion(layout, name, challenger, champion, test_limit)
         else:
@@ -66,17 +61,10 @@ def decide_against_champion(
     return dataclasses.replace(decision, reason=note + decision.reason)
 
 
-def needs_rescoring(challenger: Candidate, champion: Candidate) -> bool:
-    """Whether the champion's recorded scores miss one of the challenger's sets' rows."""
-    grown = challenger.new is not None and not same_new_split(champion, challenger)
-    return grown or not same_test_split(champion, challenger)
-
-
 def rescore_champion(
     layout: DataLayout, name: str, challenger: Candidate, champion: Candidate, test_limit: int | None
 ) -> Candidate:
-    """The champion with its scores on the challenger's `test` and `new` sets, re-evaluated where its recorded
-    scores are for other rows (its saved model scored by the one function runs use, `evaluate_saved_model`)."""
+    """The champion re-scored (as runs score) on whichever of the challenger's sets its recorded scores miss."""
     from mnist_pipeline.modeling.evaluation import evaluate_saved_model
 
     pinned = layout.pin(challenger.data_fingerprint)
@@ -130,10 +118,8 @@ def decide_run(
     policy: PromotionPolicy,
     limited: str | None,
 ) -> dict[str, Decision]:
-    """Each model of the run against the registry's champion; records nothing (see `record_run`).
-
-    `limited` (which limits, when a limited run may not promote) skips the rule and leaves the registry alone.
-    """
+    """Each model of the run against the registry's champion; records nothing (see `record_run`). `limited` (the
+    limits of a run that may not promote) skips the rule."""
     registry = load_registry(layout.registry)
     decisions = {}
     for name, challenger in candidates.items():
@@ -168,8 +154,7 @@ def describe_no_new_data(registry: Registry, models: Sequence[str], fingerprint:
 
 
 def find_warm_starts(layout: DataLayout, registry: Registry, models: Sequence[str]) -> dict[str, str]:
-    """Each model's champion key, for the models whose champion's saved model opens, to fine-tune; a model left
-    out (no champion yet, its file collected or damaged: logged) trains from scratch."""
+    """Each model's champion key to fine-tune, where its saved model opens; the others train from scratch."""
     from mnist_pipeline.modeling.model_health import find_model_damage  # onnxruntime: only for a warm start
 
     starts = {}

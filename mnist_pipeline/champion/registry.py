@@ -1,14 +1,7 @@
-"""The champion registry: which trained model is the champion of each model name, and every decision that led there.
+"""The champion registry (`models/champions.json`, its lock and `.bak`: docs/operations.md): each model's champion.
 
-One small JSON file (`DataLayout.models / "champions.json"`), rewritten atomically and durably under a lock so a
-scheduled run and a manual promotion never lose each other's update. A pipeline run holds that lock across its
-whole promotion (read the champion, re-evaluate, decide, write its report, record), so concurrent runs take turns
-and each one is judged against the champion that is current when it records. Every update first copies
-the file it read to `champions.json.bak` (the registry before that update), so a registry damaged or deleted
-outside the pipeline can be restored and a bad update undone; a missing registry beside its backup is refused.
-The history is append-only and is the source of truth: replaying its promotions (push) and rollbacks (pop)
-gives the champions, so a rollback can always find the champion before the current one. The `champions` section
-is that replay written out for readers, and is checked against it on load.
+The append-only history is the source of truth: replaying its promotions (push) and rollbacks (pop) gives the
+champions, so a rollback always finds the one before; the `champions` section is that replay, checked on load.
 """
 
 from __future__ import annotations
@@ -47,11 +40,9 @@ class Registry:
 
 
 def load_registry(path: Path) -> Registry:
-    """Read the registry; a missing file is an empty one, anything unreadable is an error (never overwritten).
-
-    A missing file beside its backup is an error too, not an empty registry: the backup says a registry existed,
-    and writing an empty one's successor would lose its history and let retention delete its champions' files.
-    The backup is not restored automatically: it is one update behind, and the file may have gone on purpose."""
+    """Read the registry; a missing file is an empty one, anything unreadable is an error (never overwritten). So is
+    a missing file beside its backup: an empty successor would lose the history and let retention delete the
+    champions' files. The backup is not restored automatically: it is one update behind."""
     backup = backup_path(path)
     if not path.exists():
         if backup.exists():
@@ -83,26 +74,14 @@ def find_champion(registry: Registry, model: str) -> Candidate | None:
 
 
 def record_decision(path: Path, decision: Decision, challenger: Candidate, at: str) -> Registry:
-    """Append the decision to the history; a promotion makes `challenger` the champion of `decision.model`.
-
-    Call while holding `registry_lock(path)`, the same lock under which the champion was read for the decision.
-    """
+    """Append the decision to the history; a promotion makes `challenger` the champion of `decision.model`. Call
+    under `registry_lock(path)`, held since the champion was read for the decision."""
     registry = load_registry(path)
+    kind = "forced" if decision.forced else "promoted" if decision.promoted else "kept"
     previous = find_champion(registry, decision.model)
-    registry.history.append(
-        {
-            "kind": "forced" if decision.forced else "promoted" if decision.promoted else "kept",
-            "model": decision.model,
-            "at": at,
-            "reason": decision.reason,
-            "run_name": challenger.run_name,
-            "accuracy": decision.challenger_accuracy,
-            "champion_accuracy": decision.champion_accuracy,
-            "candidate": asdict(challenger),
-            "previous_champion": asdict(previous) if previous is not None else None,
-            "decision": asdict(decision),
-        }
-    )
+    event = _event(kind, decision.model, at, decision.reason, challenger, previous, decision)
+    event |= {"accuracy": decision.challenger_accuracy, "champion_accuracy": decision.champion_accuracy}
+    registry.history.append(event)
     if decision.promoted:
         registry.champions[decision.model] = ChampionEntry(
             decision.model, challenger, at, decision.forced, decision.reason
@@ -127,23 +106,28 @@ def rollback(path: Path, model: str, reason: str, at: str) -> Registry:
             found = f"only {lineage[0].candidate.model_path}" if lineage else "no champion at all"
             raise PromotionError(f"{path}: cannot roll back {model}: expected an earlier champion, found {found}")
         current, restored = lineage[-1].candidate, lineage[-2]
-        registry.history.append(
-            {
-                "kind": "rollback",
-                "model": model,
-                "at": at,
-                "reason": reason,
-                "run_name": restored.candidate.run_name,
-                "accuracy": restored.candidate.test_accuracy,
-                "champion_accuracy": current.test_accuracy,
-                "candidate": asdict(restored.candidate),
-                "previous_champion": asdict(current),
-                "decision": None,
-            }
-        )
+        registry.history.append(_event("rollback", model, at, reason, restored.candidate, current, None))
         registry.champions[model] = restored
         _write(path, registry)
     return registry
+
+
+def _event(
+    kind: str, model: str, at: str, reason: str, chosen: Candidate, prior: Candidate | None, decision: Decision | None
+) -> dict[str, Any]:
+    """One history event, its keys in the order the file has always had."""
+    return {
+        "kind": kind,
+        "model": model,
+        "at": at,
+        "reason": reason,
+        "run_name": chosen.run_name,
+        "accuracy": chosen.test_accuracy,
+        "champion_accuracy": prior.test_accuracy if prior is not None else None,
+        "candidate": asdict(chosen),
+        "previous_champion": asdict(prior) if prior is not None else None,
+        "decision": asdict(decision) if decision is not None else None,
+    }
 
 
 def list_champions(registry: Registry) -> list[dict[str, Any]]:

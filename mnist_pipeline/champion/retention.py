@@ -1,15 +1,7 @@
-"""Garbage collection of the data dir: `mnist-pipeline gc` and the weekly `mnist-maintenance/weekly-gc` run it.
+"""Garbage collection of the data dir (`mnist-pipeline gc`, weekly `mnist-maintenance/weekly-gc`).
 
-Models, evaluations, validation records and dataset versions are caches named by their content: deleting one only
-means the next run that needs it makes it again. The collector holds one exclusive lock (`DataLayout.gc_lock`)
-and never deletes
-- a model that any champion of the registry's history was (so every rollback finds its file), nor the dataset
-  version it was trained on;
-- the current dataset version, nor a dataset folder that ingest did not create;
-- anything used within the grace period. The files of one model (`models/<name>/<key>.*`) or of one evaluation
-  count as used at their newest modification time, a dataset version at its folder's or its files' newest; runs
-  touch what they reuse (`files.usage`), and whatever they write is new.
-An item's age is checked again right before each of its files goes.
+What it keeps and why is in docs/operations.md: everything here is a content-named cache, so deleting one only
+means the next run that needs it makes it again. It holds `DataLayout.gc_lock` exclusively.
 """
 
 from __future__ import annotations
@@ -81,8 +73,7 @@ def _subfolders(root: Path) -> list[tuple[str, Path]]:
 
 
 def _group_by_key(folder: Path) -> dict[str, list[Path]]:
-    """`<key>.keras`, `<key>.onnx`, `<key>.json`, `<key>.resume.npz`...: one item per key; hidden (in-flight
-    temporary) files are left to the stale-temp cleanup."""
+    """`<key>.*` files, one item per key; hidden (in-flight) files are left to the stale-temp cleanup."""
     groups: dict[str, list[Path]] = {}
     for path in sorted(folder.iterdir(), key=lambda path: (path.suffix != ".json", path.name)):
         if not path.name.startswith("."):

@@ -42,13 +42,9 @@ class SetScore:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One trained model and how it scored on the `test` set and, when there was one, the `new` set.
-
-    `test_sha256` (the test split's content; None in registry entries older than it, which `data_fingerprint`
-    stands in for) and `test_rows` name the test rows the numbers were measured on; `model_path` and `key`
-    re-find the model file so it can be re-evaluated when the data changes. `test_class_rows` (and `new.class_rows`)
-    count each digit's images in the set; empty when unknown (registry entries, hand-made candidates).
-    """
+    """One trained model and how it scored on `test` and, when there was one, `new`. `test_sha256` (None in older
+    registry entries: `data_fingerprint` stands in) and `test_rows` name the rows scored; `test_class_rows` (and
+    `new.class_rows`) count each digit's images, empty when unknown."""
 
     key: str
     model_path: str
@@ -68,8 +64,8 @@ class Candidate:
 
 
 def candidate_from_record(record: dict[str, Any]) -> Candidate:
-    """A candidate as the registry stores it (`dataclasses.asdict`); entries older than the `new` set have only
-    test numbers. A record of another shape raises TypeError or KeyError, a bad number PromotionError."""
+    """A candidate as the registry stores it (older entries: test numbers only); TypeError, KeyError or
+    PromotionError when it is not one."""
     if not isinstance(record, dict):
         raise TypeError(f"expected an object, found {type(record).__name__}")
     new = record.get("new")
@@ -109,8 +105,7 @@ def count_class_rows(confusion_matrix: list[list[int]] | None) -> tuple[int, ...
 
 @dataclass(frozen=True)
 class PromotionPolicy:
-    """How much better a challenger must be, and how much worse it may be; all thresholds are fractions (see
-    `defaults`)."""
+    """How much better a challenger must be, and how much worse it may be; fractions (see `defaults`)."""
 
     min_accuracy_gain: float = defaults.PROMOTION_MARGIN
     max_recall_drop: float = defaults.MAX_RECALL_DROP
@@ -125,11 +120,8 @@ class PromotionPolicy:
 
 @dataclass(frozen=True)
 class Decision:
-    """The outcome for one model, with the numbers that led to it; recall drops are positive when recall fell.
-
-    The plain fields are the `test` set's, the `new_` ones the `new` set's (None when it was empty). The comparison
-    fields stay None when there was no comparable champion.
-    """
+    """The outcome for one model and the numbers that led to it (docs/training.md lists them): plain fields for
+    `test`, `new_` ones for `new`; recall drops are positive when recall fell; None where nothing was compared."""
 
     model: str
     promoted: bool
@@ -156,8 +148,7 @@ class Decision:
 
 
 def same_test_split(a: Candidate, b: Candidate) -> bool:
-    """Whether two candidates were scored on the same test rows, so their numbers can be compared: the same test
-    content (by the dataset's fingerprint for entries that predate `test_sha256`) and row count."""
+    """Whether both were scored on the same test rows: content (the fingerprint before `test_sha256`) and count."""
     if a.test_sha256 and b.test_sha256:
         return (a.test_sha256, a.test_rows) == (b.test_sha256, b.test_rows)
     return (a.data_fingerprint, a.test_rows) == (b.data_fingerprint, b.test_rows)
@@ -171,9 +162,7 @@ def same_new_split(a: Candidate, b: Candidate) -> bool:
 def decide_promotion(
     model: str, challenger: Candidate, champion: Candidate | None, policy: PromotionPolicy
 ) -> Decision:
-    """Apply the rule. With a `new` set: a gain on `new` above the margin (strictly), a `test` drop of at most
-    `max_test_drop`, and no digit's recall falling by more than the maximum on either set. While `new` is empty:
-    a gain on `test` above the margin and no digit's recall falling too far on it."""
+    """Apply the rule (`_judge`) against `champion`; without one, the challenger becomes the first champion."""
     if champion is None:
         scores = f"challenger {_percent(challenger.test_accuracy)}"
         if challenger.new is not None:
@@ -213,10 +202,7 @@ def _set_scores(candidate: Candidate, name: str) -> tuple[int, float, tuple[floa
 
 
 def _judge(
-    challenger: Candidate,
-    champion: Candidate,
-    policy: PromotionPolicy,
-    compared: dict[str, tuple[float, int]],
+    challenger: Candidate, champion: Candidate, policy: PromotionPolicy, compared: dict[str, tuple[float, int]]
 ) -> tuple[bool, str]:
     """One loop over the sets compared (`new` when there is one, and `test`): win on the first by more than the
     margin, lose at most `max_test_drop` on `test` when it is not the deciding set, and no digit's recall falling
@@ -299,13 +285,10 @@ def decide_forced(model: str, candidate: Candidate, champion: Candidate | None, 
         gain = candidate.test_accuracy - compared.test_accuracy
         scores += f"; champion {_percent(compared.test_accuracy)} on the same test split"
     new_champion = champion if champion is not None and same_new_split(candidate, champion) else None
-    new = None
+    new = _compare(model, "new", candidate, new_champion) if new_champion is not None else None
     if new_champion is not None and candidate.new is not None and new_champion.new is not None:
-        new = _compare(model, "new", candidate, new_champion)
-        scores += (
-            f"; on the same new set challenger {_percent(candidate.new.accuracy)}, "
-            f"champion {_percent(new_champion.new.accuracy)}"
-        )
+        scores += f"; on the same new set challenger {_percent(candidate.new.accuracy)}, "
+        scores += f"champion {_percent(new_champion.new.accuracy)}"
     return Decision(
         model=model,
         promoted=True,
@@ -338,12 +321,9 @@ def _check_scores(rows: int, accuracy: float, recall: tuple[float, ...], where: 
 def find_recall_regression(
     before: tuple[float, ...], after: tuple[float, ...], class_rows: tuple[int, ...], limit: float
 ) -> int | None:
-    """The digit whose recall fell the most by more than `limit`, or None.
-
-    With each digit's image count known, a fall counts only when it is more than chance on that many images
-    (one-sided two-proportion z-test, p < 0.05): on a `new` set of a few hundred images one image is ~3 points of
-    a digit's recall, and the rule must not block on a coin flip. Without counts every fall over `limit` counts.
-    """
+    """The digit whose recall fell the most by more than `limit`, or None. With each digit's image count known, a
+    fall counts only beyond chance (one-sided two-proportion z-test, p < 0.05): on a few hundred `new` images one
+    image is ~3 points of a digit's recall, and the rule must not block on a coin flip."""
     falls = [
         digit
         for digit, (old, now) in enumerate(zip(before, after, strict=True))

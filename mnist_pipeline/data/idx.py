@@ -1,14 +1,12 @@
 """Reader for the IDX format used by MNIST and its relatives (Fashion-MNIST, KMNIST, EMNIST, ...).
 
-The file is streamed (gzip too): the header is read and its declared size checked against a cap before the
-payload is read, and no more than the declared payload (plus one byte, to see there is no more) is ever
-decompressed, so a gzip bomb costs its header.
+Streamed (gzip too): the header's declared size is checked against a cap first, and no more than the declared
+payload plus one byte is ever decompressed, so a gzip bomb costs its header.
 """
 
 from __future__ import annotations
 
 import gzip
-import io
 import zlib
 from pathlib import Path
 from typing import BinaryIO
@@ -53,7 +51,7 @@ def read_idx_stream(stream: BinaryIO, origin: str, max_bytes: int = MAX_ARRAY_BY
     dims = stream.read(4 * ndim)
     if len(dims) < 4 * ndim:
         raise DataFormatError(f"{origin}: expected {4 + 4 * ndim} header bytes for {ndim} dims, found {4 + len(dims)}")
-    shape = _shape(dims, ndim)
+    shape = tuple(int(side) for side in np.frombuffer(dims, dtype=">u4"))
     expected = count_bytes(shape)
     check_declared_size(origin, f"IDX data (header declares shape {shape})", expected, max_bytes)
     data = stream.read(expected + 1)
@@ -61,11 +59,6 @@ def read_idx_stream(stream: BinaryIO, origin: str, max_bytes: int = MAX_ARRAY_BY
         found = f"{len(data)} bytes" if len(data) < expected else "more"
         raise DataFormatError(f"{origin}: header declares shape {shape} = {expected} bytes of data, found {found}")
     return np.frombuffer(data, dtype=np.uint8).reshape(shape)
-
-
-def parse_idx(data: bytes, origin: str, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
-    """Parse IDX bytes held in memory (see `read_idx_stream`)."""
-    return read_idx_stream(io.BytesIO(data), origin, max_bytes)
 
 
 def _check_magic(head: bytes, origin: str) -> int:
@@ -78,7 +71,3 @@ def _check_magic(head: bytes, origin: str) -> int:
             f"{origin}: expected IDX magic 0x0000 08 0N (unsigned bytes, N>0 dims), found 0x{head[:4].hex()}"
         )
     return ndim
-
-
-def _shape(dims: bytes, ndim: int) -> tuple[int, ...]:
-    return tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))

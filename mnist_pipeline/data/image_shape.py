@@ -1,8 +1,7 @@
 """The expected image size: 28x28 for every source unless the user declares another with `--image-shape HxW`.
 
-The seed's models are defined for 28x28 digits; a dataset of another size is refused at ingest unless declared,
-the declared size is recorded in the manifest, validation checks every image against it, and training builds the
-models' input for it.
+A dataset of another size is refused at ingest unless declared; the declared size is recorded in the manifest,
+checked by validation and used by training.
 """
 
 from __future__ import annotations
@@ -18,9 +17,8 @@ _PATTERN = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")
 
 
 def parse_image_shape(value: Any) -> tuple[int, int]:
-    """Accept 'HxW' (CLI, deployment parameter) or a (height, width) pair; both sides positive.
-
-    A ValueError, so that RunConfig (which parses every `--image-shape`) reports it naming the option."""
+    """Accept 'HxW' (CLI, deployment parameter) or a (height, width) pair, both sides positive; else a ValueError,
+    which RunConfig reports naming the option."""
     if value is None:
         return defaults.IMAGE_SHAPE
     match = _PATTERN.fullmatch(value) if isinstance(value, str) else None

@@ -18,13 +18,8 @@ log = logging.getLogger(__name__)
 def ingest(
     source: str | SourceSpec, layout: DataLayout, image_shape: tuple[int, int] = defaults.IMAGE_SHAPE
 ) -> IngestResult:
-    """Load `source` (cached under the layout's raw/), check its image size, write it as a version under datasets/.
-
-    The version is not current yet: `publish_version` makes it so after the gate. The whole step holds the data
-    dir's ingest lock, so concurrent ingests wait for each other; it starts by clearing killed ingests' leftovers.
-    When the source's input files are the ones that gave the current dataset, of the declared image size, nothing
-    is decoded.
-    """
+    """Load `source` (cached under raw/), check its image size, write it as a version (`publish_version` makes it
+    current after the gate), all under the ingest lock. Input files that gave the current dataset are not decoded."""
     spec = parse_source(source) if isinstance(source, str) else source
     with ingest_lock(layout):
         for leftover in clean_leftovers(layout):

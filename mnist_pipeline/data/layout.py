@@ -13,11 +13,8 @@ FILE_STEM = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,99}")
 
 @dataclass(frozen=True)
 class DataLayout:
-    """Paths under `--data-dir`: raw downloads, the published Parquet dataset, its versions, models.
-
-    A layout pinned to one dataset version (`pin`) reads that version even if a concurrent ingest publishes
-    another one meanwhile: a run computes its cache keys from one fingerprint and must train on that data.
-    """
+    """Paths under `--data-dir`. A layout pinned to one dataset version (`pin`) reads it even if a concurrent ingest
+    publishes another: a run computes its cache keys from one fingerprint and must train on that data."""
 
     root: Path
     version: str | None = None
@@ -64,9 +61,8 @@ class DataLayout:
         return self.root / "validations"
 
     def model_file(self, model: str, key: str) -> Path:
-        """A trained model's file, found from its name and key: paths recorded elsewhere go stale when the data
-        dir moves, the key does not. Its files share the key as stem (`<key>.json` is its training summary).
-        Name and key come from files (metrics.json, the registry), so both are checked (`check_file_stem`)."""
+        """A trained model's file, from its name and key (recorded paths go stale when the data dir moves); both
+        come from files, so both are checked (`check_file_stem`)."""
         return self.models / check_file_stem(model, "model name") / f"{check_file_stem(key, 'model key')}.keras"
 
     def resume_file(self, model: str, key: str) -> Path:
@@ -143,9 +139,8 @@ class DataLayout:
 
 
 def check_file_stem(value: object, what: str) -> str:
-    """`value` if it can name a file in its folder and nothing else: letters, digits, `_` and `-`, not starting
-    with `-`, at most 100 characters. Keys (24 hex digits, `runs.cache_keys`) and model names are such; a key read
-    from an edited metrics.json or registry such as `../../tmp/x` is refused before it becomes a path."""
+    """`value` if it can name a file in its folder and nothing else (keys and model names can); a key read from an
+    edited metrics.json or registry such as `../../tmp/x` is refused before it becomes a path."""
     if not isinstance(value, str) or not FILE_STEM.fullmatch(value):
         raise DataFormatError(
             f"{what} {str(value)[:120]!r}: expected letters, digits, '_' or '-' (at most 100, not starting with '-'), "

@@ -1,8 +1,5 @@
-"""Size caps on what a file declares, checked before anything is allocated or decompressed.
-
-Compressed inputs (gzip, zip members, zstd Parquet pages) and image headers say how big their content will be; a
-hostile or broken file says "huge" in a few bytes. Each reader compares the declared size with a cap first, in
-exact integer arithmetic, and refuses with one line, so a decompression bomb costs a few bytes of reading.
+"""Size caps on what a file declares (compressed sizes, image headers), checked in exact integers before anything
+is allocated or decompressed, so a decompression bomb costs a few bytes of reading.
 """
 
 from __future__ import annotations
@@ -39,8 +36,8 @@ def check_declared_size(origin: str, what: str, declared: int, limit: int, unit:
 
 
 def check_image_pixels(height: int, width: int, origin: str | None = None) -> None:
-    """Refuse a picture of more than MAX_IMAGE_PIXELS before it is decoded or prepared: preprocessing shrinks it
-    to 28x28 and needs ~30 bytes per pixel of it. Without `origin`, the caller names the input."""
+    """Refuse a picture of more than MAX_IMAGE_PIXELS before it is decoded or prepared (see MAX_IMAGE_PIXELS);
+    without `origin`, the caller names the input."""
     pixels = int(height) * int(width)
     if pixels > MAX_IMAGE_PIXELS:
         where = "" if origin is None else f"{origin}: "
@@ -51,9 +48,7 @@ def check_image_pixels(height: int, width: int, origin: str | None = None) -> No
 
 
 def check_zip_members(path: Path, archive: zipfile.ZipFile, limit: int) -> None:
-    """Refuse an archive any of whose members declares more than `limit` bytes uncompressed.
-
-    `zipfile` never decompresses past a member's declared `file_size` (and fails its CRC check if there is more),
-    so checking the declared sizes bounds what reading the members can cost."""
+    """Refuse an archive any of whose members declares more than `limit` bytes uncompressed: `zipfile` never
+    decompresses past a member's declared `file_size`, so this bounds what reading the members costs."""
     for info in archive.infolist():
         check_declared_size(f"{path}: member {info.filename}", "a member", info.file_size, limit)

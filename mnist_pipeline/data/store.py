@@ -25,14 +25,7 @@ from mnist_pipeline.data.checksums import fingerprint_dataset, hash_split
 from mnist_pipeline.data.dataset import RawDataset, Split
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.limits import MAX_ARRAY_BYTES, check_declared_size
-from mnist_pipeline.data.versions import (
-    MARKER,
-    ingest_lock,
-    make_current,
-    mark_ingested,
-    set_aside_path,
-    settle_swap,
-)
+from mnist_pipeline.data.versions import MARKER, ingest_lock, make_current, mark_ingested, set_aside_path, settle_swap
 from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.files.atomic import sync_path, write_json_atomic
 
@@ -42,8 +35,7 @@ MANIFEST_VERSION = 1
 
 @dataclass(frozen=True)
 class IngestResult:
-    """What ingestion did: the manifest of the version, whether anything was written, and where it is; `reused`
-    when the source was not even decoded (its input matched an ingest record)."""
+    """What ingestion did; `reused` when the source was not even decoded (its input matched an ingest record)."""
 
     manifest: dict[str, Any]
     written: bool
@@ -73,13 +65,8 @@ def write_split(path: Path, split: Split) -> None:
 
 
 def read_table(path: Path, columns: tuple[str, ...] = COLUMNS, max_bytes: int = MAX_ARRAY_BYTES) -> pa.Table:
-    """Read a split file, naming the file and the columns when it is not one of ours.
-
-    `ParquetFile`, not `pq.read_table`: the latter imports pyarrow.dataset on first use (~0.15 s per process,
-    three times the read itself). `ParquetFile.read` skips unknown columns silently, hence the explicit check.
-    The size the footer declares for those columns is checked against `max_bytes` before any page is
-    decompressed (`declared_table_bytes`).
-    """
+    """Read a split file, naming the file and the columns when it is not one of ours; the footer's declared size is
+    checked against `max_bytes` first. `ParquetFile`, not `pq.read_table`, which imports pyarrow.dataset (~0.15 s)."""
     try:
         with pq.ParquetFile(path, memory_map=True) as parquet:
             missing = [name for name in columns if name not in parquet.schema_arrow.names]
@@ -97,8 +84,7 @@ def read_table(path: Path, columns: tuple[str, ...] = COLUMNS, max_bytes: int = 
 
 
 def declared_table_bytes(parquet: pq.ParquetFile, columns: tuple[str, ...]) -> int:
-    """What reading `columns` will hold, from the footer alone: the larger of the rows times each fixed-width
-    column's width and the column chunks' declared uncompressed sizes."""
+    """What reading `columns` will hold, from the footer alone: fixed widths times rows, or declared chunk sizes."""
     schema = parquet.schema_arrow
     rows = parquet.metadata.num_rows
     fixed = sum(rows * (schema.field(name).type.bit_width // 8) for name in columns if _is_fixed(schema.field(name)))
@@ -215,11 +201,8 @@ def build_manifest(
 
 
 def write_version(dataset: RawDataset, layout: DataLayout, lineage: dict[str, Any] | None = None) -> IngestResult:
-    """Write the dataset as the immutable folder `datasets/<version>`; it does not become current here.
-
-    Call under `versions.ingest_lock`. A version folder that already holds this exact content is reused as is;
-    any failure leaves every existing folder untouched (the new one is built in a staging folder and renamed in).
-    """
+    """Write the dataset as the immutable folder `datasets/<version>` (not current yet), under `ingest_lock`. A
+    folder holding this exact content is reused; the new one is built in a staging folder and renamed in."""
     names = dataset.split_names()
     split_hashes = {name: hash_split(dataset.split(name).images, dataset.split(name).labels) for name in names}
     fingerprint = fingerprint_dataset(split_hashes)
@@ -255,10 +238,7 @@ def write_version(dataset: RawDataset, layout: DataLayout, lineage: dict[str, An
 
 
 def publish_dataset(dataset: RawDataset, layout: DataLayout) -> IngestResult:
-    """Write the dataset as a version and make it current at once, without validation (tests and benchmarks).
-
-    Pipeline runs and `mnist-pipeline ingest` use `write_version` and publish only after the validation gate.
-    """
+    """Write the dataset as a version and make it current at once, without validation (tests and benchmarks)."""
     with ingest_lock(layout):
         result = write_version(dataset, layout)
         make_current(layout, result.manifest["fingerprint"])

@@ -1,10 +1,7 @@
 """Dataset versions under `datasets/`: which one is current, and marking one used.
 
-Every change to `datasets/` and to the `parquet` symlink happens under one lock on the data dir
-(`.locks/ingest.lock`), so concurrent ingests wait for each other instead of deleting each other's folders.
-Nothing here deletes a version: garbage collection (`champion.retention.collect_garbage`) removes versions nobody
-used for its grace period. Ingest marks each version folder it creates, and only marked folders are ever deleted:
-a folder copied in by hand is never touched.
+Every change to `datasets/` and the `parquet` symlink happens under the ingest lock, so concurrent ingests wait
+instead of deleting each other's folders. Only folders ingest marked (`MARKER`) are ever collected.
 """
 
 from __future__ import annotations
@@ -48,8 +45,7 @@ def make_current(layout: DataLayout, fingerprint: str) -> None:
 
 
 def mark_ingested(layout: DataLayout, fingerprint: str) -> bool:
-    """Mark a version that is ingested again used, as a newly written one is; returns whether it is still there
-    (garbage collection may have removed it first: then it is written anew)."""
+    """Mark a re-ingested version used; returns whether it is still there (else gc took it: it is written anew)."""
     return mark_used(layout.gc_lock, [layout.versions / version_name(fingerprint)])
 
 
@@ -86,8 +82,7 @@ def settle_swap(aside: Path, target: Path) -> None:
 
 
 def clean_leftovers(layout: DataLayout) -> list[Path]:
-    """Remove what killed processes left: ingest's staging and download folders (call under the ingest lock) and
-    stale temp files of atomic writes anywhere under the data dir; a version set aside by a killed swap is put
+    """Remove what killed processes left (call under the ingest lock); a version set aside by a killed swap is put
     back first (`settle_swap`)."""
     for aside in layout.versions.glob(f"{SET_ASIDE_PREFIX}*"):
         settle_swap(aside, layout.versions / aside.name.removeprefix(SET_ASIDE_PREFIX))

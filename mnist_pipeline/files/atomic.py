@@ -1,11 +1,7 @@
 """Files that several processes share: atomic, durable output, and advisory locks that serialise work on them.
 
-Output is written beside the target, fsynced, renamed over it, and the folder fsynced. Readers never see half a
-file, and after a crash or power loss the target holds either the old or the new content, never an empty or
-truncated one (the rename alone is not durable until the folder is synced).
-
-Locks (fcntl.flock) serialise work on one data or reports folder across processes. The kernel drops a flock when
-its holder dies, so a killed run never leaves a stale lock behind.
+Output is fsynced, renamed over the target and the folder fsynced (the rename alone is not durable), so after a
+crash the target holds the old or the new content. The kernel drops a flock when its holder dies: no stale locks.
 """
 
 from __future__ import annotations
@@ -19,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 
 def sync_path(path: Path) -> None:
@@ -81,9 +77,8 @@ def replace_symlink(link: Path, target: str) -> None:
 
 
 def remove_stale_temps(root: Path) -> list[Path]:
-    """Remove temp files of `atomic_path` (`.NAME.XXXX.tmp`), model staging folders (`.NAME.keras.XXXX`) and
-    inbox staging folders (`inbox/.staging-*`) under `root` that are older than STALE_TEMP_SECONDS: what killed
-    processes left; younger ones may be live."""
+    """Remove the temp files and staging folders under `root` that killed processes left: those older than
+    STALE_TEMP_SECONDS (younger ones may be live)."""
     if not root.is_dir():
         return []
     cutoff = time.time() - STALE_TEMP_SECONDS
@@ -102,14 +97,10 @@ def remove_stale_temps(root: Path) -> list[Path]:
 @contextmanager
 def hold_lock(path: Path, shared: bool = False) -> Iterator[None]:
     """Hold an exclusive (or shared) lock on `path`, waiting for other holders; the file is created if missing."""
-    handle = open_lock(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a")
     try:
         fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield
     finally:
         handle.close()
-
-
-def open_lock(path: Path) -> IO[str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("a")

@@ -1,9 +1,5 @@
-"""Marking files used, so garbage collection (`champion.retention.collect_garbage`) keeps them.
-
-The collector deletes only what nobody used for its grace period, judged by modification time, and holds the data
-dir's gc lock exclusively while it does. A user touches what it reuses while holding that lock shared: a collection
-then either finished first (the file is gone, the caller makes it again) or starts after (it sees the file fresh),
-and never deletes it in between. Nothing is held while the work itself runs, so no run pins anything.
+"""Marking files used, so garbage collection (`champion.retention`) keeps them: touched under the gc lock held
+shared, so a collection either finished first (the caller makes the file again) or sees it fresh.
 """
 
 from __future__ import annotations
@@ -19,9 +15,8 @@ from mnist_pipeline.files.atomic import hold_lock
 
 
 def mark_used(lock: Path, paths: Iterable[Path]) -> bool:
-    """Touch each path that exists, under `lock` held shared; returns whether all of them exist.
-
-    Only recency is lost where a file cannot be touched (another user's file, a read-only mount)."""
+    """Touch each path that exists (where one cannot be touched, only recency is lost), under `lock` held shared;
+    returns whether all of them exist."""
     paths = list(paths)
     with hold_lock(lock, shared=True):
         for path in paths:
@@ -31,10 +26,8 @@ def mark_used(lock: Path, paths: Iterable[Path]) -> bool:
 
 
 def reuse_summary(lock: Path, summary: Path, *outputs: Path) -> dict[str, Any] | None:
-    """The JSON summary recorded beside `outputs` when it and they are there (marked used), else None.
-
-    A summary is written after its outputs, so its presence says they are complete; one that cannot be read is no
-    record, and the stage runs again and rewrites it."""
+    """The JSON summary recorded beside `outputs` when it and they are there (marked used), else None: it is written
+    after them, so it says they are complete; an unreadable one is no record (the stage runs again)."""
     if not mark_used(lock, [*outputs, summary]):
         return None
     try:

@@ -1,12 +1,5 @@
-"""The gate's blocking checks: Great Expectations on a per-image profile of the batch, as the dataset gate does.
-
-The profile (numpy and Arrow, one narrow row per image) records what each check needs: the raw size and pixel
-range, the label, whether preprocessing found ink, and whether the image's content hash occurs elsewhere in the
-batch, among accepted increments (the stored index, never re-hashed) or in a test set (MNIST's, or an increment's
-test part: test leakage). One more check looks ahead: every class's share of the train split as it would be
-after accepting the batch must stay within the dataset gate's bounds (`validation.suite.CLASS_SHARE`), or the
-grown version, which nothing can shrink again, would fail the dataset gate on every later run. Each failed check
-is one line with a count and a few example names.
+"""The gate's blocking checks (tabled in docs/increments.md): Great Expectations on a per-image profile of the batch,
+one narrow row per image, as the dataset gate does. Each failed check is one line with a count and a few names.
 """
 
 from __future__ import annotations
@@ -46,8 +39,7 @@ class KnownImages:
 
 
 def known_images(index: pa.Table, mnist_test_shas: np.ndarray, batch_shas: np.ndarray) -> KnownImages:
-    """What `profile_batch` compares against: the accepted images (and increments' test images) among the batch's,
-    found by probing the index with a hash set of the batch, and the MNIST test split's hashes."""
+    """What `profile_batch` compares against: the batch's images the index holds (probed by hash), MNIST's test."""
     wanted = as_sha_array(batch_shas)
     sha = index.column("sha")
     seen = index.filter(pc.is_in(sha, value_set=wanted)) if len(wanted) else index.slice(0, 0)
@@ -59,13 +51,9 @@ def known_images(index: pa.Table, mnist_test_shas: np.ndarray, batch_shas: np.nd
 
 
 def profile_batch(batch: PendingBatch, known: KnownImages) -> pd.DataFrame:
-    """One row per image: label, raw size and range, emptiness, and where else its content occurs.
-
-    `raw_side` is the image's shorter side when it is under 1 pixel, else its longer side; `raw_pixel` its lowest
-    raw value when that is below 0, else its highest: each the value its one check judges.
-
-    Rows without a prepared image (empty, or pixels out of range) have no hash: they fail their own check only.
-    """
+    """One row per image: label, raw size and range, emptiness, and where else its content occurs. `raw_side` and
+    `raw_pixel` hold the one value their check judges (the side under 1 or the longer; the value below 0 or the
+    highest); rows without a prepared image have no hash, so they fail their own check only."""
     table = batch.table
     shas = as_sha_array(batch.shas)
     empty = table.column("empty").to_numpy(zero_copy_only=False)
@@ -99,14 +87,9 @@ def build_batch_suite(min_images: int) -> dict[str, list[dict[str, Any]]]:
     """The blocking checks, per frame: the profile and the inputs that could not be read."""
     labels = list(CLASSES)
     low, high = PIXEL_RANGE
+    enough = f"at least {min_images} images (--min-images)"
     profile = [
-        _expect(
-            "expect_table_row_count_to_be_between",
-            "images",
-            f"at least {min_images} images (--min-images)",
-            "only {count} images",
-            min_value=min_images,
-        ),
+        _expect("expect_table_row_count_to_be_between", "images", enough, "only {count} images", min_value=min_images),
         _between("raw_side", "shapes", f"image sides of 1..{MAX_SIDE} pixels", "with a side of {values}", 1, MAX_SIDE),
         _between("raw_pixel", "pixel range", f"pixel values in {low}..{high}", "with pixel values {values}", low, high),
         _in_set("label", "labels", f"labels in {labels[0]}..{labels[-1]}", "with label {values}", labels),
@@ -144,14 +127,8 @@ def build_batch_suite(min_images: int) -> dict[str, list[dict[str, Any]]]:
         "expect_table_row_count_to_equal", "unreadable inputs", "every input readable", "could not be read", value=0
     )
     share_low, share_high = CLASS_SHARE
-    shares = _between(
-        "share",
-        CLASS_SHARES_CHECK,
-        f"each class {share_low:.0%}..{share_high:.0%} of the train split after accepting (as the dataset gate)",
-        "",
-        share_low,
-        share_high,
-    )
+    bounds = f"each class {share_low:.0%}..{share_high:.0%} of the train split after accepting (as the dataset gate)"
+    shares = _between("share", CLASS_SHARES_CHECK, bounds, "", share_low, share_high)
     return {PROFILE_FRAME: profile, PROBLEMS_FRAME: [readable], CLASSES_FRAME: [shares]}
 
 
@@ -166,9 +143,7 @@ def count_shares_after(batch: PendingBatch, train_counts: np.ndarray) -> pd.Data
 
 
 def run_checks(batch: PendingBatch, known: KnownImages, min_images: int, train_counts: np.ndarray) -> list[CheckResult]:
-    """Every blocking check's outcome; a failure's message is one line naming a few offending inputs.
-
-    `train_counts` are the rows per class of the train split the batch would join (without the batch)."""
+    """Every blocking check's outcome; `train_counts` are the rows per class of the train split the batch joins."""
     problems = [str(line) for line in batch.meta.get("problems", [])]
     frames = {
         PROFILE_FRAME: profile_batch(batch, known),

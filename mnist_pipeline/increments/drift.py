@@ -1,23 +1,12 @@
 """Does a new labelled batch look like the training data? The drift tests of the increment gate (scipy).
 
-Three families, each test with the threshold it is judged by:
-- the label distribution: chi-square goodness of fit of the batch's counts against the reference's proportions
-  for batches up to `LARGE_BATCH` images, Jensen-Shannon distance (base 2) above (a test on thousands of images
-  finds differences too small to matter, so large batches are judged by a distance, as Evidently does);
-- per-image shape statistics (`measure_shapes`): two-sample Kolmogorov-Smirnov up to `LARGE_BATCH` images
-  (Bonferroni-corrected over the seven), Wasserstein distance divided by the reference's standard deviation above;
-- the champion's softmax outputs, the black-box shift test (Rabanser et al., "Failing loudly", 2019): KS on its
-  confidence, and KS on each class's probability at a Bonferroni-corrected level.
-
-The reference is a fixed, seeded sample of at most `REFERENCE_SAMPLE` images (the gate reads one from a few row
-groups of the train split, `gate.sample_split`; a larger reference given here is sampled by
-`choose_reference_rows`), so the cost grows with the batch, not with the history. Nothing here is random beyond
-those seeded choices.
+The tests and thresholds are tabled in docs/increments.md. Large batches are judged by distances, not hypothesis
+tests, which on thousands of images find differences too small to matter. The reference is a seeded sample of at
+most `REFERENCE_SAMPLE` images, so the cost grows with the batch, not with the history.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -108,8 +97,7 @@ class DriftReport:
 
 
 def choose_reference_rows(total: int, limit: int = REFERENCE_SAMPLE) -> np.ndarray:
-    """The rows (sorted indices) of a reference of `total` images that the tests use: all of them up to `limit`,
-    else a seeded sample of `limit`, the same for the same `total` every time. Read only these rows."""
+    """The rows (sorted) of a reference of `total` images the tests use: all up to `limit`, else a seeded sample."""
     if total <= limit:
         return np.arange(total)
     return np.sort(np.random.default_rng(SAMPLE_SEED).choice(total, size=limit, replace=False))
@@ -172,10 +160,8 @@ def compute_drift(
 ) -> DriftReport:
     """Every drift test of a batch (uint8 (n, 28, 28) MNIST-style images, labels 0..9) against the training data.
 
-    `reference_probs` are the champion's outputs on images it was NOT trained on (e.g. the `test` split): on its
-    own training images it is more confident than on any new batch, and the black-box tests would always flag.
-    They need not be the reference images' outputs. A reference larger than REFERENCE_SAMPLE is sampled with
-    `choose_reference_rows` (images and labels alike; the probabilities on their own).
+    `reference_probs` are the champion's outputs on images it was NOT trained on (e.g. `test`): on its own training
+    images it is over-confident, and the black-box tests would always flag. Large references are sampled.
     """
     if (batch_probs is None) != (reference_probs is None):
         raise ValueError("batch_probs and reference_probs go together: give both or neither")
@@ -207,11 +193,8 @@ def _empty_reason(batch_rows: int, reference_rows: int) -> str | None:
 
 
 def compare_labels(batch: np.ndarray, reference: np.ndarray, large: bool, skipped: str | None) -> DriftTest:
-    """Chi-square goodness of fit (small batch) or Jensen-Shannon distance (large batch) of the label counts.
-
-    The reference's proportions are add-one smoothed, so a digit the reference lacks has a small but non-zero
-    expected count (chi-square needs every expected count above zero) and a batch full of it stands out.
-    """
+    """Chi-square goodness of fit (small batch) or Jensen-Shannon distance (large batch) of the label counts; the
+    reference's shares are add-one smoothed, since chi-square needs every expected count above zero."""
     name = "label_distribution"
     if large:
         method, kind, threshold = "Jensen-Shannon distance (base 2)", "distance", JS_THRESHOLD
@@ -244,9 +227,8 @@ def count_labels(labels: np.ndarray) -> np.ndarray:
 
 
 def compare_feature(name: str, batch: np.ndarray, reference: np.ndarray, large: bool, skipped: str | None) -> DriftTest:
-    """Two-sample KS (small batch) or the reference-normalised Wasserstein distance (large batch) of one
-    per-image statistic. The KS level is Bonferroni-corrected over the statistics: at ALPHA each, an honest batch
-    would flag one of seven in about one batch of six (measured on drawn digits)."""
+    """Two-sample KS (small batch) or reference-normalised Wasserstein distance (large batch) of one statistic; KS
+    at ALPHA each would flag an honest batch about one time in six, hence Bonferroni over the seven."""
     if large:
         method, kind, threshold = "Wasserstein distance / reference std", "distance", WASSERSTEIN_THRESHOLD
     else:
@@ -262,12 +244,11 @@ def compare_feature(name: str, batch: np.ndarray, reference: np.ndarray, large: 
 
 
 def compare_outputs(batch: np.ndarray | None, reference: np.ndarray | None, skipped: str | None) -> list[DriftTest]:
-    """The black-box shift test: KS on the champion's confidence (its top probability) at ALPHA, and on each
-    class's probability at ALPHA / 10 (Bonferroni over the ten classes)."""
+    """The black-box shift test: KS on the champion's top probability, and on each class's (Bonferroni over ten)."""
     per_class = ALPHA / N_CLASSES
     confidence = ("champion_confidence", "two-sample KS", ALPHA, lambda probs: probs.max(axis=1))
     classes = [
-        (f"champion_prob_{k}", "two-sample KS, Bonferroni over 10 classes", per_class, _column(k))
+        (f"champion_prob_{k}", "two-sample KS, Bonferroni over 10 classes", per_class, lambda probs, k=k: probs[:, k])
         for k in range(N_CLASSES)
     ]
     if batch is None or reference is None or skipped is not None:
@@ -284,10 +265,6 @@ def compare_outputs(batch: np.ndarray | None, reference: np.ndarray | None, skip
         detail = f"batch mean {ours.mean():.3g}, reference mean {theirs.mean():.3g}"
         tests.append(_ks_test(name, method, alpha, ours, theirs, detail))
     return tests
-
-
-def _column(k: int) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda probs: probs[:, k]
 
 
 def _ks_test(name: str, method: str, alpha: float, batch: np.ndarray, reference: np.ndarray, detail: str) -> DriftTest:

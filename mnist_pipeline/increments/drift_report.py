@@ -1,8 +1,5 @@
-"""The gate's verdict as people see it: the `mnist-increment` artifact's markdown (the verdict, every blocking
-check, then the drift section) and the drift report's picture (PNG).
-
-The picture is drawn with the report's chart style (`mnist_pipeline.report.charts`) and inlined in the markdown
-as its compact copy, since the Prefect database stores every artifact.
+"""The gate's verdict as people see it: the `mnist-increment` artifact's markdown and the drift picture (PNG, in
+the report's chart style, inlined compact since the Prefect database stores every artifact).
 """
 
 from __future__ import annotations
@@ -45,9 +42,8 @@ def draw_drift_picture(
     reference_labels: np.ndarray | None = None,
     report: DriftReport | None = None,
 ) -> bytes:
-    """A PNG: each shape statistic's histogram, the batch's over the training data's (density-normalised, same
-    bins), the label shares when labels are given, then a grid of batch images evenly spread over the batch.
-    Statistics that `report` flagged have red titles. The reference is sampled as `compute_drift` samples it."""
+    """A PNG: each shape statistic's histogram over the training data's, the label shares, sample batch images;
+    what `report` flagged has a red title. The reference is sampled as `compute_drift` samples it."""
     rows = choose_reference_rows(len(reference_images))
     reference_images = np.asarray(reference_images)[rows]
     batch_shapes, reference_shapes = measure_shapes(batch_images), measure_shapes(reference_images)
@@ -85,10 +81,7 @@ def _legend_handles() -> list[Artist]:
 
 def _set_title(ax: Axes, title: str, flagged: bool) -> None:
     """A panel's title, red and bold when its test flagged."""
-    if flagged:
-        ax.set_title(title, color=FLAGGED_COLOR, fontweight="bold")
-    else:
-        ax.set_title(title)
+    ax.set_title(title, **({"color": FLAGGED_COLOR, "fontweight": "bold"} if flagged else {}))
 
 
 def _draw_histogram(ax: Axes, batch: np.ndarray, reference: np.ndarray) -> None:

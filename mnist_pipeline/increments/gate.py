@@ -1,11 +1,6 @@
-"""The increment gate's steps: blocking checks, the drift report, and the decision between them.
+"""The increment gate's steps: blocking checks, the drift report, and the decision between them (docs/increments.md).
 
-`dataset` is the layout of the dataset version a batch is checked against (the current one, or the base version
-a pipeline run just ingested): its test split is the MNIST test split of the leakage check, and its train split
-plus the accepted increments it does not hold yet is the train split whose class shares the batch must keep in
-bounds. The drift reference is a seeded sample of the current published version's train split (what the champion
-was trained on; `dataset`'s before the first publish), read from a few row groups so its cost does not grow with
-the history. The Prefect flow `increment-gate` runs these under the increments lock.
+`dataset` is the version a batch is checked against: the current one, or the base a pipeline run just ingested.
 """
 
 from __future__ import annotations
@@ -36,7 +31,7 @@ from mnist_pipeline.increments.inbox import PendingBatch
 from mnist_pipeline.increments.store import read_increment_manifest
 from mnist_pipeline.increments.versions import find_current_fingerprint
 from mnist_pipeline.modeling.registry import CNN_MODEL
-from mnist_pipeline.modeling.serving import Engine, open_engine
+from mnist_pipeline.modeling.serving import open_engine
 from mnist_pipeline.predict.preprocess import MNIST_SHAPE
 from mnist_pipeline.validation.results import CheckResult
 
@@ -96,26 +91,14 @@ def sample_split(path: str, limit: int = REFERENCE_SAMPLE, max_groups: int = REF
     return Split(images=images_from_table(table, path).copy(), labels=table.column("label").to_numpy().astype(np.int64))
 
 
-def find_reference_layout(layout: DataLayout, dataset: DataLayout) -> DataLayout:
-    """The version the drift reference comes from: the current published one (the champion's training data),
-    else `dataset` (the first run, before anything was published)."""
-    return layout if find_current_fingerprint(layout) is not None else dataset
-
-
-def open_champion(layout: DataLayout) -> Engine | None:
-    """The CNN champion's engine for the black-box shift tests, or None without one."""
-    candidate = find_champion(load_registry(layout.registry), CNN_MODEL)
-    if candidate is None:
-        return None
-    return open_engine(layout, CNN_MODEL, candidate.key)
-
-
 def measure_drift(layout: DataLayout, dataset: DataLayout, batch: PendingBatch) -> DriftOutcome:
-    """The batch against a sample of the training data (`find_reference_layout`); the champion's outputs on the
-    test split, which it was not trained on, are the reference for its outputs on the batch."""
-    reference_layout = find_reference_layout(layout, dataset)
+    """The batch against a sample of the training data: the current published version's (the champion's), else
+    `dataset`'s (before the first publish). The CNN champion's outputs on the test split, which it was not trained
+    on, are the reference for its outputs on the batch."""
+    reference_layout = layout if find_current_fingerprint(layout) is not None else dataset
     reference = sample_split(str(reference_layout.split_file("train")))
-    engine = open_champion(layout)
+    champion = find_champion(load_registry(layout.registry), CNN_MODEL)
+    engine = open_engine(layout, CNN_MODEL, champion.key) if champion is not None else None
     batch_probs = reference_probs = None
     if engine is not None:
         batch_probs = champion_probabilities(engine, batch.images)

@@ -1,16 +1,7 @@
-"""Read one labelled batch from an ImageFolder, an .npz, an IDX pair or a Parquet file, MNIST-style.
+"""Read one labelled batch from an ImageFolder, an .npz, an IDX pair or a Parquet file (docs/increments.md).
 
-Images are decoded by `predict.inputs` and prepared by `predict.preprocess`, the very functions `predict` uses, so
-the gate stores what a model will later see. One unreadable input is a problem line, never the end of the batch;
-only a source that cannot be read at all (no such path, no labels) raises DataFormatError.
-
-Source kinds, by what SOURCE is:
-- a folder with digit folders `0`..`9` (ImageFolder, as Keras and torchvision read it): the folder name is the label;
-- a folder holding one IDX images file (`*idx3-ubyte`, optionally `.gz`) and one labels file (`*idx1-ubyte`), or
-  the images file itself: the labels file is then the one `*idx1-ubyte` file beside it;
-- an `.npz` with arrays `x` (n, h, w) and `y` (n,);
-- a Parquet file with `label` and `image` columns in the dataset split schema (`image` fixed_size_binary of
-  height x width bytes, with `height` and `width` columns; without them the images must be square).
+Images are decoded and prepared by the very functions `predict` uses, so the gate stores what a model will later
+see. One unreadable input is a problem line; only a source that cannot be read at all raises DataFormatError.
 """
 
 from __future__ import annotations
@@ -39,10 +30,7 @@ IDX_LABELS_NAME = re.compile(r"idx1[-.]ubyte(\.gz)?$", re.IGNORECASE)
 @dataclass(frozen=True)
 class LabelledBatch:
     """Prepared 28x28 uint8 images with their labels and names, what the raw images measured, and the problems.
-
-    `empty` rows are inputs without ink (their image is all zeros); `raw_min`/`raw_max` are the pixel values as
-    read (arrays may hold values outside 0..255: those rows stay all zeros and fail the pixel-range check).
-    """
+    `empty` rows had no ink; rows whose raw pixels (`raw_min`/`raw_max`) are outside 0..255 stay all zeros."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -60,7 +48,7 @@ class LabelledBatch:
 
 
 def read_labelled_batch(source: Path) -> LabelledBatch:
-    """The batch in `source` (see the module docstring for the kinds), prepared MNIST-style."""
+    """The batch in `source`, prepared MNIST-style; the kind is told by what `source` is."""
     source = Path(source)
     if source.is_dir():
         idx_files = [path for path in source.iterdir() if IDX_NAME.search(path.name)]
@@ -235,18 +223,15 @@ def prepare_images(
             row = indices[index]
             empty[row], keep[row], line = classify_failure(exc, str(folder / names[row]))
             problems += [line] if line else []
+    kept_grays = [gray for gray, kept in zip(grays, keep, strict=True) if kept]
     return LabelledBatch(
         images=prepared[keep],
         labels=labels[keep],
         names=[name for name, kept in zip(names, keep, strict=True) if kept],
-        raw_height=np.array([gray.shape[0] for gray, kept in zip(grays, keep, strict=True) if kept], dtype=np.int32),
-        raw_width=np.array([gray.shape[1] for gray, kept in zip(grays, keep, strict=True) if kept], dtype=np.int32),
-        raw_min=np.array(
-            [gray.min() if gray.size else 0 for gray, kept in zip(grays, keep, strict=True) if kept], dtype=np.float64
-        ),
-        raw_max=np.array(
-            [gray.max() if gray.size else 0 for gray, kept in zip(grays, keep, strict=True) if kept], dtype=np.float64
-        ),
+        raw_height=np.array([gray.shape[0] for gray in kept_grays], dtype=np.int32),
+        raw_width=np.array([gray.shape[1] for gray in kept_grays], dtype=np.int32),
+        raw_min=np.array([gray.min() if gray.size else 0 for gray in kept_grays], dtype=np.float64),
+        raw_max=np.array([gray.max() if gray.size else 0 for gray in kept_grays], dtype=np.float64),
         empty=empty[keep],
         problems=problems,
     )

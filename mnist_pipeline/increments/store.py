@@ -34,11 +34,8 @@ MANIFEST_FILE = "manifest.json"
 def accept_batch(
     layout: DataLayout, batch: PendingBatch, checks: list[CheckResult], drift: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """Make the batch an increment, add it to the index and drop it from the inbox; returns its manifest.
-
-    Call under the increments lock. An increment folder already there (a gate killed before it updated the index,
-    or before it removed the pending batch) is kept as it is, and only what is missing is completed.
-    """
+    """Make the batch an increment, add it to the index and drop it from the inbox; returns its manifest. Call
+    under the increments lock; what a killed gate already did is kept and only what is missing is completed."""
     test = is_test_part(batch.shas)
     final = layout.increments / batch.id
     if (final / MANIFEST_FILE).is_file():
@@ -53,8 +50,7 @@ def accept_batch(
 
 
 def is_accepted(layout: DataLayout, batch_id: str) -> bool:
-    """Whether the index holds the batch: then it is accepted, whatever the inbox still holds (a gate killed
-    after updating the index leaves it pending; `accept_batch` finishes it without judging it again)."""
+    """Whether the index holds the batch: then it is accepted, even if a killed gate left it pending."""
     return batch_id in list_increments(read_index(layout, ("increment",)))
 
 
@@ -69,8 +65,7 @@ def discard_unfinished(layout: DataLayout, batch_id: str) -> None:
 
 @dataclass(frozen=True)
 class BatchVerdict:
-    """What the gate made of one batch: accepted (with its train/test rows) or refused (with one reason a line),
-    the drift tests it flagged, and a note when this gate did not judge it itself."""
+    """What the gate made of one batch, with a note when this gate did not judge it itself."""
 
     id: str
     accepted: bool
@@ -81,8 +76,7 @@ class BatchVerdict:
 
 
 def find_verdict(layout: DataLayout, batch_id: str) -> BatchVerdict | None:
-    """What became of a batch that is not pending: accepted (the index holds it; its rows), refused (its reasons
-    from `inbox/refused/`), or None when neither holds it."""
+    """What became of a batch that is not pending: accepted, refused (`inbox/refused/`), or None when neither."""
     if is_accepted(layout, batch_id):
         return BatchVerdict(batch_id, True, [], read_increment_manifest(layout, batch_id)["rows"])
     reasons = layout.refused / batch_id / REASONS_FILE

@@ -1,11 +1,7 @@
 """Dataset versions that grow: the base version plus every accepted increment, written as one more version.
 
-The grown version's `train` is the base train split followed by each increment's train part (acceptance order),
-its `test` is the base test split unchanged, and `new` holds the increments' test parts. Its manifest names the
-`base` fingerprint, the `parent` (the version current when it was grown), the `increments` and how many of their
-images went into train and into new (`increment_rows`). With no increment the base version is the version,
-untouched. `mnist-pipeline ingest` publishes the grown version through the same gate as the base
-(`ingest_and_publish_grown`).
+Train gets the increments' train parts appended, `test` stays the base's, `new` holds their test parts; the
+manifest's lineage fields are described in docs/increments.md. With no increment the base is the version.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Write a run's report into reports/: runs/<name>/{report.html,metrics.json}, latest.html and index.html.
 
-Everything is rendered before anything is written, and every file is replaced atomically, so a failure leaves
-the previous reports exactly as they were. Concurrent runs take turns under a lock on the reports folder, so the
-index each one writes lists every run finished before it, and `latest.html` is the last finished run's report.
+All is rendered before anything is written atomically, under a lock on the reports folder, so a failure leaves
+the previous reports as they were and each index lists every run finished before it.
 """
 
 from __future__ import annotations

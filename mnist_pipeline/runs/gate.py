@@ -1,8 +1,5 @@
-"""A run's validation gate, with passes recorded: unchanged data is not checked again.
-
-A pass is recorded as `validations/<validation key>.json` (the report's summary); the key covers the dataset
-version's file bytes, the declared image size and the suite's code (`runs.cache_keys`), so an edited Parquet file or
-a changed suite is checked again. Failures are never recorded.
+"""A run's validation gate, with passes recorded as `validations/<key>.json` (key: `runs.cache_keys`), so
+unchanged data is not checked again while an edited file or a changed suite is. Failures are never recorded.
 """
 
 from __future__ import annotations

@@ -1,7 +1,4 @@
-"""How a run is named, labelled and given its report folder.
-
-Run names become directory names and links: only names that cannot leave reports/runs/ are accepted.
-"""
+"""How a run is named, labelled and given its report folder; names that could leave reports/runs/ are refused."""
 
 from __future__ import annotations
 
@@ -34,11 +31,8 @@ def check_run_name(name: Any) -> str:
 
 
 def compose_run_name(prefix: str, run_id: str, at: datetime, id_digits: int) -> str:
-    """Readable, sortable, unique: `<prefix>-YYYY-MM-DD-HHMMSS-<first id_digits of the flow run id>`.
-
-    The id's digits keep apart runs started in the same second on any process or worker; `claim_run_dir` then
-    makes sure no two runs ever share a folder.
-    """
+    """Readable, sortable, unique: `<prefix>-YYYY-MM-DD-HHMMSS-<first id_digits of the flow run id>` (the id's
+    digits keep apart runs started in the same second)."""
     return check_run_name(f"{prefix}-{at:%Y-%m-%d-%H%M%S}-{run_id[:id_digits]}")
 
 

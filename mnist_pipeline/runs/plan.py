@@ -1,7 +1,4 @@
-"""What a run will do before it does it: how models train side by side, and each model's job and keys.
-
-Typed jobs out (`modeling.jobs.TrainingJob`), so the flow only submits what this plans.
-"""
+"""What a run will do before it does it: how models train side by side, and each model's typed job and keys."""
 
 from __future__ import annotations
 
@@ -29,13 +26,9 @@ class RunnerChoice:
 
 
 def choose_task_runner(config: RunConfig, n_models: int) -> RunnerChoice:
-    """Threads share one TF runtime; processes and Dask give each model its own (a local Dask cluster gets one
-    single-threaded worker process per model).
-
-    In threads, a task waiting for its upstream holds a thread, so each of a model's tasks gets one: otherwise
-    the evaluation and charts of a model listed first could take every free thread while its training runs, and
-    the other models' would queue behind them. Only the trainings compute at the same time either way.
-    """
+    """Threads share one TF runtime; processes and Dask give each model its own. In threads each of a model's tasks
+    gets a thread, since a task waiting for its upstream holds one: else one model's evaluation and charts could
+    take every free thread while its training runs, and the other models' trainings would queue behind them."""
     if config.task_runner == "dask":
         if config.dask_address:
             return RunnerChoice("dask", {"address": config.dask_address})

@@ -1,8 +1,7 @@
 """Exact duplicate images, within each split and between train and test: reported, never a failure.
 
-MNIST itself is not guaranteed duplicate-free; leakage from train into test is worth seeing, not blocking.
-Images are compared by the 64-bit BLAKE2b hash in the profile (collisions are negligible at this scale).
-Counts are flat keys so a report can list them as a table; a few example row ids sit under "examples".
+MNIST itself is not duplicate-free; leakage from train into test is worth seeing, not blocking. Images are
+compared by the profile's 64-bit BLAKE2b hash (collisions are negligible at this scale).
 """
 
 from __future__ import annotations

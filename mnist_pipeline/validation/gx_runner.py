@@ -1,8 +1,7 @@
 """Run the checks with Great Expectations: imported only here, only when validating, and kept quiet.
 
-`import great_expectations` costs seconds and floods INFO logs (some of its modules set their own logger
-level), so its loggers are lowered to WARNING after the import and its progress bars are switched off in the
-ephemeral context. One suite per (split, frame), built in one go and validated on that frame as a batch.
+`import great_expectations` costs seconds and floods INFO logs, so its loggers are lowered to WARNING after the
+import and its progress bars are switched off. One suite per (split, frame), validated on that frame as a batch.
 """
 
 from __future__ import annotations
@@ -22,10 +21,8 @@ PARTIAL_UNEXPECTED = 5
 
 
 def import_quiet_gx() -> ModuleType:
-    """Import great_expectations with its loggers at WARNING (its import alone logs thousands of lines).
-
-    Its own DeprecationWarnings (sre_constants, sre_parse) are not ours to act on, so the import hides them.
-    """
+    """Import great_expectations with its loggers at WARNING (its import alone logs thousands of lines), hiding its
+    own DeprecationWarnings, which are not ours to act on."""
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

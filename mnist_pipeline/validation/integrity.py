@@ -1,7 +1,6 @@
 """Tamper check: the manifest's per-split sha256 and fingerprint must equal the content actually read.
 
-Hashes are recomputed with the same functions ingestion used (`checksums.hash_split`), so any change to
-pixels, labels or shape after ingest fails here, whatever else the file still looks like.
+Recomputed with ingestion's own `checksums.hash_split`, so any change to pixels, labels or shape fails here.
 """
 
 from __future__ import annotations
@@ -22,10 +21,8 @@ DATASET = "dataset"
 
 
 def hash_table(table: pa.Table, origin: str, empty_shape: tuple[int, int]) -> tuple[str | None, str]:
-    """(sha256, "") of a split's content, or (None, why) when it is not in the shape ingestion writes.
-
-    An empty file cannot tell its image size, so `empty_shape` (the manifest's) stands in, as at ingest.
-    """
+    """(sha256, "") of a split's content, or (None, why) when it is not in the shape ingestion writes; an empty file
+    cannot tell its image size, so `empty_shape` (the manifest's) stands in, as at ingest."""
     if table.num_rows == 0:
         return hash_split(np.zeros((0, *empty_shape), dtype=np.uint8), np.zeros(0, dtype=np.int64)), ""
     labels = table.column("label")

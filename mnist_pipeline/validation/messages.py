@@ -1,7 +1,7 @@
 """Words for outcomes: each GX result becomes a CheckResult whose message names split, column, expected, found.
 
-The words come from the expectation's meta (`suite`); failures on rows say how many rows and which (up to a few
-row ids), e.g. "test: label 10 found in 1 row (row id 123); expected values in 0..9".
+The words come from the expectation's meta (`suite`), e.g. "test: label 10 found in 1 row (row id 123); expected
+values in 0..9".
 """
 
 from __future__ import annotations

