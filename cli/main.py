@@ -19,7 +19,7 @@ from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.errors import PipelineError, describe_os_error
 from mnist_pipeline.increments import DRIFT_MODES
 from mnist_pipeline.modeling.quiet_start import set_default_log_level
-from mnist_pipeline.modeling.registry import CNN_MODEL, DEFAULT_PREDICT_MODEL, model_names
+from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL, model_names
 from mnist_pipeline.web import links
 
 # How the command line spells some values; everything else about a run option comes from its RunConfig field.
@@ -148,35 +148,30 @@ def cmd_add_data(args: argparse.Namespace) -> int:
 
 
 def cmd_add_scans(args: argparse.Namespace) -> int:
-    """Queue SOURCE's images for the review page (read as `predict` reads them), then score the queue with the CNN
-    champion: the new images, or all of them when the champion changed. Exit 2 when nothing could be read."""
-    from mnist_pipeline.increments.hashes import hash_images
-    from mnist_pipeline.modeling.serving import open_engine
-    from mnist_pipeline.predict.inputs import load_inputs
-    from mnist_pipeline.predict.model_choice import choose_model
-    from mnist_pipeline.predict.preprocess import MNIST_SHAPE
-    from mnist_pipeline.review.queue import ReviewQueue
+    """Run the review-intake flow: queue SOURCE's images for the review page and score them with the CNN champion.
+    Each unreadable file is one stderr line; exit 2 when nothing could be read."""
+    layout = open_layout(args)
+    connect_prefect_api()
+    from flows.review import review_intake
+    from tasks.guard import install_pipeline_logging
 
-    queue, loaded = ReviewQueue(open_layout(args)), load_inputs([args.source], MNIST_SHAPE)
-    for name, problem in loaded.failures:
+    install_pipeline_logging()
+    intake = review_intake(source=str(args.source), data_dir=str(layout.root), note=args.note)
+    for name, problem in intake.unreadable:
         print(f"mnist-pipeline: {name}: {problem}", file=sys.stderr)
-    if not loaded.names:
-        raise PipelineError(f"{args.source}: expected a readable image, found none ({len(loaded.failures)} unreadable)")
-    in_test, accepted = queue.find_known(hash_images(loaded.images))
-    keep = ~(in_test | accepted)
-    names = [name for name, kept in zip(loaded.names, keep, strict=True) if kept]
-    queued = queue.add(loaded.images[keep], names, args.note)
+    if not (intake.queued or intake.already_queued or intake.in_test or intake.accepted):
+        raise PipelineError(
+            f"{args.source}: expected a readable image, found none ({len(intake.unreadable)} unreadable)"
+        )
     print(
-        f"queued: {queued} in {queue.layout.review}; skipped: {keep.sum() - queued} already queued, {in_test.sum()} "
-        f"equal to an MNIST test image, {accepted.sum()} already accepted; unreadable: {len(loaded.failures)}"
+        f"queued: {intake.queued} in {layout.review}; skipped: {intake.already_queued} already queued, "
+        f"{intake.in_test} equal to an MNIST test image, {intake.accepted} already accepted; "
+        f"unreadable: {len(intake.unreadable)}"
     )
-    try:
-        choice = choose_model(CNN_MODEL, queue.layout)
-        scored = queue.score(open_engine(queue.layout, choice.model, choice.key), choice.key)
-    except PipelineError as exc:
-        print(f"not scored: {exc}; the web app scores the queue once there is a champion")
-        return 0
-    print(f"scored: {scored} with the {choice.model} champion (key {choice.key})")
+    if intake.champion is None:
+        print("not scored: no cnn champion yet; the web app scores the queue once there is one")
+    else:
+        print(f"scored: {intake.scored} with the cnn champion (key {intake.champion})")
     return 0
 
 

@@ -22,6 +22,7 @@ from mnist_pipeline.increments.store import BatchVerdict, find_verdict, is_accep
 from mnist_pipeline.runs.names import compose_run_name
 from tasks.guard import guarded
 from tasks.increments import accept_task, check_task, drift_task, refuse_task, report_task
+from tasks.review import publish_queue_task
 
 
 def generate_gate_run_name() -> str:
@@ -75,4 +76,6 @@ def increment_gate(
             report_task(layout, batch_id, checks, reasons, measured, rows)
         drift_lines = measured.report.lines() if measured else []
         outcomes.append(BatchVerdict(batch_id, not reasons, reasons, rows, drift_lines))
+    if layout.review.is_dir():  # labels from the review page: its audit estimate, as of this batch
+        publish_queue_task(layout)
     return outcomes

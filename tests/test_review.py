@@ -92,8 +92,11 @@ def write_pngs(folder: Path, images: np.ndarray, start: int = 0) -> None:
 
 
 def test_add_scans_queues_each_new_image_once_scored_and_says_what_it_skipped(
-    layout: DataLayout, champion: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    prefect_server: str, layout: DataLayout, champion: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Through the CLI, which runs the review-intake flow on the test server and publishes the queue's artifact."""
+    from prefect.artifacts import Artifact
+
     scans = tmp_path / "scans" / "deep" / "er"
     digits, _ = draw_digits(12, seed=5)
     write_pngs(scans, digits)
@@ -109,11 +112,14 @@ def test_add_scans_queues_each_new_image_once_scored_and_says_what_it_skipped(
     assert f"queued: 11 in {layout.review}; skipped: 1 already queued, 1 equal to an MNIST test image, " in out
     assert "1 already accepted; unreadable: 1" in out
     assert f"scored: 11 with the cnn champion (key {champion})" in out
-    (line,) = err.splitlines()  # one line per unreadable file, as `predict` prints it
+    # One line per unreadable file, as `predict` prints it (the other lines are the flow run's log).
+    (line,) = [line for line in err.splitlines() if line.startswith("mnist-pipeline:")]
     assert line.startswith(f"mnist-pipeline: {scans / 'broken.png'}: expected an image Pillow can read")
     items = ReviewQueue(layout).read_items()
     assert len(items) == 11 and {item["note"] for item in items.values()} == {"office B"}
     assert {ReviewQueue(layout).read_scores().answers[item]["predicted"] for item in items} == {3}
+    artifact = Artifact.get("review-queue")
+    assert artifact is not None and str(artifact.data).startswith("# Review queue\n\n11 images waiting for a label")
     assert main(["add-scans", str(tmp_path / "scans"), *data_dir]) == 0
     assert "queued: 0" in capsys.readouterr().out
     assert main(["add-scans", str(scans / "leaked.png"), *data_dir]) == 0  # nothing left to queue
