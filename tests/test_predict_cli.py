@@ -104,6 +104,21 @@ def test_table_names_the_model_and_missing_paths_fail_alone(
     assert lines[2].split()[:2] == [str(one), str(labels[0])]
 
 
+def test_a_strict_target_leaves_images_unanswered_and_answer_all_answers_them(
+    data_dir: Path, mixed_folder: tuple[Path, np.ndarray]
+) -> None:
+    folder = mixed_folder[0] / "plain"
+    strict = predict("--target-error", "0.000001", "--data-dir", str(data_dir), str(folder))
+    last = strict.stdout.splitlines()[-1]
+    unsure = sum(" not sure " in line for line in strict.stdout.splitlines()[2:-1])
+    assert unsure >= 5 and last.startswith(f"answered {20 - unsure} of 20, {unsure} not sure (probability under ")
+    assert last.endswith(", the threshold for a 0.0001 % target error)")
+    records = json.loads(predict("--answer-all", "--format", "json", "--data-dir", str(data_dir), str(folder)).stdout)
+    assert len(records) == 20 and all(r["label"] == r["top3"][0]["label"] and not r["unsure"] for r in records)
+    refused = predict("--target-error", "2", str(folder))
+    assert refused.returncode == 2 and "--target-error: expected an error rate between 0 and 1" in refused.stderr
+
+
 def test_without_a_champion_it_says_how_to_get_one(tmp_path: Path, mixed_folder: tuple[Path, np.ndarray]) -> None:
     done = predict("--model", "ann_no_hidden", "--data-dir", str(tmp_path / "data"), str(mixed_folder[0]))
     assert done.returncode == 2

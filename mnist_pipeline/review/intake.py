@@ -40,18 +40,13 @@ def queue_scans(layout: DataLayout, source: Path, note: str | None) -> ScanIntak
         return ScanIntake(0, 0, 0, 0, loaded.failures, 0, None)
     in_test, accepted = queue.find_known(hash_images(loaded.images))
     keep = ~(in_test | accepted)
-    names = [name for name, kept in zip(loaded.names, keep, strict=True) if kept]
-    queued = queue.add(loaded.images[keep], names, note)
+    queued = queue.add(loaded.images[keep], [name for name, kept in zip(loaded.names, keep, strict=True) if kept], note)
+    counts = (queued, int(keep.sum()) - queued, int(in_test.sum()), int(accepted.sum()), loaded.failures)
     try:
         choice = choose_model(CNN_MODEL, layout)
     except PipelineError:  # no champion yet: the web app scores the queue once there is one
-        return ScanIntake(
-            queued, int(keep.sum()) - queued, int(in_test.sum()), int(accepted.sum()), loaded.failures, 0, None
-        )
-    scored = queue.score(open_engine(layout, choice.model, choice.key), choice.key)
-    return ScanIntake(
-        queued, int(keep.sum()) - queued, int(in_test.sum()), int(accepted.sum()), loaded.failures, scored, choice.key
-    )
+        return ScanIntake(*counts, 0, None)
+    return ScanIntake(*counts, queue.score(open_engine(layout, choice.model, choice.key), choice.key), choice.key)
 
 
 def describe_estimate(estimate: Estimate, what: str) -> str:
