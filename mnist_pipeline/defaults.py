@@ -23,5 +23,7 @@ TARGET_ERROR = 0.005
 FEEDBACK_BATCH = 50
 # The review page's labels: this many go to the increment gate together as one batch.
 REVIEW_BATCH = 100
+# ...or once no label has come for this long (fewer than MIN_IMAGES wait for more).
+REVIEW_IDLE_MINUTES = 10
 # The increment gate refuses a batch of fewer images than this (`add-data --min-images`).
 MIN_IMAGES = 10

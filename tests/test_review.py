@@ -222,6 +222,21 @@ def test_the_app_guards_apply(client: TestClient, queued: list[str]) -> None:
     assert client.get("/api/review/status", headers={"Host": "evil.test"}).status_code == 400
 
 
+def test_labels_go_to_the_gate_when_the_reviewer_stops(
+    layout: DataLayout, gate: GateRecorder, queued: list[str], tmp_path: Path
+) -> None:
+    app = build_app(layout, tmp_path / "reports", review_threshold=100, review_idle_seconds=2.0, gate=gate)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        for item in client.get("/api/review/next?limit=11").json():
+            assert client.post(f"/api/review/{item['id']}", json={"label": 4}).status_code == 200
+        assert (gate.starts, len(list_pending(layout))) == (0, 0)  # under the batch size: nothing sent yet
+        deadline = time.monotonic() + 10
+        while not gate.starts and time.monotonic() < deadline:
+            time.sleep(0.05)
+    (batch_id,) = list_pending(layout)
+    assert (len(read_pending(layout, batch_id).names), gate.starts) == (11, 1)
+
+
 def test_labels_go_to_the_gate_by_the_threshold_and_a_refused_batch_comes_back(
     client: TestClient, layout: DataLayout, gate: GateRecorder, queued: list[str]
 ) -> None:

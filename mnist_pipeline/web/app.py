@@ -144,6 +144,7 @@ def build_app(
     max_body: int = DEFAULT_MAX_BODY,
     feedback_threshold: int = DEFAULT_THRESHOLD,
     review_threshold: int = defaults.REVIEW_BATCH,
+    review_idle_seconds: float = 60 * defaults.REVIEW_IDLE_MINUTES,
     gate: Callable[[DataLayout], Path] = start_gate,
 ) -> FastAPI:
     """The app for one data dir (champion, inbox) and one reports folder; `gate` starts the gate on landed
@@ -214,7 +215,8 @@ def build_app(
         return JSONResponse({"status": "ok", "champion": serving.describe()})
 
     labels = FeedbackDesk(layout, review_threshold, gate, layout.reviewed)
-    add_review_routes(app, ReviewDesk(layout, review_threshold, labels.submit), STATIC_DIR / "review.html")
+    desk = ReviewDesk(layout, review_threshold, labels.submit, review_idle_seconds)
+    add_review_routes(app, desk, STATIC_DIR / "review.html")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount(REPORTS_PATH, ReportFiles(directory=reports_dir, html=True), name="reports")
     return app

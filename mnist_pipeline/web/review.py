@@ -49,9 +49,14 @@ def parse_action(body: Any) -> int | str | None:
 
 class ReviewDesk:
     """Hands out, records, and sends the labels with `submit` (the drawing page's `FeedbackDesk.submit` on
-    `inbox/reviewed/`) once `threshold` wait; thread-safe (FastAPI runs blocking work in a thread pool)."""
+    `inbox/reviewed/`) once `threshold` wait, or once no label came for `idle_seconds`; thread-safe (FastAPI runs
+    blocking work in a thread pool)."""
 
-    def __init__(self, layout: DataLayout, threshold: int, submit: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self, layout: DataLayout, threshold: int, submit: Callable[[], dict[str, Any]], idle_seconds: float
+    ) -> None:
+        self.idle_seconds = idle_seconds
+        self.idle = threading.Timer(0, lambda: None)
         self.queue = ReviewQueue(layout)
         self.layout = layout
         self.threshold = threshold
@@ -104,6 +109,11 @@ class ReviewDesk:
         waiting = len(list_corrections(self.layout.reviewed))
         if waiting >= self.threshold:  # landed beside the requests, so no key waits for it
             threading.Thread(target=self.submit_quietly, daemon=True).start()
+        with self.lock:  # the idle clock starts again at every label
+            self.idle.cancel()
+            self.idle = threading.Timer(self.idle_seconds, self.submit_quietly)
+            self.idle.daemon = True
+            self.idle.start()
         return {"id": item_id, "waiting": waiting, "threshold": self.threshold}
 
     def submit_quietly(self) -> None:
