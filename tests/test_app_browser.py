@@ -128,8 +128,9 @@ def press(page: Page, key: str) -> None:
 
 
 def test_scans_added_with_the_cli_are_reviewed_with_keys_and_survive_a_closed_tab(
-    page: Page, app_url: tuple[str, Path, str], tmp_path: Path
+    prefect_server: str, page: Page, app_url: tuple[str, Path, str], tmp_path: Path
 ) -> None:
+    """`add-scans` runs the review-intake flow on the test server, as it would on make run's."""
     from tests.increment_support import publish_base
     from tests.predict_support import draw_digits
 

@@ -215,8 +215,8 @@ def build_app(
         return JSONResponse({"status": "ok", "champion": serving.describe()})
 
     labels = FeedbackDesk(layout, review_threshold, gate, layout.reviewed)
-    desk = ReviewDesk(layout, review_threshold, labels.submit, review_idle_seconds)
-    add_review_routes(app, desk, STATIC_DIR / "review.html")
+    reviews = ReviewDesk(layout, review_threshold, labels.submit, review_idle_seconds)
+    add_review_routes(app, reviews, STATIC_DIR / "review.html")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount(REPORTS_PATH, ReportFiles(directory=reports_dir, html=True), name="reports")
     return app
