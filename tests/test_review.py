@@ -222,6 +222,7 @@ def test_the_app_guards_apply(client: TestClient, queued: list[str]) -> None:
     assert client.get("/api/review/status", headers={"Host": "evil.test"}).status_code == 400
 
 
+@pytest.mark.e2e  # waits out a real idle clock: seconds, kept out of `make test-fast`
 def test_labels_go_to_the_gate_when_the_reviewer_stops(
     layout: DataLayout, gate: GateRecorder, queued: list[str], tmp_path: Path
 ) -> None:
