@@ -4,6 +4,8 @@ the review API on the real app (Starlette's TestClient, real guards, real ONNX e
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -13,7 +15,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli.main import main
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import read_split
 from mnist_pipeline.increments.hashes import append_to_index, hash_images, is_test_part, read_index
@@ -91,8 +92,14 @@ def write_pngs(folder: Path, images: np.ndarray, start: int = 0) -> None:
         Image.fromarray(255 - image).save(folder / f"scan-{index:03d}.png")  # dark ink on paper, as scanned
 
 
+def add_scans(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI in its own process, as a user runs it: Prefect sets up its logging there, not in pytest's."""
+    command = [str(Path(sys.executable).with_name("mnist-pipeline")), "add-scans", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
+
+
 def test_add_scans_queues_each_new_image_once_scored_and_says_what_it_skipped(
-    prefect_server: str, layout: DataLayout, champion: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    prefect_server: str, layout: DataLayout, champion: str, tmp_path: Path
 ) -> None:
     """Through the CLI, which runs the review-intake flow on the test server and publishes the queue's artifact."""
     from prefect.artifacts import Artifact
@@ -107,31 +114,29 @@ def test_add_scans_queues_each_new_image_once_scored_and_says_what_it_skipped(
     append_to_index(layout, read_index(layout), hash_images(accepted), np.array([False]), "i-1")
     (scans / "broken.png").write_bytes(b"not a picture")
     data_dir = ["--data-dir", str(layout.root)]
-    assert main(["add-scans", str(tmp_path / "scans"), "--note", "office B", *data_dir]) == 0
-    out, err = capsys.readouterr()
-    assert f"queued: 11 in {layout.review}; skipped: 1 already queued, 1 equal to an MNIST test image, " in out
-    assert "1 already accepted; unreadable: 1" in out
-    assert f"scored: 11 with the cnn champion (key {champion})" in out
+    done = add_scans(str(tmp_path / "scans"), "--note", "office B", *data_dir)
+    assert done.returncode == 0, done.stderr
+    assert f"queued: 11 in {layout.review}; skipped: 1 already queued, 1 equal to an MNIST test image, " in done.stdout
+    assert "1 already accepted; unreadable: 1" in done.stdout
+    assert f"scored: 11 with the cnn champion (key {champion})" in done.stdout
     # One line per unreadable file, as `predict` prints it (the other lines are the flow run's log).
-    (line,) = [line for line in err.splitlines() if line.startswith("mnist-pipeline:")]
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("mnist-pipeline:")]
     assert line.startswith(f"mnist-pipeline: {scans / 'broken.png'}: expected an image Pillow can read")
     items = ReviewQueue(layout).read_items()
     assert len(items) == 11 and {item["note"] for item in items.values()} == {"office B"}
     assert {ReviewQueue(layout).read_scores().answers[item]["predicted"] for item in items} == {3}
     artifact = Artifact.get("review-queue")
     assert artifact is not None and str(artifact.data).startswith("# Review queue\n\n11 images waiting for a label")
-    assert main(["add-scans", str(tmp_path / "scans"), *data_dir]) == 0
-    assert "queued: 0" in capsys.readouterr().out
-    assert main(["add-scans", str(scans / "leaked.png"), *data_dir]) == 0  # nothing left to queue
-    assert "queued: 0 in" in capsys.readouterr().out
+    assert "queued: 0 in" in add_scans(str(tmp_path / "scans"), *data_dir).stdout  # each image is queued once
     key = promote_constant_model(layout.root, 5, "2026-12-02T10:00:00+00:00")
     write_pngs(tmp_path / "more", draw_digits(3, seed=6)[0])
-    assert main(["add-scans", str(tmp_path / "more" / "scan-000.png"), *data_dir]) == 0
-    assert f"queued: 1 in {layout.review}" in (out := capsys.readouterr().out) and "scored: 12" in out
+    out = add_scans(str(tmp_path / "more" / "scan-000.png"), *data_dir).stdout
+    assert f"queued: 1 in {layout.review}" in out and "scored: 12" in out  # a new champion scores the whole queue
     assert ReviewQueue(layout).read_scores().model_key == key
-    assert main(["add-scans", str(tmp_path / "nothing-here"), *data_dir]) == 2
-    err = capsys.readouterr().err
-    assert "no such path" in err and "expected a readable image, found none (1 unreadable)" in err
+    nothing = add_scans(str(tmp_path / "nothing-here"), *data_dir)
+    assert nothing.returncode == 2
+    assert "no such path" in nothing.stderr
+    assert "expected a readable image, found none (1 unreadable)" in nothing.stderr
 
 
 class GateRecorder:
