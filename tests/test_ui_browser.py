@@ -196,8 +196,9 @@ def test_report_link_opens_the_report_over_http(
     assert opened == url, f"the report did not open; screenshot {page.screenshot(tmp_path / 'report.png')}"
     # Each model's reliability diagram and risk-coverage curve, drawn (issue 30).
     shown = page.wait_for(
+        "(shown => shown.length === " + str(len(MODELS)) + " && shown)("
         "Array.from(document.querySelectorAll('img.chart.trust'))"
-        ".filter(image => image.complete && image.naturalWidth > 600).map(image => image.dataset.model)",
+        ".filter(image => image.complete && image.naturalWidth > 600).map(image => image.dataset.model))",
         PAGE_TIMEOUT,
     )
     assert sorted(shown or []) == sorted(MODELS), f"screenshot {page.screenshot(tmp_path / 'trust.png')}"
