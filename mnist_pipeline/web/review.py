@@ -123,17 +123,15 @@ class ReviewDesk:
     def status(self) -> dict[str, Any]:
         self.refresh()
         scores, items, queued = self.queue.read_scores(), self.queue.read_items(), self.queue.list_queued()
+        everything, answered = self.queue.estimate_audit(scores)
         return {
             "reviewed": max(0, len(items) - len(queued)),
             "left": len(queued),
             "waiting": len(list_corrections(self.layout.reviewed)),
             "threshold": self.threshold,
             "model_key": scores.model_key,
-            **dict(
-                zip(
-                    ("audit", "audit_answered"), map(dataclasses.asdict, self.queue.estimate_audit(scores)), strict=True
-                )
-            ),
+            "audit": dataclasses.asdict(everything),
+            "audit_answered": dataclasses.asdict(answered),
             "refused": sorted({items[item]["refused"] for item in queued if items.get(item, {}).get("refused")}),
         }
 
