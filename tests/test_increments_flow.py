@@ -141,6 +141,9 @@ def test_a_run_gates_pending_batches_and_trains_on_the_grown_version(
     metrics = json.loads(Path(outputs["metrics"]).read_text())
     assert metrics["data"]["fingerprint"] == manifest["fingerprint"]
     assert metrics["data"]["train_rows"] == 1200 + read_part(layout, batch_id, "train").rows
+    model = metrics["models"]["ann_no_hidden"]
+    assert model["increment_rows"] == read_part(layout, batch_id, "train").rows > 0
+    assert model["train_config"]["increment_share"] == 0.1
 
 
 def test_a_batch_accepted_by_a_killed_gate_is_finished_not_refused(

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import mnist_pipeline.modeling.model_files as model_files
-from mnist_pipeline.data.dataset import Split
 from mnist_pipeline.errors import DataFormatError, PipelineError
 from mnist_pipeline.modeling.calibration import held_out_rows
 from mnist_pipeline.modeling.hardware import resolve_precision
@@ -100,7 +99,12 @@ DEFAULT_PROFILE = {
     "ann_hidden_100": {"epochs": 8, "batch_size": 512, "learning_rate": 0.01, "warmup_epochs": 0.0},
     "cnn": {"epochs": 5, "batch_size": 256, "learning_rate": 0.005, "warmup_epochs": 0.3},
 }
-DEFAULT_SHARED = {"lr_schedule": "cosine", "validation_fraction": 0.05, "early_stopping_patience": 3}
+DEFAULT_SHARED = {
+    "lr_schedule": "cosine",
+    "validation_fraction": 0.05,
+    "early_stopping_patience": 3,
+    "increment_share": 0.1,
+}
 
 
 @pytest.mark.parametrize("model", DEFAULT_PROFILE)
@@ -110,7 +114,8 @@ def test_default_profile_values_are_pinned(model: str) -> None:
     expected = {"profile": "default", **DEFAULT_SHARED, **DEFAULT_PROFILE[model]}
     assert {key: resolved[key] for key in expected} == expected
     assert resolved["precision"] == (resolve_precision("auto").precision if model == "cnn" else "float32")
-    assert (resolved["augment_shift"], resolved["augment_rotation"]) == (0.0, 0.0)
+    moves = (1.0, 5.0) if model == "cnn" else (0.0, 0.0)
+    assert (resolved["augment_shift"], resolved["augment_rotation"]) == moves
 
 
 def test_same_seed_same_weights_other_seed_differs() -> None:
@@ -205,22 +210,15 @@ def test_load_names_a_missing_or_corrupt_file(tmp_path: Path) -> None:
         load_model(corrupt)
 
 
-def test_validation_split_partitions_train() -> None:
+def test_validation_split_partitions_train_into_the_rows_calibration_reads() -> None:
     data = make_split(200)
-    kept, held = _split_validation(data, 0.1, np.random.default_rng(0))
-    assert held is not None and (kept.rows, held.rows) == (180, 20)
-    together = np.concatenate([kept.images, held.images]).reshape(200, -1)
-    assert sorted(map(bytes, together)) == sorted(map(bytes, data.images.reshape(200, -1)))
-
-
-def test_calibration_uses_exactly_the_rows_training_held_out() -> None:
-    rows = np.arange(1000)
-    numbered = Split(images=np.stack([rows % 256, rows // 256], axis=1).astype(np.uint8)[:, None, :], labels=rows % 10)
-    _, held = _split_validation(numbered, 0.05, np.random.default_rng(42))
-    assert held is not None
-    held_numbers = held.images[:, 0, 0].astype(np.int64) + 256 * held.images[:, 0, 1].astype(np.int64)
-    assert np.array_equal(held_numbers, held_out_rows(1000, 0.05, 42))
-    assert len(held_out_rows(1000, 0.0, 42)) == 0
+    kept, held = _split_validation(data, 0.1, 0)
+    assert (len(kept), len(held)) == (180, 20)
+    np.testing.assert_array_equal(np.sort(np.concatenate([kept, held])), np.arange(200))
+    np.testing.assert_array_equal(held, held_out_rows(200, 0.1, 0))
+    assert len(_split_validation(data, 0.0, 0)[1]) == 0
+    with pytest.raises(PipelineError, match="leave none to train on"):
+        _split_validation(make_split(2), 0.9, 0)
 
 
 def test_parallel_threads_train_the_same_weights_as_sequential() -> None:

@@ -1,15 +1,22 @@
-"""Training-time augmentation: small random rotations and shifts, seeded per batch.
+"""Training-time augmentation: small random rotations and shifts, and the weight of accepted increments.
 
-Each batch's transforms come from a stateless RNG keyed on (seed, epoch, step), so the same seed gives the same
-augmented images in any thread or process, and a resumed run sees exactly what an uninterrupted one saw. It runs
-inside the input pipeline, so saved models contain no augmentation and inference sees images as they are.
+Transforms come from a stateless RNG keyed on the seed (and, per batch, the epoch and step), so the same seed gives
+the same augmented images in any thread or process, and a resumed run sees exactly what an uninterrupted one saw.
+It happens before the model, so saved models contain no augmentation and inference sees images as they are.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import tensorflow as tf
+
+from mnist_pipeline.data.dataset import Split
+
+# How far the extra copies of increment rows are moved, and how many copies an image gets at most (so a handful of
+# labels is not repeated thousands of times). Why these: bench/RESULTS.md, "Learning from a few hundred labels".
+INCREMENT_SHIFT, INCREMENT_ROTATION, MAX_INCREMENT_COPIES = 2.0, 10.0, 16
 
 
 def augment_images(images: tf.Tensor, max_shift: float, max_rotation: float, seed: tf.Tensor) -> tf.Tensor:
@@ -46,3 +53,25 @@ def augment_images(images: tf.Tensor, max_shift: float, max_rotation: float, see
         fill_mode="CONSTANT",
     )
     return tf.cast(tf.clip_by_value(tf.round(moved[..., 0]), 0, 255), tf.uint8)
+
+
+def weigh_increments(split: Split, is_new: np.ndarray, share: float, seed: int) -> Split:
+    """`split` with its accepted increments' rows (`is_new`) repeated until they are about `share` of the rows,
+    at most MAX_INCREMENT_COPIES times: the rows themselves, then copies rotated and shifted at random (seeded), so
+    a few hundred labels count against 60 000 MNIST images without being learnt by heart. Rows that already make
+    up `share` get no copies."""
+    n_new = int(is_new.sum())
+    if share == 0.0 or n_new == 0:
+        return split
+    copies = min(MAX_INCREMENT_COPIES, round(share / (1 - share) * (split.rows - n_new) / n_new))
+    if copies < 2:
+        return split
+    new = tf.constant(split.images[is_new])
+    moved = [
+        augment_images(new, INCREMENT_SHIFT, INCREMENT_ROTATION, tf.constant([seed, copy], tf.int64)).numpy()
+        for copy in range(1, copies)
+    ]
+    return Split(
+        images=np.concatenate([split.images, *moved]),
+        labels=np.concatenate([split.labels, np.tile(split.labels[is_new], copies - 1)]),
+    )

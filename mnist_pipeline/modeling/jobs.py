@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mnist_pipeline.data.layout import DataLayout
-from mnist_pipeline.data.store import read_split
+from mnist_pipeline.data.store import read_manifest, read_split
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files.atomic import atomic_path, write_json_atomic
 from mnist_pipeline.files.usage import mark_used, reuse_summary
@@ -68,7 +68,7 @@ class TrainingJob:
 @dataclass(frozen=True)
 class TrainedModel:
     """A job's trained model: how training went (its `<key>.json` summary), where the model is, and whether it
-    was reused rather than trained by this run."""
+    was reused rather than trained by this run. `increment_rows` of its `train_rows` were accepted increments'."""
 
     model: str
     key: str
@@ -87,6 +87,7 @@ class TrainedModel:
     reused: bool = False
     resumed_from_epoch: int = 0
     warm_start: str | None = None
+    increment_rows: int = 0
 
     def summary(self) -> dict[str, Any]:
         """What `<key>.json` records: everything but where the model is found and whether it was reused."""
@@ -170,7 +171,11 @@ def _train(layout: DataLayout, job: TrainingJob, on_epoch: Callable[[EpochReport
 
     configure_tensorflow(job.tf_threads, deterministic=True)
 
-    train = read_split(layout.split_file("train")).head(job.train_limit)
+    full = read_split(layout.split_file("train"))
+    train = full.head(job.train_limit)
+    # A grown version's train split ends with its increments' train parts (`increments.versions`).
+    grown_by = read_manifest(layout).get("increment_rows", {}).get("train", 0)
+    increment_rows = max(0, train.rows - (full.rows - grown_by))
     if tuple(train.images.shape[1:]) != tuple(job.image_shape):
         raise PipelineError(
             f"image_shape: expected training images of {job.image_shape[0]}x{job.image_shape[1]} (the models' "
@@ -181,7 +186,14 @@ def _train(layout: DataLayout, job: TrainingJob, on_epoch: Callable[[EpochReport
     # A state resumed now, and the model fine-tuned, are in use: their keys' files are no garbage.
     mark_used(layout.gc_lock, [state] if start is None else [state, start])
     result = train_model(
-        job.model, job.train_config, train, seed=job.seed, on_epoch=on_epoch, checkpoint=state, warm_start=start
+        job.model,
+        job.train_config,
+        train,
+        seed=job.seed,
+        on_epoch=on_epoch,
+        checkpoint=state,
+        warm_start=start,
+        increment_rows=increment_rows,
     )
     save_model(result.model, layout.model_file(job.model, job.key))
     remove_state(state)
@@ -193,6 +205,7 @@ def _train(layout: DataLayout, job: TrainingJob, on_epoch: Callable[[EpochReport
         warm_start=job.warm_start,
         seed=job.seed,
         train_rows=train.rows,
+        increment_rows=increment_rows,
         epochs_run=result.epochs_run,
         best_epoch=result.best_epoch,
         history=result.history,

@@ -29,6 +29,8 @@ class TrainConfig:
     slower than float32. "auto" picks by hardware (`hardware.resolve_precision`); `resolve_config` returns
     configs with the resolved value, which is what cache keys and metrics.json hold. augment_shift (pixels) and
     augment_rotation (degrees) randomly move each training image per batch (seeded; see augmentation.py).
+    increment_share is the part of each epoch that accepted increments' rows make up at least, by repeating them
+    (`augmentation.weigh_increments`); 0 trains on them as on any other row.
     """
 
     profile: str
@@ -42,6 +44,7 @@ class TrainConfig:
     precision: str = "float32"
     augment_shift: float = 0.0
     augment_rotation: float = 0.0
+    increment_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
@@ -57,6 +60,8 @@ class TrainConfig:
                 "augmentation: expected a shift of 0..8 pixels and a rotation of 0..45 degrees, "
                 f"found {self.augment_shift} and {self.augment_rotation}"
             )
+        if not 0.0 <= self.increment_share <= 0.5:
+            raise PipelineError(f"increment_share: expected 0 <= share <= 0.5, found {self.increment_share}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise PipelineError(f"validation_fraction: expected 0 <= f < 1, found {self.validation_fraction}")
         if self.early_stopping_patience is not None and self.validation_fraction == 0.0:
@@ -77,6 +82,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "lr_schedule": "cosine",
         "validation_fraction": 0.05,
         "early_stopping_patience": 3,
+        "increment_share": 0.1,
     },
     # The seed's layers trained as well as a small search on the validation split found (bench/RESULTS.md,
     # "The best profile"): seeded shifts and rotations for the two models with hidden layers (they hurt the
@@ -91,6 +97,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "validation_fraction": 0.05,
         "augment_shift": 1.0,
         "augment_rotation": 5.0,
+        "increment_share": 0.1,
     },
 }
 

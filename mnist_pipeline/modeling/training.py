@@ -29,7 +29,8 @@ import tensorflow as tf
 from mnist_pipeline.data.dataset import Split
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.modeling.architectures import build_model
-from mnist_pipeline.modeling.augmentation import augment_images
+from mnist_pipeline.modeling.augmentation import augment_images, weigh_increments
+from mnist_pipeline.modeling.calibration import held_out_rows
 from mnist_pipeline.modeling.hardware import resolve_precision
 from mnist_pipeline.modeling.model_files import load_model
 from mnist_pipeline.modeling.profiles import TrainConfig
@@ -100,19 +101,14 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def _split_validation(train: Split, fraction: float, rng: np.random.Generator) -> tuple[Split, Split | None]:
-    """Hold out a seeded random `fraction` of train; the test split is never touched here."""
-    if fraction == 0.0:
-        return train, None
-    order = rng.permutation(train.rows)
-    n_val = max(1, round(train.rows * fraction))
-    if n_val >= train.rows:
+def _split_validation(train: Split, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers to fit on and to hold out (`calibration.held_out_rows`: calibration reuses the held-out ones);
+    the test split is never touched here."""
+    held = held_out_rows(train.rows, fraction, seed)
+    kept = np.setdiff1d(np.arange(train.rows), held)
+    if len(kept) == 0:
         raise PipelineError(f"validation split: {train.rows} training images leave none to train on")
-    held, kept = np.sort(order[:n_val]), np.sort(order[n_val:])
-    return (
-        Split(images=train.images[kept], labels=train.labels[kept]),
-        Split(images=train.images[held], labels=train.labels[held]),
-    )
+    return kept, held
 
 
 def _without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -203,8 +199,12 @@ def train_model(
     on_epoch: Callable[[EpochReport], None] | None = None,
     checkpoint: Path | None = None,
     warm_start: Path | None = None,
+    increment_rows: int = 0,
 ) -> TrainResult:
     """Build model `name`, train it per `config`; same data + config + seed gives the same weights.
+
+    The last `increment_rows` rows of `train` are accepted increments' rows: those fitted on weigh
+    `config.increment_share` of each epoch (`augmentation.weigh_increments`).
 
     With `checkpoint`, the state is saved there at each epoch end and a saved state is resumed
     (mnist_pipeline.modeling.resume). With `warm_start` (a saved `.keras` model), training starts from that
@@ -212,7 +212,14 @@ def train_model(
     """
     seed_everything(seed)
     rng = np.random.default_rng(seed)
-    fit_split, val_split = _split_validation(train, config.validation_fraction, rng)
+    kept, held = _split_validation(train, config.validation_fraction, seed)
+    fit_split = weigh_increments(
+        Split(images=train.images[kept], labels=train.labels[kept]),
+        is_new=kept >= train.rows - increment_rows,
+        share=config.increment_share,
+        seed=seed,
+    )
+    val_split = Split(images=train.images[held], labels=train.labels[held]) if len(held) else None
     steps_per_epoch = math.ceil(fit_split.rows / config.batch_size)
     if warm_start is None:
         precision = resolve_precision(config.precision).precision

@@ -82,6 +82,7 @@ class ModelOutcome:
             "profile": profile,
             "train_config": trained.train_config,
             "train_rows": trained.train_rows,
+            "increment_rows": trained.increment_rows,
             "history": trained.history,
             "epoch_seconds": trained.epoch_seconds,
             "model_path": trained.model_path,
