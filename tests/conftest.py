@@ -119,7 +119,9 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 # One chart cache for the whole run, shared by the xdist workers (they inherit it from the controller, whose
 # conftest is imported first); removed by the process that made it.
-_UNIT_CHART_CACHE = os.environ.setdefault("MNIST_PIPELINE_TEST_CHART_CACHE", tempfile.mkdtemp(prefix="mnist-charts-"))
+if "MNIST_PIPELINE_TEST_CHART_CACHE" not in os.environ:
+    os.environ["MNIST_PIPELINE_TEST_CHART_CACHE"] = tempfile.mkdtemp(prefix="mnist-pipeline-test-charts-")
+_UNIT_CHART_CACHE = os.environ["MNIST_PIPELINE_TEST_CHART_CACHE"]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
