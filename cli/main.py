@@ -152,7 +152,7 @@ def cmd_add_scans(args: argparse.Namespace) -> int:
     Each unreadable file is one stderr line; exit 2 when nothing could be read."""
     layout = open_layout(args)
     connect_prefect_api()
-    from flows.review import review_intake
+    from flows.increments import review_intake
     from tasks.guard import install_pipeline_logging
 
     install_pipeline_logging()

@@ -1,6 +1,6 @@
-"""The `increment-gate` flow: blocking checks -> drift report -> accept or refuse -> artifact (and event).
-
-Each batch is judged under the increments lock, so two gates never accept the same images.
+"""The `increment-gate` flow: blocking checks -> drift report -> accept or refuse -> artifact (and event); each
+batch is judged under the increments lock, so two gates never accept the same images. The `review-intake` flow:
+unlabelled scans into the review queue, scored by the champion, and the `review-queue` artifact.
 """
 
 from __future__ import annotations
@@ -19,10 +19,23 @@ from mnist_pipeline.increments.checks import DEFAULT_MIN_IMAGES
 from mnist_pipeline.increments.gate import check_drift_mode, decide
 from mnist_pipeline.increments.inbox import list_pending
 from mnist_pipeline.increments.store import BatchVerdict, find_verdict, is_accepted
+from mnist_pipeline.review.intake import ScanIntake
 from mnist_pipeline.runs.names import compose_run_name
 from tasks.guard import guarded
-from tasks.increments import accept_task, check_task, drift_task, refuse_task, report_task
-from tasks.review import publish_queue_task
+from tasks.increments import (
+    accept_task,
+    check_task,
+    drift_task,
+    publish_queue_task,
+    queue_scans_task,
+    refuse_task,
+    report_task,
+)
+
+
+def open_layout(data_dir: str) -> DataLayout:
+    """The layout both flows here work in (a flow parameter is a plain string)."""
+    return DataLayout(Path(data_dir))
 
 
 def generate_gate_run_name() -> str:
@@ -48,7 +61,7 @@ def increment_gate(
     """Judge the given batches (default: every pending one) against dataset version `fingerprint` (default: the
     current one); a verdict per batch, with a note when this run did not judge it."""
     drift_mode = check_drift_mode(drift)
-    layout = DataLayout(Path(data_dir))
+    layout = open_layout(data_dir)
     against = layout.pin(fingerprint) if fingerprint else layout
     outcomes = []
     for batch_id in batch_ids if batch_ids is not None else list_pending(layout):
@@ -79,3 +92,16 @@ def increment_gate(
     if layout.review.is_dir():  # labels from the review page: its audit estimate, as of this batch
         publish_queue_task(layout)
     return outcomes
+
+
+def generate_intake_run_name() -> str:
+    return compose_run_name("scans", str(flow_run.id), datetime.now(UTC), 8)
+
+
+@flow(name="review-intake", flow_run_name=generate_intake_run_name)
+@guarded
+def review_intake(source: str, data_dir: str = str(defaults.DATA_DIR), note: str | None = None) -> ScanIntake:
+    layout = open_layout(data_dir)
+    intake = queue_scans_task(layout, Path(source), note)
+    publish_queue_task(layout)
+    return intake

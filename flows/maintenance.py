@@ -9,8 +9,8 @@ from prefect import flow
 from mnist_pipeline import defaults
 from mnist_pipeline.champion.retention import DEFAULT_GRACE_DAYS
 from mnist_pipeline.data.layout import DataLayout
+from tasks.champion import gc_task
 from tasks.guard import guarded
-from tasks.maintenance import gc_task
 
 
 @flow(name="mnist-maintenance")

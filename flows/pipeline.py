@@ -26,12 +26,11 @@ from mnist_pipeline.report.view import assign_colors
 from mnist_pipeline.runs.metrics import ModelOutcome, StageClock, assemble_metrics, collect_versions, find_git_commit
 from mnist_pipeline.runs.names import claim_run_dir, compose_run_name, run_tags
 from mnist_pipeline.runs.plan import RunnerChoice, choose_task_runner, plan_training
+from tasks.champion import decide_task, record_task
 from tasks.guard import guarded
-from tasks.ingest import grow_task, ingest_task, publish_task
-from tasks.promote import decide_task, record_task
+from tasks.ingest import grow_task, ingest_task, publish_task, validate_task
 from tasks.report import charts_task, report_task
 from tasks.train import evaluate_task, train_task
-from tasks.validate import validate_task
 
 
 def generate_run_name() -> str:

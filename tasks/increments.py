@@ -1,7 +1,9 @@
-"""Prefect tasks wrapping the increment gate's steps: check, measure drift, accept or refuse, report."""
+"""Prefect tasks wrapping the increment gate's steps (check, measure drift, accept or refuse, report) and the review
+queue's (queue and score scans; publish the queue's summary and audit estimate)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -14,10 +16,12 @@ from mnist_pipeline.increments.drift_report import render_drift_markdown, render
 from mnist_pipeline.increments.gate import DriftOutcome, check_batch, measure_drift
 from mnist_pipeline.increments.inbox import read_pending, refuse_batch
 from mnist_pipeline.increments.store import accept_batch, discard_unfinished
+from mnist_pipeline.review.intake import ScanIntake, queue_scans, render_queue_markdown
 from mnist_pipeline.validation.results import CheckResult
 from tasks.guard import guarded
 
 INCREMENT_ARTIFACT_KEY = "mnist-increment"
+REVIEW_ARTIFACT_KEY = "review-queue"
 
 
 @task(name="check-batch")
@@ -79,3 +83,18 @@ def report_task(
             resource={"prefect.resource.id": RESOURCE_PREFIX + batch_id},
             payload={"rows": rows, "data_dir": str(layout.root)},
         )
+
+
+@task(name="queue-scans")
+@guarded
+def queue_scans_task(layout: DataLayout, source: Path, note: str | None) -> ScanIntake:
+    intake = queue_scans(layout, source, note)
+    for name, problem in intake.unreadable:
+        get_run_logger().warning("%s: %s", name, problem)
+    return intake
+
+
+@task(name="publish-review-queue")
+@guarded
+def publish_queue_task(layout: DataLayout) -> None:
+    create_markdown_artifact(render_queue_markdown(layout), key=REVIEW_ARTIFACT_KEY, description="Review queue")

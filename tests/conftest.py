@@ -117,23 +117,30 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def unit_chart_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("unit-chart-cache")
+# One chart cache for the whole run, shared by the xdist workers (they inherit it from the controller, whose
+# conftest is imported first); removed by the process that made it.
+if "MNIST_PIPELINE_TEST_CHART_CACHE" not in os.environ:
+    os.environ["MNIST_PIPELINE_TEST_CHART_CACHE"] = tempfile.mkdtemp(prefix="mnist-pipeline-test-charts-")
+_UNIT_CHART_CACHE = os.environ["MNIST_PIPELINE_TEST_CHART_CACHE"]
 
 
-@pytest.fixture(autouse=True)
-def _share_charts_between_unit_tests(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Unit tests render the same sample metrics many times: each chart is drawn for real once per session, by
-    the real code, and later renders of the same inputs read it from the chart cache (`charts.cache_charts_in`, keyed
-    by the inputs and the drawing code), as a re-run's report does. A test that opens its own cache (the tests of the
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        shutil.rmtree(_UNIT_CHART_CACHE, ignore_errors=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Unit tests render the same sample metrics many times: each chart is drawn for real once per run, by the real
+    code, and later renders of the same inputs read it from the chart cache (`charts.cache_charts_in`, keyed by the
+    inputs and the drawing code), as a re-run's report does. The cache spans the whole test, setup included, so a
+    module fixture that renders a report fills and reads it too. A test that opens its own cache (the tests of the
     cache itself) overrides this one; e2e and browser tests get no shared cache."""
-    charts = sys.modules.get("mnist_pipeline.report.charts")  # importing it here would import matplotlib
-    if charts is None or request.node.get_closest_marker("unit") is None:
-        yield
-        return
-    with charts.cache_charts_in(request.getfixturevalue("unit_chart_cache")):
-        yield
+    charts = sys.modules.get("mnist_pipeline.report.charts")  # importing it here would import matplotlib's users
+    if charts is None or item.get_closest_marker("unit") is None:
+        return (yield)
+    with charts.cache_charts_in(Path(_UNIT_CHART_CACHE)):
+        return (yield)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from cli.main import main
 from mnist_pipeline.champion.registry import force_promote
 from mnist_pipeline.champion.retention import collect_garbage
 from mnist_pipeline.champion.rule import Candidate
-from mnist_pipeline.data.ingest_records import record_dataset
+from mnist_pipeline.data.ingest import record_dataset
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import publish_dataset
 from mnist_pipeline.data.versions import FAILED_SUFFIX

@@ -252,18 +252,6 @@ def test_rerun_reuses_every_model_and_changed_epochs_retrain_one(
     assert refreshed["models"]["ann_hidden_100"]["evaluation_reused"] is True
 
 
-def test_same_seed_gives_identical_metrics_in_a_fresh_data_dir(
-    first_run: tuple[Path, Any, dict[str, Any]], synthetic_npz: Path, tmp_path: Path
-) -> None:
-    _, _, first = first_run
-    state, second = run_flow(tmp_path, synthetic_npz, models=["ann_hidden_100", "cnn"])
-    assert state.is_completed()
-    for name in ("ann_hidden_100", "cnn"):
-        assert second["models"][name]["cached"] is False
-        assert second["models"][name]["test_loss"] == first["models"][name]["test_loss"]
-        assert second["models"][name]["confusion_matrix"] == first["models"][name]["confusion_matrix"]
-
-
 def test_an_unchanged_rerun_does_not_import_tensorflow(first_run: tuple[Path, Any, dict[str, Any]]) -> None:
     first = first_run[2]
     script = f"""

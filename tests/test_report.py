@@ -252,7 +252,6 @@ def test_unknown_model_has_no_reference(variant: Page) -> None:
     assert "\u2013" in table
 
 
-@pytest.mark.e2e  # renders whole reports, charts included, several times
 def test_a_run_on_another_test_split_is_not_set_beside_the_seed_study() -> None:
     """The seed study's figures are MNIST test accuracies: a run on another dataset shows none of them, anywhere."""
     runs = []

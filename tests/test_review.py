@@ -127,11 +127,11 @@ def test_add_scans_queues_each_new_image_once_scored_and_says_what_it_skipped(
     assert {ReviewQueue(layout).read_scores().answers[item]["predicted"] for item in items} == {3}
     artifact = Artifact.get("review-queue")
     assert artifact is not None and str(artifact.data).startswith("# Review queue\n\n11 images waiting for a label")
-    assert "queued: 0 in" in add_scans(str(tmp_path / "scans"), *data_dir).stdout  # each image is queued once
     key = promote_constant_model(layout.root, 5, "2026-12-02T10:00:00+00:00")
-    write_pngs(tmp_path / "more", draw_digits(3, seed=6)[0])
-    out = add_scans(str(tmp_path / "more" / "scan-000.png"), *data_dir).stdout
-    assert f"queued: 1 in {layout.review}" in out and "scored: 12" in out  # a new champion scores the whole queue
+    write_pngs(tmp_path / "scans" / "more", draw_digits(1, seed=6)[0])
+    out = add_scans(str(tmp_path / "scans"), *data_dir).stdout  # the same folder again, one new scan in it
+    assert f"queued: 1 in {layout.review}" in out  # each image is queued once: only the new one joins
+    assert "scored: 12" in out  # a new champion scores the whole queue
     assert ReviewQueue(layout).read_scores().model_key == key
     nothing = add_scans(str(tmp_path / "nothing-here"), *data_dir)
     assert nothing.returncode == 2

@@ -94,8 +94,15 @@ def canonical_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(suite.CANONICAL_ROWS, "test", TEST_ROWS)
 
 
-def test_a_valid_dataset_passes_every_check(tmp_path: Path) -> None:
-    report = validate_dataset(publish(tmp_path, make_dataset()))
+@pytest.fixture(scope="module")
+def valid(tmp_path_factory: pytest.TempPathFactory) -> tuple[DataLayout, ValidationReport]:
+    """A valid dataset and its report: validated once for the tests that read it."""
+    layout = publish(tmp_path_factory.mktemp("valid"), make_dataset())
+    return layout, validate_dataset(layout)
+
+
+def test_a_valid_dataset_passes_every_check(valid: tuple[DataLayout, ValidationReport]) -> None:
+    _, report = valid
 
     assert report.success, report.summary_lines()
     assert report.failures() == []
@@ -111,9 +118,8 @@ def test_a_valid_canonical_dataset_passes(tmp_path: Path, canonical_rows: None) 
     assert report.success, report.summary_lines()
 
 
-def test_summary_is_json_serialisable_and_lists_every_check(tmp_path: Path) -> None:
-    layout = publish(tmp_path, make_dataset())
-    report = validate_dataset(layout)
+def test_summary_is_json_serialisable_and_lists_every_check(valid: tuple[DataLayout, ValidationReport]) -> None:
+    layout, report = valid
 
     summary = json.loads(json.dumps(report.to_dict()))
 

@@ -1,7 +1,5 @@
-"""Garbage collection of the data dir (`mnist-pipeline gc`, weekly `mnist-maintenance/weekly-gc`).
-
-What it keeps and why is in docs/operations.md: everything here is a content-named cache, so deleting one only
-means the next run that needs it makes it again. It holds `DataLayout.gc_lock` exclusively.
+"""Garbage collection of the data dir (`mnist-pipeline gc`, weekly `mnist-maintenance/weekly-gc`), holding
+`DataLayout.gc_lock` exclusively; what it keeps and why is in docs/operations.md.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mnist_pipeline.champion.registry import INSTALLING_KINDS, load_registry
-from mnist_pipeline.data.ingest_records import forget_versions
+from mnist_pipeline.data.ingest import forget_versions
 from mnist_pipeline.data.layout import DataLayout, version_name
 from mnist_pipeline.data.versions import FAILED_SUFFIX, MARKER, SET_ASIDE_PREFIX, current_version
 from mnist_pipeline.errors import PipelineError

@@ -1,8 +1,5 @@
-"""The Parquet dataset: one file per split, one row per image, plus manifest.json; published atomically.
-
-Row schema: row_id int64, label int64, height int32, width int32, image fixed_size_binary(height*width).
-The image column is one contiguous buffer, so it loads zero-copy into a uint8 (n, height, width) array;
-pandas sees bytes, DuckDB sees BLOB.
+"""The Parquet dataset: one file per split, one row per image, plus manifest.json; published atomically. The row
+schema, and why the image column loads zero-copy, are in docs/data.md.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""Does a new labelled batch look like the training data? The drift tests of the increment gate (scipy).
-
-The tests and thresholds are tabled in docs/increments.md. Large batches are judged by distances, not hypothesis
-tests, which on thousands of images find differences too small to matter. The reference is a seeded sample of at
-most `REFERENCE_SAMPLE` images, so the cost grows with the batch, not with the history.
+"""Does a new labelled batch look like the training data? The drift tests of the increment gate (scipy), tabled
+with their thresholds in docs/increments.md. Large batches are judged by distances, not hypothesis tests, and the
+reference is a seeded sample of at most `REFERENCE_SAMPLE` images, so the cost grows with the batch only.
 """
 
 from __future__ import annotations

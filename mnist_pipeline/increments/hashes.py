@@ -1,12 +1,7 @@
-"""Image content hashes: computed from prepared images, deciding the 80/20 train/test split, and stored in
-`increments/index.parquet`, one row (content hash, part, increment) per accepted image.
-
-The part an image goes to depends on its bytes alone, so the same image lands in the same part whatever batch,
-order or day it arrives in, and nothing ever moves between parts later.
-
-The gate checks a batch against the stored hashes, so its cost grows with the batch and not with the history:
-nothing accepted is ever read back as images or hashed again. The index is rewritten atomically, by the gate
-only, under `.locks/increments.lock`.
+"""Image content hashes: computed from prepared images, deciding the 80/20 train/test split (by the bytes alone, so
+an image always lands in the same part), and stored in `increments/index.parquet`, one row (content hash, part,
+increment) per accepted image, rewritten atomically by the gate only under `.locks/increments.lock`
+(docs/increments.md).
 """
 
 from __future__ import annotations

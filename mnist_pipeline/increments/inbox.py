@@ -1,8 +1,5 @@
-"""The inbox: batches landed atomically and waiting for the gate, and refused ones with their reasons.
-
-`inbox/<batch-id>/` holds `batch.parquet` (prepared images and what the raw ones measured) and `batch.json`
-(source, note, when, problems). A batch is built in `inbox/.staging-*` and renamed in, so the gate never sees half
-of one; a refused batch is renamed to `inbox/refused/<batch-id>/` with `reasons.txt`, one line per failed check.
+"""The inbox: batches landed atomically (built in `inbox/.staging-*`, renamed in) and waiting for the gate, and
+refused ones with their reasons; the files are listed in docs/increments.md.
 """
 
 from __future__ import annotations

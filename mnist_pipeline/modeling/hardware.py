@@ -1,8 +1,6 @@
-"""What the machine that runs training can do, read before choosing a hardware-specific setting.
-
-Settings tuned on one CPU can lose on another: bfloat16 is several times faster than float32 where the CPU has
-AVX512_BF16/AMX (oneDNN's native bf16 kernels) and ~40 % slower where it falls back to generic kernels (AVX2 only).
-Nothing here imports TensorFlow, so the choice can be made (and cached on) before TF loads.
+"""What the machine that runs training can do, read before choosing a hardware-specific setting (bfloat16 is much
+faster than float32 only where oneDNN has native bf16 kernels: docs/training.md). Nothing here imports TensorFlow,
+so the choice can be made (and cached on) before TF loads.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """TensorFlow's start-up without its C++ start-up lines, which look like failures on a machine without a GPU.
 
-TensorFlow writes them to file descriptor 2 through absl before absl's logging is initialised, so
-TF_CPP_MIN_LOG_LEVEL does not hide them; the cuInit one comes at the first device use, not at import. Importing
-TensorFlow here, devices included, with fd 2 captured drops exactly those lines and passes every other one on. A
-user who sets TF_CPP_MIN_LOG_LEVEL keeps their value and sees whatever it lets through. Call `start_tensorflow`
-before importing any module that imports TensorFlow or Keras; this one imports it only inside that call.
+absl writes them to fd 2 before its logging is initialised (the cuInit one at the first device use), so
+TF_CPP_MIN_LOG_LEVEL does not hide them: TensorFlow is imported here, devices included, with fd 2 captured, and
+every other line is passed on; a user's own TF_CPP_MIN_LOG_LEVEL is kept. Call `start_tensorflow` before importing
+any module that imports TensorFlow or Keras.
 """
 
 from __future__ import annotations

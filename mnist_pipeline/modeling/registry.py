@@ -1,10 +1,8 @@
 """The model registry: the one place that names the models. Keras-free, so the CLI can read it and start fast.
 
-An entry holds what the rest of the pipeline needs to know about a model without building it: its name (in the
-order reports and the CLI list models), the seed study's test accuracy (the bar every run is compared with),
-its settings per training profile on top of the profile's shared ones, and where its builder lives
-(`module:function`, imported only when the model is built). Adding a model is one entry here plus one builder
-function; the builder's module is hashed into the model's training key.
+An entry holds a model's name (in the order reports and the CLI list models), the seed study's test accuracy, its
+settings per training profile and its builder (`module:function`, imported only when the model is built; that
+module is hashed into the model's training key). Adding a model is one entry here plus one builder function.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
-"""Resume training after a kill: the full training state at each epoch end, one file per training key.
-
-Saved: the model's weights, the optimizer's variables (Adam's moments and step count, which also drives the
-learning-rate schedule), the history so far and the early-stopping state (its best weights included). The batch
-order needs no saving: training draws every epoch's order up front from the seeded generator, so a resumed run
-rebuilds the same stream and skips the finished epochs. Resumed and uninterrupted runs end with equal weights.
+"""Resume training after a kill (docs/training.md): the full training state at each epoch end, one file per
+training key: weights, the optimizer's variables (which also drive the learning-rate schedule), the history and the
+early-stopping state. The batch order needs no saving: every epoch's order is drawn up front from the seeded
+generator, so a resumed run rebuilds the same stream, skips the finished epochs and ends with equal weights.
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
 """Ask a chosen model about inputs: one Prediction per image (digit or "unsure", probability, top 3), plus the
-failures.
-
-Probabilities are the calibrated softmax of the head's logits from the model's ONNX file, computed by the engine
-evaluation uses (`modeling.serving`), so they equal evaluation's `confidence` for the same image. An image whose
-probability is under the threshold for the target error gets no digit (`unsure`), but still its top 3; the
-threshold is the held-out images', raised to the inputs' own when they are a population
-(`modeling.calibration`). `answer_all` answers everything.
+failures. Probabilities are the calibrated softmax of the model's ONNX file, scored by evaluation's engine
+(`modeling.serving`); what "unsure" means, and the thresholds, are in docs/predict.md.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Batch scoring for the `batch-predict` flow: checked parameters, predictions.parquet, and the markdown summary.
-
-Prefect-free, so the flow only wires: the task calls `score_batch`, which writes the Parquet file atomically and
-returns the markdown for the artifact (class counts, the inputs it is not sure of, a thumbnail grid as inline PNGs).
-A batch is a population: its threshold is raised when its digits are unlike the training data
-(`modeling.calibration`).
+"""Batch scoring for the `batch-predict` flow, Prefect-free: checked parameters, predictions.parquet written
+atomically, and the markdown for the artifact (class counts, the unsure inputs, a thumbnail grid); a batch is a
+population, so its threshold may be raised (`modeling.calibration`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""Read what a person asks about: image files, folders of them, and batches (.npz, IDX, ingest's Parquet splits).
-
-Every input becomes named images ready for a model (MNIST-style, see `preprocess`) or one failure naming it, so
-one bad file never stops the others.
+"""Read what a person asks about: image files, folders of them, and batches (.npz, IDX, ingest's Parquet splits);
+each becomes named MNIST-style images (`preprocess`) or one failure naming it, so one bad file never stops others.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
-"""MNIST-style preprocessing: make a picture of a digit look like the images the models were trained on.
+"""MNIST-style preprocessing: make a picture of a digit look like the images the models were trained on
+(docs/predict.md, Preprocessing).
 
-MNIST digits are light ink on an exactly black background; the ink's bounding box was scaled to fit 20x20 with
-its aspect kept (anti-aliased) and placed in a 28x28 frame with the ink's centre of mass at the centre. Measured
-on the real splits (70 000 images): every ink box is at most 20x20, every border is black, and every centre of
-mass lies within 0.52 px of index (14.0, 14.0). A photo or scan differs in every one of those respects, and a
-model fed it as it is answers at chance; `to_mnist_style` undoes the differences.
+Measured on MNIST's 70 000 images: every ink box is at most 20x20, every border is black, and every centre of mass
+lies within 0.52 px of index (14.0, 14.0). A photo or scan differs in each, and a model fed it as it is answers at
+chance; `to_mnist_style` undoes the differences.
 """
 
 from __future__ import annotations
@@ -32,19 +31,10 @@ class EmptyImageError(DataFormatError):
 
 
 def to_mnist_style(image: Image.Image | np.ndarray, shape: tuple[int, int] = MNIST_SHAPE) -> np.ndarray:
-    """A uint8 `shape` array of the digit in `image`, prepared the way MNIST was made.
-
-    The steps, in order:
-    1. grayscale (luma; transparency is laid on paper that contrasts with the ink; `inputs.read_image` has already
-       applied the EXIF rotation);
-    2. polarity: ink darker than the background (the border) is inverted, so the ink is lighter than the paper;
-    3. an image that is now already MNIST-style (the frame's shape, black border, ink box within 20x20, centre
-       of mass within a pixel of the centre) is returned unchanged, so MNIST's own images pass through as they are;
-    4. contrast: the background level becomes 0 and the brightest ink 255, faint noise becomes 0;
-    5. crop to the ink's bounding box;
-    6. scale its longer side to 20 (of 28) pixels, aspect kept, anti-aliased;
-    7. place it in the frame with its centre of mass at the centre.
-    Raises EmptyImageError when there is no ink (a blank page) or no pixel at all.
+    """A uint8 `shape` array of the digit in `image`, prepared the way MNIST was made (steps in docs/predict.md):
+    grayscale (transparency laid on contrasting paper; `inputs.read_image` applied the EXIF rotation), polarity,
+    then an image already MNIST-style is returned unchanged (MNIST's own images pass through); else contrast, crop
+    to the ink, scale into 20x20 and centre by mass. Raises EmptyImageError without ink or pixels.
     """
     gray = to_grayscale(image)
     if gray.size == 0:

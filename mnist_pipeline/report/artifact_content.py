@@ -1,8 +1,5 @@
-"""The Prefect UI artifacts' content (markdown and table rows), kept free of Prefect so it is testable.
-
-The pictures are the report's charts (`mnist_pipeline.report.charts`), so colours and labels match the HTML
-report; each is inlined as its compact PNG copy (`charts.compact_png`), since the Prefect database stores every
-artifact.
+"""The Prefect UI artifacts' content (markdown and table rows), kept free of Prefect so it is testable. The
+pictures are the report's charts, each inlined as its compact PNG copy (`charts.compact_png`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""The review queue in `DATA_DIR/inbox/review/`: unlabelled images waiting for a person, and what each became.
-
-An image is stored once, as the PNG of its prepared 28x28 picture named by its content hash (the gate's, in hex).
-Where the file lies is its state (docs/increments.md lists the files); a review moves it with one rename, durable
-once the folders are synced. `.locks/review.lock` serialises the writers of items.json and scores.json.
+"""The review queue in `DATA_DIR/inbox/review/` (its files: docs/increments.md): unlabelled images waiting for a
+person, each stored once as the PNG of its prepared picture named by its content hash, and what each became. A
+review moves a file with one rename; `.locks/review.lock` serialises the writers of items.json and scores.json.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""Which queued image a person is asked about next, and what the random audit share's labels say.
-
-Least sure first: those labels teach a model most, but say nothing about how often the champion is right. So one
-image in AUDIT_EVERY is drawn at random (seeded, by id) into an audit share, asked at every AUDIT_EVERY-th place:
-its labels are a uniform sample of the queue, whose accuracy gets a Wilson score interval (honest at small counts
-and near 100 %, where the normal approximation's leaves [0, 1] or shrinks to a point).
+"""Which queued image a person is asked about next (least sure first, one in AUDIT_EVERY drawn at random into an
+audit share), and what the audit share's labels say: a Wilson score interval (docs/app.md, The review page).
 """
 
 from __future__ import annotations

@@ -1,20 +1,5 @@
-"""The local web app: draw a digit and see the champion's answer, correct it, and read the run reports.
-
-One FastAPI app on uvicorn (`mnist-pipeline app`, `make server`), loopback only by default:
-- `/` the drawing page (static files in the package; nothing loaded from elsewhere);
-- `POST /api/predict` a picture as the body, or multipart files: `predict --format json` records, each with the
-  28x28 `image` the model saw and `champion_since`;
-- `POST /api/feedback?label=D` a picture and its true digit: a pending correction in `inbox/feedback/D/`;
-  at `feedback_threshold` of them, or on `POST /api/feedback/submit`, they go to the gate as one batch;
-- `GET /api/model`, `GET /healthz`;
-- `/reports/...` the reports folder (`files.ReportFiles`), where the `mnist-report` artifact of a run links.
-Errors are JSON `{"error": "..."}`: 400 no picture, 413 body over `max_body`, 415 not a PNG/JPEG/BMP/GIF/TIFF/WebP
-picture, 422 an empty drawing, a label outside 0..9 or a submission of fewer different corrections than the gate
-takes (`TooFewCorrections`), 503 no champion yet (the app has nothing to answer with
-until a run promotes one; it retries at each request, no restart needed). Only loopback Host headers are answered
-unless `allowed_hosts` says otherwise, so a DNS-rebinding page cannot read the reports or post corrections; a
-POST that a browser sends from another site is refused (403, `guards.SameOriginChanges`), so a page elsewhere
-cannot post corrections either.
+"""The local web app: draw a digit and see the champion's answer, correct it, label queued scans, read the run
+reports. One FastAPI app on uvicorn, loopback only by default; its routes, errors and guards are in docs/app.md.
 """
 
 from __future__ import annotations

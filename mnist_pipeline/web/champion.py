@@ -1,9 +1,7 @@
 """The champion that answers the app's requests, re-opened when the registry changes, without a restart.
 
-Each request stats the registry (microseconds); only when its identity (inode, mtime, size) differs from the one
-the engine was opened for is the champion chosen and its ONNX engine opened again. The registry is replaced by an
-atomic rename on every promotion or rollback, so a new champion always changes that identity. A failed choice
-(no registry yet, no champion, a model file missing) is not remembered: the next request tries again.
+Each request stats the registry; only when its identity (inode, mtime, size; every promotion or rollback renames a
+new file in) differs is the champion chosen and its engine opened again. A failed choice is not remembered.
 """
 
 from __future__ import annotations

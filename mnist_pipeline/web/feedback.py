@@ -1,18 +1,6 @@
-"""People's corrections from the drawing page: pending in `inbox/feedback/<digit>/`, sent to the gate in batches.
-
-A correction is the 28x28 image the model saw, saved as an 8-bit grayscale PNG under its true digit, atomically
-(ImageFolder layout, so it is read like any other labelled folder). When `threshold` have gathered, or on demand,
-they are moved (renames, under a lock) to a hidden `.submitting-*` folder, read with the gate's own reader, landed
-as one inbox batch with the note "feedback", removed, and `mnist-pipeline add-data --pending` is started detached
-to run the gate on it. Corrections sent meanwhile go to the fresh pending folder and wait for the next batch. The
-review page's labels wait in `inbox/reviewed/<digit>/` and are sent the same way (`folder`), noted "reviewed".
-
-The gate refuses a whole batch over one image it has seen (twice in the batch, or accepted before) and any batch
-under its `--min-images`. So before landing, repeats are dropped (files deleted, each named in `dropped`): a
-correction equal to an earlier one of the same batch, to an accepted image (`increments/index.parquet`) or to one
-in a batch already waiting in the inbox. Fewer than `defaults.MIN_IMAGES` left: nothing lands, they wait
-(`TooFewCorrections`). A submission killed midway leaves its `.submitting-*` folder behind; the next one moves
-those corrections back first (the repeat check drops any that had already landed).
+"""People's corrections from the drawing page: pending in `inbox/feedback/<digit>/`, sent to the gate in batches;
+the review page's labels wait in `inbox/reviewed/<digit>/` and go the same way (`folder`). How a batch is formed,
+which repeats are dropped and how a killed submission recovers is in docs/app.md (Corrections and the gate).
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
-"""The reports folder over http: Starlette's StaticFiles, with the length taken from the file it sends.
-
-StaticFiles keeps its guarantees (regular files inside the folder only, no listings, nothing outside through `..`
-or a symlink, GET and HEAD only; a name too long for the OS is a 404). Two things are added. A path the OS cannot
-look up at all (a symlink loop) is not found rather than a server error. The response is built from the opened
-file: StaticFiles sends the length it got from `stat` before opening, so a report rewritten between the two (runs
-replace index.html and latest.html atomically) would go out with the old length and a cut or overlong body.
-The opened file is closed when the response ends, sent whole or not (`OpenFileResponse`).
+"""The reports folder over http: Starlette's StaticFiles (regular files inside the folder only, GET and HEAD only),
+plus: a path the OS cannot look up (a symlink loop) is not found rather than a server error, and the response's
+length is that of the opened file, not of an earlier `stat` (a run replaces index.html atomically meanwhile); the
+file is closed when the response ends (`OpenFileResponse`).
 """
 
 from __future__ import annotations

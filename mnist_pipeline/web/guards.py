@@ -1,17 +1,10 @@
-"""The app's request guards, as pure ASGI middleware that refuses a request before any endpoint sees it.
+"""The app's request guards, as pure ASGI middleware that refuses a request before any endpoint sees it (what each
+refuses, and why, is in docs/app.md, Security and limits).
 
-`BodyLimit` caps request bodies, so no endpoint ever holds more than the limit in memory: a declared
-Content-Length over the limit is refused before anything is read; a body sent without one (chunked) is counted as
-it streams in and refused as soon as it passes the limit.
-
-`SameOriginChanges` refuses requests that change something when a browser says they come from another site
-(cross-site request forgery). A page elsewhere can make the browser POST a `multipart/form-data` or `text/plain`
-body here without a CORS preflight, and its Host is 127.0.0.1, so the Host check lets it through: it could fill
-the training inbox with wrong labels. Browsers name the page that sent a request: `Origin` (sent on every
-cross-origin POST) and `Sec-Fetch-Site`. A request that is not GET, HEAD or OPTIONS is refused (403, JSON error)
-when its `Origin` is not this app's own (scheme, host and port as the request's Host) or its `Sec-Fetch-Site` is
-neither `same-origin` nor `none` (typed by the user). A request without either header (curl, scripts) is not a
-browser's cross-site one and is answered; the drawing page's own requests are same-origin.
+`BodyLimit` caps request bodies: a declared Content-Length over the limit is refused before anything is read; a
+body sent without one (chunked) is counted as it streams in and refused as soon as it passes the limit.
+`SameOriginChanges` refuses a request that changes something when a browser says (`Origin`, `Sec-Fetch-Site`) it
+comes from another site: a cross-site form POST needs no CORS preflight and passes the Host check.
 """
 
 from __future__ import annotations

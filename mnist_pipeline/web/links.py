@@ -1,8 +1,5 @@
-"""Where the web app is expected, and whether a run may link its report there (no web framework imported here).
-
-A run links its `mnist-report` artifact to $MNIST_REPORT_URL (default http://127.0.0.1:$MNIST_REPORT_PORT, port
-4201), the app's base URL, only after checking that the app answers with this run's report file (same size), so
-an app serving another reports folder is not linked to.
+"""Where the web app is expected, and whether a run may link its report there (docs/app.md): only when the app
+answers with this run's report file. No web framework is imported here.
 """
 
 from __future__ import annotations

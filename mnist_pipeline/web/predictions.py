@@ -1,12 +1,6 @@
-"""Uploaded pictures: read from a request, then answered the way `predict` answers files (same decoding,
-preprocessing, engine and records).
-
-A request's pictures are its whole body, or each file of a multipart/form-data body. The body is already capped by
-`guards.BodyLimit`; multipart parts are kept in memory (python-multipart's MAX_MEMORY_FILE_SIZE set past the cap),
-so an upload never spills into a temporary file on disk.
-
-Each record is a `predict --format json` record plus `image`, the 28x28 picture the model saw as a PNG data URI,
-and `champion_since`, so the page can show what was asked and who answered.
+"""Uploaded pictures: read from a request (its whole body, or each file of a multipart body, kept in memory: never
+a temporary file), then answered the way `predict` answers files, each record with `image` (the 28x28 picture the
+model saw, as a PNG data URI) and `champion_since` (docs/app.md, API).
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""The review page's desk: queued images handed out in review order, labels recorded, batches sent to the gate.
-
-A review request runs no model: when the champion registry changes (its identity, as `champion.ChampionWatch`
-checks it), the queue is scored again in a background thread, and the earlier answers are shown meanwhile. What is
-handed out is leased to that request for LEASE_SECONDS (in this process), so two reviewers never get the same image.
+"""The review page's desk: queued images handed out in review order (each leased to one request for LEASE_SECONDS,
+in this process), labels recorded, batches sent to the gate; the queue is scored again in a background thread
+when the champion registry changes, so a review request runs no model.
 """
 
 from __future__ import annotations

@@ -1,16 +1,5 @@
 """uvicorn for the web app: a socket bound before start (a busy port is known at once), a keep-alive timeout and
-a cap on connections.
-
-What is bounded, and what is not, with uvicorn 0.54's public settings:
-- An idle keep-alive connection is closed `timeout_keep_alive` seconds after its last response.
-- `limit_concurrency` (MAX_CONNECTIONS): once that many connections are open, or requests running, a new request
-  is answered 503 (uvicorn's plain-text "Service Unavailable") and its connection closed. So requests in flight,
-  and the request bodies they hold (each capped by `guards.BodyLimit`), are bounded, and the server stays up.
-- Not bounded: a connection that never sends a whole request. uvicorn starts its timer only once a response is
-  complete and has no public setting for a request-header timeout, nor a cap applied when a connection is
-  accepted. Each such connection holds one socket (a file descriptor) on the asyncio loop until its client
-  closes it; no thread and no task. While MAX_CONNECTIONS of them are open, every request gets the 503 above; at
-  the process's file-descriptor limit (`ulimit -n`) asyncio stops accepting for a moment and retries.
+a cap on connections; what that bounds, and what uvicorn leaves unbounded, is in docs/app.md (Security and limits).
 """
 
 from __future__ import annotations

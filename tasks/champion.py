@@ -1,15 +1,16 @@
-"""Prefect tasks: champion/challenger, both under the flow's `registry_lock`: decide first, record last (after the
-report and metrics.json)."""
+"""Prefect tasks of the champion package: champion/challenger, both under the flow's `registry_lock` (decide first,
+record last, after the report and metrics.json), and the data dir's garbage collection."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from mnist_pipeline.champion.decide import decide_run, record_run
+from mnist_pipeline.champion.retention import collect_garbage
 from mnist_pipeline.champion.rule import Candidate, Decision, PromotionPolicy
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.report.artifact_content import render_promotion_markdown
@@ -40,3 +41,12 @@ def record_task(
     create_markdown_artifact(
         render_promotion_markdown(run_name, shown), key="mnist-promotion", description="Promotion decisions"
     )
+
+
+@task(name="gc")
+@guarded
+def gc_task(layout: DataLayout, grace_days: float, dry_run: bool) -> list[str]:
+    """Delete what no champion needs and nobody used for `grace_days`; returns what went (or would go)."""
+    removed = collect_garbage(layout, grace_days, dry_run)
+    get_run_logger().info("%d item(s) %s", len(removed), "would go (dry run)" if dry_run else "removed")
+    return [str(path) for path in removed]
