@@ -17,13 +17,14 @@ from PIL import Image
 
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import read_split
+from mnist_pipeline.files.atomic import write_json_atomic
 from mnist_pipeline.increments.hashes import append_to_index, hash_images, is_test_part, read_index
 from mnist_pipeline.increments.inbox import list_pending, read_pending, refuse_batch
 from mnist_pipeline.modeling.serving import open_engine
 from mnist_pipeline.review.queue import REQUEUED_FILE, ReviewQueue, to_ids
 from mnist_pipeline.review.sampling import AUDIT_EVERY, estimate_accuracy, is_audit, order_for_review
 from mnist_pipeline.web.app import build_app
-from mnist_pipeline.web.review import UNKNOWN
+from mnist_pipeline.web.review import UNKNOWN, ParsedFiles, ReviewDesk
 from tests.app_support import promote_constant_model
 from tests.increment_support import publish_base
 from tests.predict_support import draw_digits
@@ -192,6 +193,37 @@ def test_a_label_is_on_disk_when_answered_and_undo_puts_it_back(
     assert client.post(f"/api/review/{second['id']}", json={"undo": True}).status_code == 200
     assert ReviewQueue(layout).image_file(second["id"]).is_file()
     assert client.get(f"/api/review/{second['id']}/image").headers["content-type"] == "image/png"
+
+
+def test_a_label_moved_while_the_queue_was_listed_is_not_handed_out_again(
+    layout: DataLayout, queued: list[str]
+) -> None:
+    """The race a reviewer met: `next` listed the queue, then a label moved one of its images out and released its
+    lease. A listing taken before the move must not hand that image out again."""
+    desk = ReviewDesk(layout, threshold=THRESHOLD, submit=dict, idle_seconds=600)
+    (first,) = desk.hand_out(limit=1)
+    listed = desk.queue.list_queued()
+    desk.review(first["id"], 4)
+
+    class ListedBeforeTheLabel(ReviewQueue):
+        def list_queued(self) -> list[str]:
+            return listed
+
+    desk.queue = ListedBeforeTheLabel(layout)
+    handed = [item["id"] for item in desk.hand_out(limit=100)]
+    assert first["id"] not in handed and sorted(handed) == sorted(set(queued) - {first["id"]})
+
+
+def test_the_desk_parses_a_queue_file_again_only_when_it_was_replaced(tmp_path: Path) -> None:
+    files, path = ParsedFiles(), tmp_path / "scores.json"
+    assert files.read(path, {"none": 1}) == {"none": 1}
+    write_json_atomic(path, {"answers": {"a": 1}})
+    first = files.read(path, {})
+    assert first == {"answers": {"a": 1}} and files.read(path, {}) is first  # unchanged: not parsed again
+    write_json_atomic(path, {"answers": {"a": 1}})  # the same bytes, written anew as the queue writes
+    assert files.read(path, {}) is not first
+    write_json_atomic(path, {"answers": {"b": 2}})
+    assert files.read(path, {}) == {"answers": {"b": 2}}
 
 
 BAD_REQUESTS = [

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,9 +54,11 @@ def read_json(path: Path, default: Any) -> Any:
 
 @dataclass(frozen=True)
 class ReviewQueue:
-    """The queue of one data dir: what `add-scans` writes and the review page reads and moves."""
+    """The queue of one data dir: what `add-scans` writes and the review page reads and moves. `read` parses the
+    JSON files that are only read (the review page passes a cache); changes always start from the file."""
 
     layout: DataLayout
+    read: Callable[[Path, Any], Any] = read_json
 
     def image_file(self, item_id: str, state: str = "queue") -> Path:
         return self.layout.review / state / f"{item_id}.png"
@@ -66,10 +69,10 @@ class ReviewQueue:
         return []
 
     def read_items(self) -> dict[str, dict[str, Any]]:
-        return read_json(self.layout.review / "items.json", {})
+        return self.read(self.layout.review / "items.json", {})
 
     def read_scores(self) -> Scores:
-        found = read_json(self.layout.review / "scores.json", {})
+        found = self.read(self.layout.review / "scores.json", {})
         return Scores(found.get("model_key"), found.get("answers", {}))
 
     def find_known(self, shas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +89,7 @@ class ReviewQueue:
         """Store each image never queued before (the first of repeats) with where it came from; returns how many."""
         added_at = datetime.now(UTC).isoformat(timespec="seconds")
         with hold_lock(self.layout.locks / "review.lock"):
-            items = self.read_items()
+            items = read_json(self.layout.review / "items.json", {})
             before = len(items)
             for item_id, image, name in zip(to_ids(hash_images(images)), images, names, strict=True):
                 if item_id not in items:  # the picture first, so an interrupted add is finished by the next one
@@ -99,8 +102,8 @@ class ReviewQueue:
         """Answer every queued image that the champion `model_key` has not answered (all of them after a change of
         champion); returns how many were scored."""
         with hold_lock(self.layout.locks / "review.lock"):
-            scores = self.read_scores()
-            answers = scores.answers if scores.model_key == model_key else {}
+            scores = read_json(self.layout.review / "scores.json", {})
+            answers = scores.get("answers", {}) if scores.get("model_key") == model_key else {}
             images: dict[str, np.ndarray] = {}
             for item_id in (item_id for item_id in self.list_queued() if item_id not in answers):
                 with contextlib.suppress(FileNotFoundError):  # reviewed meanwhile
@@ -142,7 +145,7 @@ class ReviewQueue:
         """The accuracy of the champion that gave `scores` on the audit images it scored before they were labelled
         (a new champion scores only what is queued, so labels it may have been trained on do not count): on all of
         them, and on those it was sure of (1 - that is its error at the threshold)."""
-        labels = {path.stem: read_json(path, {}).get("label") for path in (self.layout.review / "audit").glob("*.json")}
+        labels = {path.stem: self.read(path, {}).get("label") for path in (self.layout.review / "audit").glob("*.json")}
         mine = [
             (label == scores.answers[item]["predicted"], not scores.answers[item].get("unsure", False))
             for item, label in labels.items()
@@ -156,7 +159,7 @@ class ReviewQueue:
         folder stays in `inbox/refused/`, marked done. Returns the batch ids."""
         returned = []
         with hold_lock(self.layout.locks / "review.lock"):
-            items = self.read_items()
+            items = read_json(self.layout.review / "items.json", {})
             for folder in sorted(self.layout.refused.glob("b-*")):
                 note = read_json(folder / META_FILE, {}).get("note")
                 if (folder / REQUEUED_FILE).exists() or note != self.layout.reviewed.name:

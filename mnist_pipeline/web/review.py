@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from starlette.exceptions import HTTPException
 
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.modeling.registry import CNN_MODEL
-from mnist_pipeline.review.queue import ReviewQueue
+from mnist_pipeline.review.queue import ReviewQueue, read_json
 from mnist_pipeline.review.sampling import is_audit, order_for_review
 from mnist_pipeline.web.champion import ChampionWatch, NoChampion, registry_identity
 from mnist_pipeline.web.feedback import TooFewCorrections, list_corrections
@@ -45,6 +46,31 @@ def parse_action(body: Any) -> int | str | None:
     raise HTTPException(422, f"review: expected {expected}, found {str(body)[:200]}")
 
 
+class ParsedFiles:
+    """JSON files parsed again only when they change (another inode, size or modification time; the queue's writes
+    replace files whole). Every key asks for the queue's status, and parsing the scores and items of 1 700 queued
+    scans took most of the 50 ms a key may take (bench/RESULTS.md, "Review key round trip")."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.parsed: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+
+    def read(self, path: Path, default: Any) -> Any:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return default
+        signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        with self.lock:
+            found = self.parsed.get(path)
+        if found is not None and found[0] == signature:
+            return found[1]
+        value = read_json(path, default)  # replaced meanwhile: the next read sees another signature
+        with self.lock:
+            self.parsed[path] = (signature, value)
+        return value
+
+
 class ReviewDesk:
     """Hands out, records, and sends the labels with `submit` (the drawing page's `FeedbackDesk.submit` on
     `inbox/reviewed/`) once `threshold` wait, or once no label came for `idle_seconds`; thread-safe (FastAPI runs
@@ -55,7 +81,7 @@ class ReviewDesk:
     ) -> None:
         self.idle_seconds = idle_seconds
         self.idle = threading.Timer(0, lambda: None)
-        self.queue = ReviewQueue(layout)
+        self.queue = ReviewQueue(layout, read=ParsedFiles().read)
         self.layout = layout
         self.threshold = threshold
         self.submit = submit
@@ -85,8 +111,9 @@ class ReviewDesk:
         queued = {item: answers.get(item, {}) for item in self.queue.list_queued()}
         order = order_for_review({item: answer.get("confidence") for item, answer in queued.items()})
         now = time.monotonic()
-        with self.lock:
-            free = [item for item in order if self.leases.get(item, 0.0) <= now][:limit]
+        with self.lock:  # a label releases its image's lease once the image has left the queue: look again
+            unleased = (item for item in order if self.leases.get(item, 0.0) <= now)
+            free = list(itertools.islice((item for item in unleased if self.queue.image_file(item).is_file()), limit))
             self.leases.update(dict.fromkeys(free, now + LEASE_SECONDS))
         return [
             {"id": item, **UNKNOWN, **items.get(item, {}), **queued[item], "audit": is_audit(item)} for item in free
