@@ -1,6 +1,7 @@
 """The deployments `mnist-pipeline serve` registers and runs: scheduled retrain, weekly gc, batch predict.
 
-The retrain also starts on an accepted increment, at most once per cooldown, one retrain at a time.
+The retrain also starts one cooldown after an accepted increment, with every increment accepted by then, one
+retrain at a time.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ DEFAULT_TIMEZONE = "UTC"
 CRON_ENV, TIMEZONE_ENV = "MNIST_PIPELINE_CRON", "MNIST_PIPELINE_TIMEZONE"
 DEFAULT_COOLDOWN_MINUTES, MAX_COOLDOWN_MINUTES = 10.0, 7 * 24 * 60
 RETRAIN_DESCRIPTION = (
-    "Weekly, and on each accepted increment (at most once per cooldown), retraining of the MNIST models with "
+    "Weekly, and one cooldown after an accepted increment, retraining of the MNIST models with "
     "champion/challenger promotion; trains nothing when the champions already saw the current dataset."
 )
 # What the scheduled and triggered retrains set on top of the served options (docs/operations.md says why).
@@ -52,7 +53,7 @@ def resolve_schedule(cron: str | None, timezone: str | None) -> tuple[str, str]:
 
 def check_cooldown(minutes: float | None) -> timedelta:
     """The trigger's cooldown: `--cooldown` minutes (default 10), above 0 and at most a week (the cron's period by
-    default: a longer cooldown would only hide increments from the trigger)."""
+    default: the weekly run would come first)."""
     minutes = DEFAULT_COOLDOWN_MINUTES if minutes is None else minutes
     if not 0 < minutes <= MAX_COOLDOWN_MINUTES:
         raise PipelineError(
@@ -62,26 +63,29 @@ def check_cooldown(minutes: float | None) -> timedelta:
 
 
 def build_increment_trigger(cooldown: timedelta) -> DeploymentEventTrigger:
-    """Run the deployment when an increment is accepted; reactive, so it fires on the first event, then ignores
-    events until `cooldown` has passed. No `for_each`: every increment shares that one window."""
+    """Run the deployment one cooldown after an increment is accepted: reactive, so the first event fires and later
+    ones are ignored for `cooldown`; `schedule_after` starts the run when that window closes, so it trains every
+    increment of the burst. No `for_each`: every increment shares the one window."""
     from prefect.events import DeploymentEventTrigger
 
     return DeploymentEventTrigger(
         name=f"{DEPLOYMENT_NAME}-on-new-data",
-        description="Retrain when the increment gate accepts a batch (at most once per cooldown).",
+        description="Retrain one cooldown after the increment gate accepts a batch, with every batch accepted by then.",
         expect={ACCEPTED_EVENT},
         match={"prefect.resource.id": RESOURCE_PREFIX + "*"},
         posture="Reactive",
         threshold=1,
         within=cooldown,
+        schedule_after=cooldown,
     )
 
 
 def one_run_at_a_time() -> ConcurrencyLimitConfig:
-    """A deployment concurrency limit of 1 whose extra runs are cancelled, not queued."""
+    """A deployment concurrency limit of 1 whose extra runs wait for the slot: a cancelled one could be the run that
+    a window scheduled for its increments."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
-    return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
+    return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
 
 
 def serve_scheduled_retrain(cron: str, timezone: str, cooldown: timedelta, parameters: dict[str, Any]) -> None:
