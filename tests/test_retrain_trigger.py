@@ -1,13 +1,16 @@
 """The retrain that starts when data arrives: against a real `prefect server start`, `mnist-pipeline serve`
-registers a deployment trigger on the increment gate's event and a concurrency limit; a burst of batches accepted
-by `mnist-pipeline add-data` gets one retrain, started once the cooldown after the first has passed, with no
-further command, that trains them all. Also: prefect.yaml says the same.
+registers a deployment trigger on the increment gate's event, a watch for lost runs and a concurrency limit; a
+burst of batches accepted by `mnist-pipeline add-data` gets one retrain, started once the cooldown after the first
+has passed, with no further command; when that retrain is killed with its `serve` (SIGKILL), the watch marks it
+Crashed and the restarted `serve` runs the retrain still owed, once. Also: which increment is owed, and
+prefect.yaml says the same.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -24,6 +27,7 @@ from flows.deploy import (
     RETRAIN_PARAMETERS,
     build_increment_trigger,
     one_run_at_a_time,
+    run_owed_retrain,
 )
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.increments import ACCEPTED_EVENT
@@ -34,6 +38,7 @@ from tests.support import start_process, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOYMENT = f"mnist-pipeline/{DEPLOYMENT_NAME}"
+LOST_RUNS = f"{DEPLOYMENT_NAME}-lost-runs"
 # Long enough for the burst below (one gate judging three batches in turn) to end inside it.
 COOLDOWN = timedelta(minutes=0.5)
 MNIST_PIPELINE = str(Path(sys.executable).with_name("mnist-pipeline"))
@@ -94,7 +99,7 @@ def remove_runs_nobody_served(api_url: str) -> None:
 def served(
     prefect_server: str, synthetic_npz: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
-    """`serve` running."""
+    """`serve` running; the test that kills it puts the restarted one in its place."""
     work = tmp_path_factory.mktemp("triggered")
     remove_runs_nobody_served(prefect_server)
     state = {"work": work, "since": datetime.now(UTC), "process": serve(work, synthetic_npz, prefect_server, set())}
@@ -191,12 +196,15 @@ def burst(served: dict[str, Any], prefect_server: str, synthetic_npz: Path) -> d
         return {"accepted": accepted, "first": times[0], "last": times[-1], "run": client.read_flow_run(run.id)}
 
 
-def test_serve_registers_the_trigger_and_one_run_at_a_time(served: dict[str, Any], prefect_server: str) -> None:
+def test_serve_registers_the_trigger_the_watch_for_lost_runs_and_one_run_at_a_time(
+    served: dict[str, Any], prefect_server: str
+) -> None:
     from prefect import get_client
 
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name(DEPLOYMENT)
         (automation,) = read_trigger_automations(client)
+        (lost,) = client.read_automations_by_name(LOST_RUNS)
     trigger = automation.trigger
     assert trigger.expect == {ACCEPTED_EVENT}
     assert trigger.match.model_dump() == {"prefect.resource.id": "mnist-pipeline.increment.*"}
@@ -204,27 +212,56 @@ def test_serve_registers_the_trigger_and_one_run_at_a_time(served: dict[str, Any
     assert not trigger.for_each  # one window for all increments, not one per increment
     (action,) = automation.actions
     assert action.schedule_after == COOLDOWN
+    # Served runs beat every 30 s; two missed beats make a run lost.
+    assert lost.trigger.within == timedelta(seconds=60) and lost.trigger.for_each == {"prefect.resource.id"}
+    assert (lost.trigger.posture, lost.trigger.after) == ("Proactive", {"prefect.flow-run.heartbeat"})
+    assert lost.trigger.match_related.model_dump() == {"prefect.resource.id": f"prefect.tag.{DEPLOYMENT_NAME}"}
+    assert DEPLOYMENT_NAME in deployment.tags
+    assert [(found.type, found.state) for found in lost.actions] == [("change-flow-run-state", "CRASHED")]
     assert deployment.global_concurrency_limit.limit == 1
     assert deployment.concurrency_options.collision_strategy == "ENQUEUE"
     assert deployment.parameters["require_new_data"] is True
     assert [(s.schedule.cron, s.schedule.timezone) for s in deployment.schedules] == [("0 3 * * 1", "UTC")]
 
 
-def test_a_burst_of_batches_gets_one_retrain_started_after_it(
-    served: dict[str, Any], burst: dict[str, Any], prefect_server: str
-) -> None:
-    from prefect import get_client
-
+def test_a_burst_of_batches_gets_one_retrain_started_after_it(burst: dict[str, Any]) -> None:
     run = burst["run"]
     assert len(burst["accepted"]) == 3
     # Scheduled on the first batch's event (the trigger fires a few seconds after it), to start one cooldown later.
     assert COOLDOWN <= run.expected_start_time - burst["first"] < COOLDOWN + timedelta(seconds=30)
     assert run.start_time > burst["last"]
+
+
+def test_a_retrain_killed_with_its_serve_runs_again_once_serve_restarts(
+    served: dict[str, Any], burst: dict[str, Any], prefect_server: str, synthetic_npz: Path
+) -> None:
+    from prefect import get_client
+
+    work, lost_run = served["work"], burst["run"]
     with get_client(sync_client=True) as client:
-        finished = wait_for_state(client, run.id, "final", 180)
+        run_id = f"prefect.flow-run.{lost_run.id}"
+        wait_for(lambda: find_event(client, "prefect.flow-run.heartbeat", run_id), 60, "the retrain sent no heartbeat")
+        triggers = {found.id for found in read_trigger_automations(client)}
+        (watch,) = client.read_automations_by_name(LOST_RUNS)
+        assert client.read_flow_run(lost_run.id).state.is_running()
+        os.killpg(served["process"].pid, signal.SIGKILL)  # serve and the run's process, as a crash takes them
+        served["process"].wait(timeout=10)
+        served["process"] = serve(work, synthetic_npz, prefect_server, replacing=triggers)
+
+        def list_later_runs() -> list[Any]:
+            return list_triggered_runs(client, served["since"])[1:]
+
+        wait_for(list_later_runs, 30, "the restarted serve did not run the owed retrain")
+        run_owed_retrain(lost_run.deployment_id, str(work / "data"))  # as a second restart would: nothing more
+        (again,) = list_later_runs()
+        crashed = wait_for_state(client, lost_run.id, "final", 150)
+        assert crashed.is_crashed() and "no heartbeat" in crashed.message
+        finished = wait_for_state(client, again.id, "final", 180)
         assert finished.is_completed(), finished.message
-        assert [found.id for found in list_triggered_runs(client, served["since"])] == [run.id]
-    metrics = json.loads((served["work"] / "reports" / "runs" / run.name / "metrics.json").read_text())
+        assert [found.id for found in client.read_automations_by_name(LOST_RUNS)] == [watch.id]  # kept, not redone
+        assert len(read_trigger_automations(client)) == 1  # replaced, not added
+        name = client.read_flow_run(again.id).name
+    metrics = json.loads((work / "reports" / "runs" / name / "metrics.json").read_text())
     assert set(burst["accepted"]) <= set(metrics["data"]["increments"])
 
 
@@ -241,6 +278,35 @@ def test_prefect_yaml_declares_the_same_trigger_and_limit() -> None:
     assert {f: getattr(trigger, f) for f in fields} == {f: getattr(served, f) for f in fields}
     assert ConcurrencyLimitConfig(**retrain["concurrency_limit"]) == one_run_at_a_time()
     assert RETRAIN_PARAMETERS.items() <= retrain["parameters"].items()
+
+
+def test_an_increment_is_owed_until_a_model_trained_on_a_version_holding_it_is_recorded(tmp_path: Path) -> None:
+    import numpy as np
+
+    from mnist_pipeline.champion.registry import force_promote
+    from mnist_pipeline.champion.rule import Candidate
+    from mnist_pipeline.increments.hashes import append_to_index, read_index
+    from mnist_pipeline.increments.versions import find_untrained_increment
+
+    layout = DataLayout(tmp_path / "data")
+    assert find_untrained_increment(layout) is None  # nothing accepted, nothing owed
+    layout.increments.mkdir(parents=True)
+    for number, increment in enumerate(("b-1", "b-2")):
+        shas = np.array([bytes([number]) * 16], dtype="S16")
+        append_to_index(layout, read_index(layout), shas, np.array([False]), increment)
+
+    def record_model_trained_on(fingerprint: str, increments: list[str]) -> None:
+        manifest = layout.pin(fingerprint).manifest
+        manifest.parent.mkdir(parents=True)
+        manifest.write_text(json.dumps({"fingerprint": fingerprint, "increments": increments}))
+        trained = Candidate(fingerprint, "m.keras", "r", fingerprint, 10, 0.9, (0.9,) * 10)
+        force_promote(layout.registry, "cnn", trained, reason="test", at="2026-12-07T03:00:00Z")
+
+    assert find_untrained_increment(layout) == "b-2"
+    record_model_trained_on("e" * 64, ["b-1"])
+    assert find_untrained_increment(layout) == "b-2"
+    record_model_trained_on("f" * 64, ["b-1", "b-2"])
+    assert find_untrained_increment(layout) is None
 
 
 @pytest.mark.parametrize("minutes", ["0", "-5", "nan", "inf", "10081"])
