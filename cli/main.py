@@ -453,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--cooldown",
         type=float,
         metavar="MINUTES",
-        help="after an accepted increment starts a retrain, further increments start none for this long (default: 10)",
+        help="a retrain starts this long after an accepted increment, with all accepted by then (default: 10)",
     )
     add_config_options(serve)
     serve.set_defaults(handler=cmd_serve)

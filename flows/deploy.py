@@ -1,12 +1,14 @@
 """The deployments `mnist-pipeline serve` registers and runs: scheduled retrain, weekly gc, batch predict.
 
-The retrain also starts on an accepted increment, at most once per cooldown, one retrain at a time.
+The retrain also starts one cooldown after an accepted increment, with every increment accepted by then, one
+retrain at a time; a retrain whose `serve` was killed is marked Crashed, and the restarted `serve` runs it again.
 """
 
 from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnist_pipeline.errors import PipelineError
@@ -20,13 +22,17 @@ DEFAULT_TIMEZONE = "UTC"
 CRON_ENV, TIMEZONE_ENV = "MNIST_PIPELINE_CRON", "MNIST_PIPELINE_TIMEZONE"
 DEFAULT_COOLDOWN_MINUTES, MAX_COOLDOWN_MINUTES = 10.0, 7 * 24 * 60
 RETRAIN_DESCRIPTION = (
-    "Weekly, and on each accepted increment (at most once per cooldown), retraining of the MNIST models with "
+    "Weekly, and one cooldown after an accepted increment, retraining of the MNIST models with "
     "champion/challenger promotion; trains nothing when the champions already saw the current dataset."
 )
 # What the scheduled and triggered retrains set on top of the served options (docs/operations.md says why).
 RETRAIN_PARAMETERS = {"require_new_data": True}
+# Served runs send a heartbeat this often (seconds; Prefect's default is 180) unless the environment says otherwise.
+HEARTBEAT_ENV, SERVED_HEARTBEAT = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30"
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from prefect.client.schemas.objects import ConcurrencyLimitConfig
     from prefect.events import DeploymentEventTrigger
 
@@ -52,7 +58,7 @@ def resolve_schedule(cron: str | None, timezone: str | None) -> tuple[str, str]:
 
 def check_cooldown(minutes: float | None) -> timedelta:
     """The trigger's cooldown: `--cooldown` minutes (default 10), above 0 and at most a week (the cron's period by
-    default: a longer cooldown would only hide increments from the trigger)."""
+    default: the weekly run would come first)."""
     minutes = DEFAULT_COOLDOWN_MINUTES if minutes is None else minutes
     if not 0 < minutes <= MAX_COOLDOWN_MINUTES:
         raise PipelineError(
@@ -62,32 +68,87 @@ def check_cooldown(minutes: float | None) -> timedelta:
 
 
 def build_increment_trigger(cooldown: timedelta) -> DeploymentEventTrigger:
-    """Run the deployment when an increment is accepted; reactive, so it fires on the first event, then ignores
-    events until `cooldown` has passed. No `for_each`: every increment shares that one window."""
+    """Run the deployment one cooldown after an increment is accepted: reactive, so the first event fires and later
+    ones are ignored for `cooldown`; `schedule_after` starts the run when that window closes, so it trains every
+    increment of the burst. No `for_each`: every increment shares the one window."""
     from prefect.events import DeploymentEventTrigger
 
     return DeploymentEventTrigger(
         name=f"{DEPLOYMENT_NAME}-on-new-data",
-        description="Retrain when the increment gate accepts a batch (at most once per cooldown).",
+        description="Retrain one cooldown after the increment gate accepts a batch, with every batch accepted by then.",
         expect={ACCEPTED_EVENT},
         match={"prefect.resource.id": RESOURCE_PREFIX + "*"},
         posture="Reactive",
         threshold=1,
         within=cooldown,
+        schedule_after=cooldown,
     )
 
 
 def one_run_at_a_time() -> ConcurrencyLimitConfig:
-    """A deployment concurrency limit of 1 whose extra runs are cancelled, not queued."""
+    """A deployment concurrency limit of 1 whose extra runs wait for the slot: a cancelled one could be the run that
+    a window scheduled for its increments."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
-    return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
+    return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
+
+
+def watch_for_lost_runs(heartbeat: timedelta) -> None:
+    """Prefect's zombie detection for the retrain's runs (tagged with its name): one silent for two heartbeats lost
+    its process (a `serve` killed with -9), so it is marked Crashed, which frees the one retrain slot. An earlier
+    `serve`'s automation is kept when it has this heartbeat: replacing it would forget the runs it is watching."""
+    from prefect import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger
+
+    silence = 2 * heartbeat
+    automation = AutomationCore(
+        name=f"{DEPLOYMENT_NAME}-lost-runs",
+        description="Mark Crashed a retrain whose heartbeats stopped: its process died with its `serve`.",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.*"},  # another heartbeat, or a final state
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={"prefect.resource.id": f"prefect.tag.{DEPLOYMENT_NAME}"},
+            for_each={"prefect.resource.id"},
+            posture="Proactive",
+            threshold=1,
+            within=silence,
+        ),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, message=f"no heartbeat for {silence}: its process died")],
+    )
+    with get_client(sync_client=True) as client:
+        found = client.read_automations_by_name(automation.name)
+        if [earlier.trigger.within for earlier in found] != [silence]:
+            for earlier in found:
+                client.delete_automation(earlier.id)
+            client.create_automation(automation)
+
+
+def run_owed_retrain(deployment_id: UUID, data_dir: str) -> None:
+    """Run the retrain when an accepted increment is in no trained model and no retrain but the cron's is scheduled
+    (one would grow it): the run training it died with an earlier `serve` (kill -9), or never started."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter
+    from prefect.deployments import run_deployment
+
+    from mnist_pipeline.data.layout import DataLayout
+    from mnist_pipeline.increments.versions import find_untrained_increment
+
+    if find_untrained_increment(DataLayout(Path(data_dir))) is None:
+        return
+    due = FlowRunFilter(deployment_id={"any_": [deployment_id]}, state={"type": {"any_": ["SCHEDULED"]}})
+    with get_client(sync_client=True) as client:
+        if all(run.auto_scheduled for run in client.read_flow_runs(flow_run_filter=due)):
+            run_deployment(deployment_id, timeout=0)
 
 
 def serve_scheduled_retrain(cron: str, timezone: str, cooldown: timedelta, parameters: dict[str, Any]) -> None:
-    """Register `mnist-pipeline/scheduled-retrain` (cron, and a trigger on accepted increments),
-    `batch-predict/on-demand` and `mnist-maintenance/weekly-gc` (Mondays 04:00 in `timezone`); serve them until
-    stopped. Serving again replaces the trigger's automation (Prefect deletes the ones the deployment owns)."""
+    """Register `mnist-pipeline/scheduled-retrain` (cron, a trigger on accepted increments, the watch for lost runs;
+    a run now when an increment is owed), `batch-predict/on-demand` and `mnist-maintenance/weekly-gc` (Mondays 04:00
+    in `timezone`); serve them until stopped. Serving again replaces the trigger's automation (Prefect deletes the
+    ones the deployment owns)."""
     if not os.environ.get("PREFECT_API_URL"):
         raise PipelineError(
             "PREFECT_API_URL: expected the URL of a running Prefect server (start one with `make server`, then "
@@ -107,10 +168,13 @@ def serve_scheduled_retrain(cron: str, timezone: str, cooldown: timedelta, param
         triggers=[build_increment_trigger(cooldown)],
         concurrency_limit=one_run_at_a_time(),
         parameters={**parameters, **RETRAIN_PARAMETERS},
-        tags=["mnist", "scheduled-retrain"],
+        tags=["mnist", DEPLOYMENT_NAME],
         description=RETRAIN_DESCRIPTION,
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
+    heartbeat = timedelta(seconds=int(os.environ.get(HEARTBEAT_ENV, SERVED_HEARTBEAT)))
+    watch_for_lost_runs(heartbeat)
+    run_owed_retrain(retrain.apply(), parameters["data_dir"])  # registered now for its id; `serve` does it again
     predict = batch_predict.to_deployment(
         name=BATCH_PREDICT_DEPLOYMENT,
         parameters={"data_dir": parameters["data_dir"], "output_dir": f"{parameters['reports_dir']}/predictions"},
@@ -126,4 +190,4 @@ def serve_scheduled_retrain(cron: str, timezone: str, cooldown: timedelta, param
         description="Weekly garbage collection of the data dir: old unused models, evaluations and datasets.",
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
-    serve(retrain, predict, maintenance)
+    serve(retrain, predict, maintenance, heartbeat_seconds=heartbeat.total_seconds())

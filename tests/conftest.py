@@ -98,6 +98,8 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {**os.environ, "PREFECT_HOME": str(home)}
     # The UI (a JavaScript app) asks this URL for its data; its default assumes port 4200.
     env["PREFECT_UI_API_URL"] = env.pop("PREFECT_API_URL")
+    # A run waiting for a deployment's concurrency slot tries again after 5 s instead of 30.
+    env["PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS"] = "5"
     log = (home / "server.log").open("w")
     process = start_process(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(_SERVER_PORT)],

@@ -6,9 +6,12 @@ manifest's lineage fields are described in docs/increments.md. With no increment
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from mnist_pipeline import defaults
+from mnist_pipeline.champion.registry import load_registry
 from mnist_pipeline.data.dataset import RawDataset, Split
 from mnist_pipeline.data.ingest import ingest
 from mnist_pipeline.data.layout import DataLayout
@@ -88,3 +91,15 @@ def ingest_and_publish_grown(
         return result, report
     grown = grow_version(layout, fingerprint)
     return grown, publish_if_valid(layout, grown.manifest["fingerprint"], image_shape)
+
+
+def find_untrained_increment(layout: DataLayout) -> str | None:
+    """The last accepted increment when no model in the champion registry's history was trained on a version that
+    holds it (the retrain growing it died, or never ran), else None. A version holds every increment accepted before
+    it was grown, so the last one tells."""
+    accepted = list_increments(read_index(layout, ("increment",)))
+    trained: set[str] = set()
+    for fingerprint in {event["candidate"]["data_fingerprint"] for event in load_registry(layout.registry).history}:
+        with contextlib.suppress(DataFormatError):  # a version gc deleted counts as untrained
+            trained.update(read_manifest(layout.pin(fingerprint)).get("increments", []))
+    return accepted[-1] if accepted and accepted[-1] not in trained else None
