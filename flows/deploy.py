@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnist_pipeline.errors import PipelineError
@@ -133,10 +132,10 @@ def run_owed_retrain(deployment_id: UUID, data_dir: str) -> None:
     from prefect.client.schemas.filters import FlowRunFilter
     from prefect.deployments import run_deployment
 
-    from mnist_pipeline.data.layout import DataLayout
+    from flows.increments import open_layout
     from mnist_pipeline.increments.versions import find_untrained_increment
 
-    if find_untrained_increment(DataLayout(Path(data_dir))) is None:
+    if find_untrained_increment(open_layout(data_dir)) is None:
         return
     due = FlowRunFilter(deployment_id={"any_": [deployment_id]}, state={"type": {"any_": ["SCHEDULED"]}})
     with get_client(sync_client=True) as client:

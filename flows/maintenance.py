@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow
 
+from flows.increments import open_layout
 from mnist_pipeline import defaults
 from mnist_pipeline.champion.retention import DEFAULT_GRACE_DAYS
-from mnist_pipeline.data.layout import DataLayout
 from tasks.champion import gc_task
 from tasks.guard import guarded
 
@@ -19,4 +17,4 @@ def mnist_maintenance(
     data_dir: str = str(defaults.DATA_DIR), grace_days: float = DEFAULT_GRACE_DAYS, dry_run: bool = False
 ) -> list[str]:
     """Remove old unused models, evaluations, validation records and dataset versions; returns what went."""
-    return gc_task(DataLayout(Path(data_dir)), grace_days, dry_run)
+    return gc_task(open_layout(data_dir), grace_days, dry_run)
