@@ -26,6 +26,8 @@ RETRAIN_DESCRIPTION = (
 )
 # What the scheduled and triggered retrains set on top of the served options (docs/operations.md says why).
 RETRAIN_PARAMETERS = {"require_new_data": True}
+# A retrain for new increments fine-tunes the champions (the cron's run trains anew; docs/training.md says why).
+INCREMENT_PARAMETERS = {"warm_start": True}
 # Served runs send a heartbeat this often (seconds; Prefect's default is 180) unless the environment says otherwise.
 HEARTBEAT_ENV, SERVED_HEARTBEAT = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30"
 
@@ -69,7 +71,8 @@ def check_cooldown(minutes: float | None) -> timedelta:
 def build_increment_trigger(cooldown: timedelta) -> DeploymentEventTrigger:
     """Run the deployment one cooldown after an increment is accepted: reactive, so the first event fires and later
     ones are ignored for `cooldown`; `schedule_after` starts the run when that window closes, so it trains every
-    increment of the burst. No `for_each`: every increment shares the one window."""
+    increment of the burst. No `for_each`: every increment shares the one window. The run fine-tunes the champions
+    (Prefect merges these parameters into the deployment's)."""
     from prefect.events import DeploymentEventTrigger
 
     return DeploymentEventTrigger(
@@ -81,6 +84,7 @@ def build_increment_trigger(cooldown: timedelta) -> DeploymentEventTrigger:
         threshold=1,
         within=cooldown,
         schedule_after=cooldown,
+        parameters=INCREMENT_PARAMETERS,
     )
 
 
@@ -140,7 +144,7 @@ def run_owed_retrain(deployment_id: UUID, data_dir: str) -> None:
     due = FlowRunFilter(deployment_id={"any_": [deployment_id]}, state={"type": {"any_": ["SCHEDULED"]}})
     with get_client(sync_client=True) as client:
         if all(run.auto_scheduled for run in client.read_flow_runs(flow_run_filter=due)):
-            run_deployment(deployment_id, timeout=0)
+            run_deployment(deployment_id, parameters=INCREMENT_PARAMETERS, timeout=0)
 
 
 def serve_scheduled_retrain(cron: str, timezone: str, cooldown: timedelta, parameters: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ import yaml
 
 from flows.deploy import (
     DEPLOYMENT_NAME,
+    INCREMENT_PARAMETERS,
     RETRAIN_PARAMETERS,
     build_increment_trigger,
     one_run_at_a_time,
@@ -211,7 +212,7 @@ def test_serve_registers_the_trigger_the_watch_for_lost_runs_and_one_run_at_a_ti
     assert (trigger.posture, trigger.threshold, trigger.within) == ("Reactive", 1, COOLDOWN)
     assert not trigger.for_each  # one window for all increments, not one per increment
     (action,) = automation.actions
-    assert action.schedule_after == COOLDOWN
+    assert (action.schedule_after, action.parameters) == (COOLDOWN, INCREMENT_PARAMETERS)
     # Served runs beat every 30 s; two missed beats make a run lost.
     assert lost.trigger.within == timedelta(seconds=60) and lost.trigger.for_each == {"prefect.resource.id"}
     assert (lost.trigger.posture, lost.trigger.after) == ("Proactive", {"prefect.flow-run.heartbeat"})
@@ -230,6 +231,8 @@ def test_a_burst_of_batches_gets_one_retrain_started_after_it(burst: dict[str, A
     # Scheduled on the first batch's event (the trigger fires a few seconds after it), to start one cooldown later.
     assert COOLDOWN <= run.expected_start_time - burst["first"] < COOLDOWN + timedelta(seconds=30)
     assert run.start_time > burst["last"]
+    # The trigger's parameters merged into the deployment's: it fine-tunes, and still trains only for new data.
+    assert (run.parameters["warm_start"], run.parameters["require_new_data"]) == (True, True)
 
 
 def test_a_retrain_killed_with_its_serve_runs_again_once_serve_restarts(
@@ -260,8 +263,9 @@ def test_a_retrain_killed_with_its_serve_runs_again_once_serve_restarts(
         assert finished.is_completed(), finished.message
         assert [found.id for found in client.read_automations_by_name(LOST_RUNS)] == [watch.id]  # kept, not redone
         assert len(read_trigger_automations(client)) == 1  # replaced, not added
-        name = client.read_flow_run(again.id).name
-    metrics = json.loads((work / "reports" / "runs" / name / "metrics.json").read_text())
+        again = client.read_flow_run(again.id)
+    assert again.parameters["warm_start"] is True
+    metrics = json.loads((work / "reports" / "runs" / again.name / "metrics.json").read_text())
     assert set(burst["accepted"]) <= set(metrics["data"]["increments"])
 
 
