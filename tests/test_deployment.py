@@ -99,6 +99,23 @@ def test_schedule_is_registered_with_cron_and_timezone(served: Path, prefect_ser
     crons = [(s.schedule.cron, s.schedule.timezone) for s in deployment.schedules]
     assert crons == [("15 4 * * 2", "Europe/Berlin")]
     assert deployment.parameters["data_dir"] == str(served / "data")
+    # The server's scheduler turns the cron into runs: the next ones are Tuesdays at 04:15 in Berlin.
+    from zoneinfo import ZoneInfo
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter
+
+    def read_cron_runs() -> list[Any]:
+        runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id={"any_": [deployment.id]}))
+        return [run for run in runs if run.auto_scheduled]
+
+    deadline = time.monotonic() + 60
+    with get_client(sync_client=True) as client:
+        while not (scheduled := read_cron_runs()):
+            assert time.monotonic() < deadline, "the server scheduled no run of the cron (see its server.log)"
+            time.sleep(1)
+    berlin = {run.expected_start_time.astimezone(ZoneInfo("Europe/Berlin")) for run in scheduled}
+    assert {(start.weekday(), start.hour, start.minute) for start in berlin} == {(1, 4, 15)}
 
 
 def test_deployment_run_completes_with_its_parameters_and_artifacts(served: Path, prefect_server: str) -> None:
