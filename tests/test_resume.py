@@ -1,7 +1,8 @@
 """A run killed with SIGKILL during training resumes from its last finished epoch and ends like an uninterrupted run.
 
 Real processes throughout: the CLI trains the CNN against the test Prefect server, the test kills it with
-SIGKILL once an epoch-end state is on disk, and the rerun must resume and match a run that was never killed.
+SIGKILL once an epoch-end state is on disk, and the rerun must resume and match a run that was never killed; a
+run in this process then finds the model again in the moved data dir.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 
 from tests.support import make_synthetic_digits
+from tests.test_flow import run_flow
 
 CLI = str(Path(sys.executable).with_name("mnist-pipeline"))
 EPOCHS = 4
@@ -29,7 +31,7 @@ EPOCHS = 4
 def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Enough images that a CNN epoch takes long enough to be killed in the middle of training."""
     path = tmp_path_factory.mktemp("resume") / "digits.npz"
-    x_train, y_train = make_synthetic_digits(3000, seed=5)
+    x_train, y_train = make_synthetic_digits(2000, seed=5)
     x_test, y_test = make_synthetic_digits(300, seed=6)
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     return path
@@ -108,7 +110,8 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(prefect_server: str
     moved = tmp_path / "moved"
     moved.mkdir()
     shutil.move(killed / "data", moved / "data")
-    _, again = run_cli(moved, digits, prefect_server)
+    state, again = run_flow(moved, digits, models=["cnn"], epochs={"cnn": EPOCHS})  # in this process: no training
+    assert state.is_completed(), state.message
     cached = again["models"]["cnn"]
     assert cached["cached"] is True
     assert Path(cached["model_path"]).is_relative_to(moved / "data") and Path(cached["model_path"]).is_file()
