@@ -8,6 +8,8 @@ the labels a reviewer gives; the gate keeps the 80 % of them whose content hash 
 and a CNN is trained anew exactly as a retrain does (`training.train_model` with the rows marked as increment rows,
 so the profile's `increment_share` weighs them). Each model is scored on the population's images that were not
 labelled, and on MNIST test. `--shares` adds runs with other increment shares (0: unweighted) at `--share-count`.
+`--warm-start` fine-tunes the champion instead (`profiles.fine_tuning_config`), as the retrain that accepted
+increments trigger does.
 
     .venv/bin/python bench/other_writers.py --out /tmp/other-writers
     .venv/bin/python bench/bench_learning_curve.py --population /tmp/other-writers
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--shares", default="", help="extra increment shares to compare at --share-count")
     parser.add_argument("--share-count", type=int, default=500)
     parser.add_argument("--seed", type=int, default=defaults.SEED)
+    parser.add_argument("--warm-start", action="store_true", help="fine-tune the champion instead of training anew")
     return parser.parse_args()
 
 
@@ -62,7 +66,8 @@ def rank(population: Split, champion: Any, train: Split, config: Any, seed: int,
 
 def main() -> None:
     args = parse_args()
-    from mnist_pipeline.modeling.profiles import resolve_config
+    from mnist_pipeline.modeling.model_files import save_model
+    from mnist_pipeline.modeling.profiles import fine_tuning_config, resolve_config
     from mnist_pipeline.modeling.training import configure_tensorflow, train_model
 
     configure_tensorflow(None, deterministic=True)
@@ -71,6 +76,9 @@ def main() -> None:
     population = read_increment(args.population)
     config = resolve_config("default", "cnn")
     champion = train_model("cnn", config, base, seed=args.seed)
+    start = Path(tempfile.mkdtemp(prefix="learning-curve-")) / "champion.keras" if args.warm_start else None
+    if start is not None:
+        save_model(champion.model, start)
     rows: list[dict[str, Any]] = [
         {
             "order": "-",
@@ -94,18 +102,20 @@ def main() -> None:
             np.concatenate([base.images, population.images[kept]]),
             np.concatenate([base.labels, population.labels[kept]]),
         )
-        trained = train_model(
-            "cnn", replace(config, increment_share=share), grown, seed=args.seed, increment_rows=len(kept)
-        )
+        run_config = replace(fine_tuning_config(config) if start else config, increment_share=share)
+        trained = train_model("cnn", run_config, grown, seed=args.seed, increment_rows=len(kept), warm_start=start)
         sets = {"rest": Split(population.images[rest], population.labels[rest]), "test": test}
         row = {"order": order, "labels": count, "trained_on": len(kept), "share": share, **score(trained.model, sets)}
+        row["start"] = "fine-tuned" if start else "anew"
         row["train_seconds"] = round(trained.seconds, 1)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print("\n| order | labels | trained on | increment share | other images | MNIST test |\n|---|---|---|---|---|---|")
+    print("\n| order | labels | start | trained on | increment share | other images | MNIST test |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         print(
-            f"| {row['order']} | {row['labels']} | {row.get('trained_on', 0)} | {row['share']} | "
+            f"| {row['order']} | {row['labels']} | {row.get('start', '-')} | {row.get('trained_on', 0)} | "
+            f"{row['share']} | "
             f"{100 * row['rest_accuracy']:.2f} % | {100 * row['test_accuracy']:.2f} % |"
         )
 

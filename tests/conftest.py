@@ -25,8 +25,8 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-# Modules that need no Prefect server but train or export real models, import TensorFlow in subprocesses, or race
-# real processes and servers: e2e, so the unit tier stays under a minute.
+# Modules that need no Prefect server but train, build or export real models (TensorFlow's import alone is seconds),
+# import TensorFlow in subprocesses, or race real processes and servers: e2e, so the unit tier stays under a minute.
 E2E_MODULES = frozenset(
     {
         "test_app_api",
@@ -36,6 +36,7 @@ E2E_MODULES = frozenset(
         "test_best_profile",
         "test_concurrency_store",
         "test_evaluation",
+        "test_models",
         "test_predict_cli",
         "test_predict_engine",
         "test_quiet_start",
