@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,10 @@ class ReviewQueue:
         found = self.read(self.layout.review / "scores.json", {})
         return Scores(found.get("model_key"), found.get("answers", {}))
 
+    def read_fresh(self) -> ReviewQueue:
+        """This queue reading its files as they are now: what a change starts from (under the queue's lock)."""
+        return replace(self, read=read_json)
+
     def find_known(self, shas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per image: whether it is one of the published MNIST test split, and (if not) one accepted already: the
         gate refuses both as labelled data, so a person's label for one would be wasted."""
@@ -89,7 +93,7 @@ class ReviewQueue:
         """Store each image never queued before (the first of repeats) with where it came from; returns how many."""
         added_at = datetime.now(UTC).isoformat(timespec="seconds")
         with hold_lock(self.layout.locks / "review.lock"):
-            items = read_json(self.layout.review / "items.json", {})
+            items = self.read_fresh().read_items()
             before = len(items)
             for item_id, image, name in zip(to_ids(hash_images(images)), images, names, strict=True):
                 if item_id not in items:  # the picture first, so an interrupted add is finished by the next one
@@ -102,8 +106,8 @@ class ReviewQueue:
         """Answer every queued image that the champion `model_key` has not answered (all of them after a change of
         champion); returns how many were scored."""
         with hold_lock(self.layout.locks / "review.lock"):
-            scores = read_json(self.layout.review / "scores.json", {})
-            answers = scores.get("answers", {}) if scores.get("model_key") == model_key else {}
+            scores = self.read_fresh().read_scores()
+            answers = scores.answers if scores.model_key == model_key else {}
             images: dict[str, np.ndarray] = {}
             for item_id in (item_id for item_id in self.list_queued() if item_id not in answers):
                 with contextlib.suppress(FileNotFoundError):  # reviewed meanwhile
@@ -159,7 +163,7 @@ class ReviewQueue:
         folder stays in `inbox/refused/`, marked done. Returns the batch ids."""
         returned = []
         with hold_lock(self.layout.locks / "review.lock"):
-            items = read_json(self.layout.review / "items.json", {})
+            items = self.read_fresh().read_items()
             for folder in sorted(self.layout.refused.glob("b-*")):
                 note = read_json(folder / META_FILE, {}).get("note")
                 if (folder / REQUEUED_FILE).exists() or note != self.layout.reviewed.name:
