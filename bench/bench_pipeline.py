@@ -9,7 +9,9 @@
 (e) cold data again (a new empty data dir) against a running `prefect server start` (`make run` starts
     the same server detached with nohup), already up: its own start-up is printed apart, since a user pays it once.
 (a') the seed script again, after everything else: a shared host's speed drifts within minutes, so the ratio of
-    (b) to (a') is printed too.
+    (b) to (a') is printed too. The seed script runs with TensorFlow's defaults, as a user's plain script would;
+    `--seed-with-onednn` adds a run of it with oneDNN's kernels switched on, which the pipeline chooses on AVX2
+    CPUs (`hardware.choose_onednn`), to show how much of the ratio that choice is.
 The ratios divide by the seed script's wall time (the whole process, as a user waits for it). `--models` limits both
 the pipeline and the seed script to the same models (a cheaper, noisier measurement).
 Optionally (d) `--profile seed` through the pipeline, to compare accuracy with the seed study's table.
@@ -37,7 +39,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.modeling.hardware import describe_cpu
+from mnist_pipeline.modeling.hardware import ONEDNN_SWITCH, describe_cpu
 from mnist_pipeline.modeling.registry import seed_accuracies
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,6 +201,7 @@ def main() -> None:
     parser.add_argument("--raw-cache", type=Path, default=ROOT / "data" / "raw", help="reuse downloads from here")
     parser.add_argument("--models", default="", help="comma-separated subset for both sides (default: all)")
     parser.add_argument("--with-seed-profile", action="store_true", help="also run --profile seed (d)")
+    parser.add_argument("--seed-with-onednn", action="store_true", help="also run the seed script with oneDNN on")
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     parser.add_argument("--noop", type=Path, metavar="DATA_DIR", help="only time no-op re-runs of this trained dir")
     parser.add_argument("--run-options", default="", help="with --noop: the run options it was trained with")
@@ -213,6 +216,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     env = {**os.environ, "PREFECT_HOME": str(work / "prefect-home")}
     env.pop("PREFECT_API_URL", None)
+    env.pop(ONEDNN_SWITCH, None)  # the seed script gets TensorFlow's defaults; the pipeline chooses for itself
     prepare(work, args.raw_cache, env)
 
     baseline, seed = run_seed_script(work, env, models)
@@ -234,6 +238,8 @@ def main() -> None:
     lines += describe("(c) pipeline warm", warm_seconds, warm, baseline)
     lines.append(f"background server: {server_seconds:.1f} s from `prefect server start` to /api/health")
     lines += describe("(e) pipeline cold data, running background server", server_seconds_cold, server_cold, baseline)
+    cold_make_run = server_seconds + server_seconds_cold
+    lines.append(f"cold make run (server start + (e)): {cold_make_run:.1f} s, {cold_make_run / baseline:.3f} of (a)")
     results: dict[str, Any] = {
         "seed_script": seed,
         "cold": {"seconds": cold_seconds, "metrics": cold},
@@ -250,6 +256,11 @@ def main() -> None:
         seed_seconds, seed_profile, _ = run_pipeline(work, env, "--profile", "seed")
         lines += describe("(d) pipeline --profile seed", seed_seconds, seed_profile, baseline)
         results["seed_profile"] = {"seconds": seed_seconds, "metrics": seed_profile}
+    if args.seed_with_onednn:
+        onednn_seconds, onednn_seed = run_seed_script(work, {**env, ONEDNN_SWITCH: "1"}, models)
+        lines += describe_seed(f"(a'') seed script with {ONEDNN_SWITCH}=1", onednn_seconds, onednn_seed)
+        lines.append(f"cold make run / (a''): {cold_make_run / onednn_seconds:.3f}")
+        results["seed_script_onednn"] = {"seconds": onednn_seconds, "metrics": onednn_seed}
     lines.append(f"peak RSS of the cold run's processes: {cold_rss:.2f} GB")
     print("\n".join(lines))
     if args.out:

@@ -18,7 +18,7 @@ from mnist_pipeline.config import RunConfig, build_config
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.errors import PipelineError, describe_os_error
 from mnist_pipeline.increments import DRIFT_MODES
-from mnist_pipeline.modeling.quiet_start import set_default_log_level
+from mnist_pipeline.modeling.quiet_start import set_tensorflow_environment
 from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL, model_names
 from mnist_pipeline.web import links
 
@@ -550,7 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: user errors and OS errors become one message and exit code 2, never a traceback."""
     args = build_parser().parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    set_default_log_level()
+    set_tensorflow_environment()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("mnist_pipeline").setLevel(logging.DEBUG if args.verbose else logging.INFO)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,21 @@ def test_unknown_precision_is_refused_by_name() -> None:
         build_config(precision="fp16")
     assert build_config(precision="float32").precision == "float32"
     assert build_config().precision is None
+
+
+@pytest.mark.parametrize(("machine", "expected"), [(AMX_CPU, True), (AVX2_CPU, True), (Hardware(frozenset()), False)])
+def test_onednn_is_chosen_from_avx2(machine: Hardware, expected: bool) -> None:
+    assert hardware.choose_onednn(machine) is expected
+
+
+@pytest.mark.parametrize(("machine", "expected"), [(AVX2_CPU, "1"), (Hardware(frozenset({"neon"})), None)])
+def test_onednn_switch_is_set_before_tensorflow_loads_unless_the_user_set_it(
+    monkeypatch: pytest.MonkeyPatch, machine: Hardware, expected: str | None
+) -> None:
+    monkeypatch.setattr(hardware, "detect_hardware", lambda: machine)
+    monkeypatch.delenv(hardware.ONEDNN_SWITCH, raising=False)
+    hardware.enable_onednn_where_it_helps()
+    assert os.environ.get(hardware.ONEDNN_SWITCH) == expected
+    monkeypatch.setenv(hardware.ONEDNN_SWITCH, "0")
+    hardware.enable_onednn_where_it_helps()
+    assert os.environ[hardware.ONEDNN_SWITCH] == "0"

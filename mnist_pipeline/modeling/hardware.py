@@ -20,6 +20,8 @@ NATIVE_BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 BENCHMARK_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 # NVIDIA compute capability from which bfloat16 is native (Ampere and newer).
 NATIVE_BF16_MIN_COMPUTE_CAPABILITY = 8.0
+# TensorFlow's switch for its oneDNN kernels, read once when TensorFlow loads.
+ONEDNN_SWITCH = "TF_ENABLE_ONEDNN_OPTS"
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,22 @@ def resolve_precision(requested: str, hardware: Hardware | None = None) -> Preci
     if native:
         return PrecisionChoice("mixed_bfloat16", f"auto: CPU has {', '.join(native)}")
     return PrecisionChoice("float32", f"auto: CPU has none of {', '.join(NATIVE_BF16_CPU_FLAGS)}")
+
+
+def choose_onednn(hardware: Hardware) -> bool:
+    """Whether TensorFlow should run oneDNN's kernels: on every CPU with AVX2.
+
+    TensorFlow turns them on by itself only on CPUs with AVX-512 VNNI, bfloat16 or AMX; on an AVX2-only CPU it
+    keeps its Eigen kernels, with which the CNN's epoch took 1.7x as long (bench/RESULTS.md, "oneDNN on AVX2").
+    """
+    return "avx2" in hardware.cpu_flags
+
+
+def enable_onednn_where_it_helps() -> None:
+    """Set ONEDNN_SWITCH to 1 where `choose_onednn` says so, before TensorFlow loads; a user's own value stays
+    (child processes inherit either)."""
+    if ONEDNN_SWITCH not in os.environ and choose_onednn(detect_hardware()):
+        os.environ[ONEDNN_SWITCH] = "1"
 
 
 def describe_cpu() -> str:

@@ -3,7 +3,8 @@
 absl writes them to fd 2 before its logging is initialised (the cuInit one at the first device use), so
 TF_CPP_MIN_LOG_LEVEL does not hide them: TensorFlow is imported here, devices included, with fd 2 captured, and
 every other line is passed on; a user's own TF_CPP_MIN_LOG_LEVEL is kept. Call `start_tensorflow` before importing
-any module that imports TensorFlow or Keras.
+any module that imports TensorFlow or Keras. Its environment (the log level, oneDNN's kernels where they help) is
+set there too, and by `set_tensorflow_environment` at the CLI's start, so processes it starts inherit it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 import tempfile
 import threading
 from functools import cache
+
+from mnist_pipeline.modeling.hardware import enable_onednn_where_it_helps
 
 LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 # Set beside LOG_LEVEL when its value is this package's default, not the user's (child processes inherit both).
@@ -27,10 +30,12 @@ STARTUP_LINES = (
 _start_lock = threading.Lock()
 
 
-def set_default_log_level() -> None:
-    """Hide TF's info and warning logs unless the user chose a level (it must be set before TF loads)."""
+def set_tensorflow_environment() -> None:
+    """What must be set before TF loads: its info and warning logs hidden unless the user chose a level, and
+    oneDNN's kernels on where this CPU gains from them (`hardware.choose_onednn`)."""
     if LOG_LEVEL not in os.environ:
         os.environ[LOG_LEVEL] = os.environ[DEFAULT_MARK] = DEFAULT_LOG_LEVEL
+    enable_onednn_where_it_helps()
 
 
 def start_tensorflow() -> None:
@@ -44,7 +49,7 @@ def start_tensorflow() -> None:
 
 @cache
 def _start_once() -> None:
-    set_default_log_level()
+    set_tensorflow_environment()
     if os.environ.get(DEFAULT_MARK) != os.environ[LOG_LEVEL]:
         _import_tensorflow()
         return
