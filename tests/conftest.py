@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mnist_pipeline.modeling.hardware import enable_onednn_where_it_helps
 from tests.browser import require_chromium
 from tests.support import find_free_port, make_synthetic_digits, start_process, stop_process, wait_for_http
 
@@ -23,6 +24,9 @@ _SERVER_PORT = find_free_port()
 os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{_SERVER_PORT}/api"
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's kernels as the pipeline's own processes choose them, in every test process and its children: weights
+# compared across processes come from the same kernels.
+enable_onednn_where_it_helps()
 
 
 # Modules that need no Prefect server but train, build or export real models (TensorFlow's import alone is seconds),

@@ -23,7 +23,7 @@ from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.data.store import publish_dataset, read_split
 from mnist_pipeline.data.versions import SET_ASIDE_PREFIX, clean_leftovers, current_version
 from mnist_pipeline.errors import DataFormatError
-from mnist_pipeline.modeling import model_health
+from mnist_pipeline.modeling import serving
 from mnist_pipeline.modeling.profiles import TrainConfig
 from tests.hostile_files import HOSTILE
 from tests.predict_support import draw_digits, train_champion
@@ -102,7 +102,7 @@ def test_a_model_file_that_does_not_open_is_retrained(damaged: str, tmp_path: Pa
 
     again = run_training_job(layout, job)
     assert not again.reused
-    assert model_health.find_model_damage(model) is None
+    assert serving.find_model_damage(model) is None
     assert Engine(model.with_suffix(".onnx")).logits(read_split(layout.split_file("test")).images).shape[1] == 10
 
 
@@ -121,10 +121,10 @@ def test_keras_fallback_loads_in_safe_mode_and_within_member_caps(tmp_path: Path
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("config.json", "{}")
         archive.writestr("model.weights.h5", bytes(64 * 2**20))  # 64 MB of zeros in ~64 KB
-    monkeypatch.setattr(model_health, "MAX_MODEL_MEMBER_BYTES", 32 * 2**20)
+    monkeypatch.setattr(serving, "MAX_MODEL_MEMBER_BYTES", 32 * 2**20)
     with pytest.raises(DataFormatError, match=r"member model\.weights\.h5: expected a member of at most"):
         load_model(bomb)
-    assert "model.weights.h5" in (model_health.find_model_damage(bomb) or "")
+    assert "model.weights.h5" in (serving.find_model_damage(bomb) or "")
 
 
 KILL_BETWEEN_RENAMES = """

@@ -152,14 +152,14 @@ def test_a_warm_start_from_a_file_that_is_not_a_model_is_one_error_naming_it(tmp
 def test_a_warm_start_checks_the_archive_members_before_keras_reads_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mnist_pipeline.modeling import model_health
+    from mnist_pipeline.modeling import serving
     from mnist_pipeline.modeling.training import train_model
 
     bomb = tmp_path / "bomb.keras"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("config.json", "{}")
         archive.writestr("model.weights.h5", bytes(8 * 2**20))  # 8 MB of zeros in a few KB
-    monkeypatch.setattr(model_health, "MAX_MODEL_MEMBER_BYTES", 2**20)
+    monkeypatch.setattr(serving, "MAX_MODEL_MEMBER_BYTES", 2**20)
     with pytest.raises(DataFormatError, match=r"bomb\.keras.*member model\.weights\.h5: expected a member of at most"):
         train_model("cnn", TrainConfig(profile="test", epochs=1), make_split(64), seed=1, warm_start=bomb)
 

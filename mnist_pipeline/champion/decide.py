@@ -155,7 +155,7 @@ def describe_no_new_data(registry: Registry, models: Sequence[str], fingerprint:
 
 def find_warm_starts(layout: DataLayout, registry: Registry, models: Sequence[str]) -> dict[str, str]:
     """Each model's champion key to fine-tune, where its saved model opens; the others train from scratch."""
-    from mnist_pipeline.modeling.model_health import find_model_damage  # onnxruntime: only for a warm start
+    from mnist_pipeline.modeling.serving import find_model_damage  # onnxruntime: only for a warm start
 
     starts = {}
     for model in models:

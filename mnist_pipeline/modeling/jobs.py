@@ -33,10 +33,9 @@ from mnist_pipeline.modeling.calibration import (
     load_calibration,
     save_calibration,
 )
-from mnist_pipeline.modeling.model_health import find_model_damage
 from mnist_pipeline.modeling.profiles import TrainConfig
 from mnist_pipeline.modeling.quiet_start import start_tensorflow
-from mnist_pipeline.modeling.serving import open_engine
+from mnist_pipeline.modeling.serving import find_model_damage, open_engine
 
 if TYPE_CHECKING:
     from mnist_pipeline.modeling.training import EpochReport

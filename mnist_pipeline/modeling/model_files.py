@@ -19,8 +19,7 @@ import keras
 
 from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.files.atomic import atomic_path, sync_path
-from mnist_pipeline.modeling.model_health import check_keras_archive
-from mnist_pipeline.modeling.serving import Engine, serving_file
+from mnist_pipeline.modeling.serving import Engine, check_keras_archive, serving_file
 
 # Keras' numpy-2 patch of tf2onnx probes `np.object`, which warns on every export: Keras' business, not the user's.
 warnings.filterwarnings("ignore", message="In the future `np.object` will be defined", category=FutureWarning)

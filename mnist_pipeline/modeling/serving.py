@@ -5,17 +5,20 @@ anywhere goes through `Engine`, so the accuracy a run reports is the accuracy us
 graph is the model computed in float32 with its head's activation left out: it outputs the head's logits, and
 `Engine.probabilities` turns them into the calibrated softmax (`modeling.calibration`, from the model's
 `<key>.calibration.json`) that evaluation and `predict` both report. This module imports no TensorFlow, so
-`predict` starts in well under 2 s.
+`predict` starts in well under 2 s, and a cached model's files are checked here before it is reused: a disk can
+fail or a person truncate a file, and a model whose files do not open must be trained again.
 """
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 from mnist_pipeline.data.layout import DataLayout
+from mnist_pipeline.data.limits import MAX_MODEL_MEMBER_BYTES, check_zip_members
 from mnist_pipeline.errors import DataFormatError
 from mnist_pipeline.modeling.calibration import UNCALIBRATED, Calibration, calibration_file, load_calibration, softmax
 from mnist_pipeline.modeling.hardware import count_usable_cores
@@ -76,3 +79,26 @@ def open_engine(layout: DataLayout, model: str, key: str) -> Engine:
     if not onnx_file.is_file():
         raise DataFormatError(f"{model_file}: expected a saved model with its ONNX file {onnx_file.name}, found none")
     return Engine(onnx_file, load_calibration(calibration_file(model_file)) or UNCALIBRATED)
+
+
+def check_keras_archive(model_file: Path) -> None:
+    """Refuse a `.keras` file that is not a complete zip whose members declare sane sizes (see `limits`)."""
+    try:
+        with zipfile.ZipFile(model_file) as archive:
+            check_zip_members(model_file, archive, MAX_MODEL_MEMBER_BYTES)
+            damaged = archive.testzip()
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataFormatError(f"{model_file}: expected a .keras (zip) model file, found: {exc}") from exc
+    if damaged is not None:
+        raise DataFormatError(f"{model_file}: expected a complete .keras model file, found member {damaged} damaged")
+
+
+def find_model_damage(model_file: Path) -> str | None:
+    """What is wrong with a saved model's files (its `.keras` zip, its ONNX file when there is one), or None."""
+    try:
+        check_keras_archive(model_file)
+        if serving_file(model_file).exists():
+            Engine(serving_file(model_file))
+    except DataFormatError as exc:
+        return str(exc)
+    return None

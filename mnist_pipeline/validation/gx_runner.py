@@ -37,7 +37,9 @@ def import_quiet_gx() -> ModuleType:
 def run_suites(
     batches: dict[str, dict[str, pd.DataFrame]], suites: dict[str, dict[str, list[dict[str, Any]]]]
 ) -> dict[str, list[Any]]:
-    """Validate every split's frames with that split's suites; GX's ExpectationValidationResults come back per split."""
+    """Validate every split's frames with that split's suites; GX's ExpectationValidationResults come back per split.
+    Checks run in GX's BASIC format; only failed ones run again in SUMMARY, for the rows to name (on every check,
+    SUMMARY nearly doubles GX's time)."""
     gx = import_quiet_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -48,14 +50,14 @@ def run_suites(
     for split, frames in batches.items():
         for frame_name, frame in frames.items():
             name = f"{split}_{frame_name}"
+            batch = datasource.read_dataframe(frame, asset_name=name)
             suite = gx.ExpectationSuite(name=name, expectations=suites[split][frame_name])
-            outcome = datasource.read_dataframe(frame, asset_name=name).validate(
-                suite,
-                result_format={
-                    "result_format": "SUMMARY",
-                    "unexpected_index_column_names": INDEX_COLUMNS.get(frame_name, ["row_id"]),
-                    "partial_unexpected_count": PARTIAL_UNEXPECTED,
-                },
-            )
-            results[split] += outcome.results
+            outcome = batch.validate(suite, result_format="BASIC").results
+            results[split] += [item for item in outcome if item.success]
+            failed = [item.expectation_config.to_domain_obj() for item in outcome if not item.success]
+            if failed:
+                columns = {"unexpected_index_column_names": INDEX_COLUMNS.get(frame_name, ["row_id"])}
+                summary = {"result_format": "SUMMARY", "partial_unexpected_count": PARTIAL_UNEXPECTED, **columns}
+                again = gx.ExpectationSuite(name=f"{name}_failed", expectations=failed)
+                results[split] += batch.validate(again, result_format=summary).results
     return results
