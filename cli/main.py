@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 import sys
+import time
 import types
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from mnist_pipeline.config import RunConfig, build_config
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.errors import PipelineError, describe_os_error
 from mnist_pipeline.increments import DRIFT_MODES
-from mnist_pipeline.modeling.quiet_start import set_tensorflow_environment
+from mnist_pipeline.modeling.quiet_start import set_tensorflow_environment, start_tensorflow
 from mnist_pipeline.modeling.registry import DEFAULT_PREDICT_MODEL, model_names
 from mnist_pipeline.web import links
 
@@ -195,6 +196,8 @@ LOCAL_SERVER_OPT_OUT = "MNIST_PIPELINE_LOCAL_SERVER"
 OPT_OUT_VALUES = frozenset({"0", "off", "false", "no"})
 # A server on loopback answers /api/health in milliseconds; one that takes longer is not worth waiting for.
 LOCAL_PROBE_SECONDS = 0.5
+# Seconds to wait for PREFECT_API_URL's server to answer: set by `make run` when it has just started that server.
+SERVER_WAIT = "MNIST_PIPELINE_SERVER_WAIT"
 
 
 def local_server_url(environ: Mapping[str, str]) -> str:
@@ -238,21 +241,24 @@ def connect_prefect_api() -> None:
 
 
 def check_prefect_api() -> None:
-    """When PREFECT_API_URL is set, the server must answer; else Prefect fails later with three tracebacks."""
+    """When PREFECT_API_URL is set, the server must answer (within SERVER_WAIT seconds, when `make run` has just
+    started it); else Prefect fails later with three tracebacks."""
     import urllib.error
     import urllib.request
 
     url = os.environ.get("PREFECT_API_URL")
-    if not url:
-        return
-    try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=10):
-            return
-    except (urllib.error.URLError, OSError) as exc:
-        raise PipelineError(
-            f"PREFECT_API_URL={url}: expected a running Prefect server (start one with `make server`, or unset "
-            f"the variable to let Prefect start a temporary one), found none answering ({exc})"
-        ) from exc
+    deadline = time.monotonic() + float(os.environ.get(SERVER_WAIT) or 0)
+    while url:
+        try:
+            with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=10):
+                return
+        except (urllib.error.URLError, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise PipelineError(
+                    f"PREFECT_API_URL={url}: expected a running Prefect server (start one with `make server`, or "
+                    f"unset the variable to let Prefect start a temporary one), found none answering ({exc})"
+                ) from exc
+            time.sleep(0.5)
 
 
 def print_flow_run_url(metrics_path: Path) -> None:
@@ -266,6 +272,10 @@ def print_flow_run_url(metrics_path: Path) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if float(os.environ.get(SERVER_WAIT) or 0) > 0:  # its server is starting: load the run's modules meanwhile
+        import flows.pipeline  # noqa: F401
+
+        start_tensorflow()
     connect_prefect_api()
     from flows.pipeline import mnist_pipeline
     from tasks.guard import install_pipeline_logging

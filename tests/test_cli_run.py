@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
+from mnist_pipeline.errors import PipelineError
 from tests.support import find_free_port
 
 
@@ -20,6 +21,39 @@ def test_unreachable_prefect_api_is_one_clear_error(
     assert code == 2
     assert len(err) == 1 and f"PREFECT_API_URL={url}" in err[0] and "make server" in err[0]
     assert not (tmp_path / "data").exists()
+
+
+def test_a_server_that_make_run_is_starting_is_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With MNIST_PIPELINE_SERVER_WAIT (set by `make run` when it has just started the server), the check waits for
+    the server to answer instead of failing at once; without it, no answer is an error at once."""
+    import http.server
+    import threading
+    import time
+
+    from cli.main import SERVER_WAIT, check_prefect_api
+
+    port = find_free_port()
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{port}/api")
+    monkeypatch.setenv(SERVER_WAIT, "0")
+    with pytest.raises(PipelineError, match="expected a running Prefect server"):
+        check_prefect_api()
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/api/health" else 404)
+            self.end_headers()
+            self.wfile.write(b"true")
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Health)
+    threading.Timer(1.5, server.serve_forever).start()  # bound now, answering only from 1.5 s on
+    monkeypatch.setenv(SERVER_WAIT, "30")
+    started = time.monotonic()
+    try:
+        check_prefect_api()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 1.5 <= time.monotonic() - started < 30
 
 
 def test_bad_option_value_fails_before_prefect_starts(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -127,7 +161,6 @@ def test_make_run_starts_a_lasting_background_server_and_reuses_it(tmp_path: Pat
         second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
         assert "starting a Prefect server" not in second.stdout
-        assert "waiting for the Prefect server" not in second.stdout
         assert (home / "mnist-pipeline-server.pid").read_text() == pid
         assert _read_metrics(second.stdout)["run"]["flow_run_url"].startswith(f"http://127.0.0.1:{port}/")
     finally:
