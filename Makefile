@@ -38,9 +38,9 @@ $(STAMP):
 
 # A server it starts is waited for by the run itself (MNIST_PIPELINE_SERVER_WAIT), which loads its modules meanwhile.
 run: install
-	@wait=0; [ -n "$$PREFECT_API_URL" ] || $(PREFECT_ANSWERS) || { $(MAKE) --no-print-directory prefect-background && \
-		wait=$(PREFECT_START_SECONDS); }; \
-	PREFECT_API_URL=$${PREFECT_API_URL:-$(LOCAL_API)} MNIST_PIPELINE_SERVER_WAIT=$$wait $(BIN)/mnist-pipeline run $(RUN_ARGS)
+	@server_wait=0; [ -n "$$PREFECT_API_URL" ] || $(PREFECT_ANSWERS) || { $(MAKE) --no-print-directory prefect-background \
+		|| exit 1; server_wait=$(PREFECT_START_SECONDS); }; \
+	PREFECT_API_URL=$${PREFECT_API_URL:-$(LOCAL_API)} MNIST_PIPELINE_SERVER_WAIT=$$server_wait $(BIN)/mnist-pipeline run $(RUN_ARGS)
 
 # Starts the server and the web app unless a live server from an earlier start (perhaps still starting) is there.
 prefect-background:

@@ -21,9 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import describe_cpu
 from PIL import Image, ImageDraw
-
-from mnist_pipeline.modeling.hardware import describe_cpu
 
 WARMUP = 50
 

@@ -16,9 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from machine import describe_cpu
+
 from mnist_pipeline import defaults
 from mnist_pipeline.data.store import read_split
-from mnist_pipeline.modeling.hardware import describe_cpu
 from mnist_pipeline.modeling.registry import CNN_MODEL
 
 # Multiply-adds x 2 of the seed CNN per image; training = forward + backward (two forward-sized products per

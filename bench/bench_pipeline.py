@@ -39,7 +39,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.modeling.hardware import ONEDNN_SWITCH, describe_cpu
+from machine import describe_cpu
+
+from mnist_pipeline.modeling.hardware import ONEDNN_SWITCH
 from mnist_pipeline.modeling.registry import seed_accuracies
 
 ROOT = Path(__file__).resolve().parents[1]

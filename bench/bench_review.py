@@ -70,11 +70,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from machine import describe_cpu
+
 from mnist_pipeline.champion.registry import find_champion, force_promote, load_registry
 from mnist_pipeline.data.layout import DataLayout
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.increments.inbox import list_pending
-from mnist_pipeline.modeling.hardware import describe_cpu
 from mnist_pipeline.modeling.registry import CNN_MODEL
 from mnist_pipeline.predict.model_choice import choose_model
 from mnist_pipeline.review.sampling import order_for_review

@@ -17,12 +17,12 @@ thinner (erosion 2x2), low-resolution (7x7 box-averaged, then bilinear), rotated
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from machine import describe_cpu
 from other_writers import write_folder  # beside this script: bench/ is on the path
 from PIL import Image
 from scipy import ndimage
@@ -36,15 +36,6 @@ from mnist_pipeline.predict.answer import predict_images
 from mnist_pipeline.predict.inputs import load_inputs
 from mnist_pipeline.predict.model_choice import choose_model
 from mnist_pipeline.predict.preprocess import to_mnist_style_batch
-
-
-def describe_cpu() -> str:
-    """The CPU's model name and the flags that matter to TensorFlow and onnxruntime here."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    shown = [flag for flag in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags]
-    return f"{name or platform.processor()} ({', '.join(shown) or 'no AVX2'})"
 
 
 def redraw(images: np.ndarray, how: str, rng: np.random.Generator) -> np.ndarray:

@@ -240,23 +240,36 @@ def connect_prefect_api() -> None:
     check_prefect_api()
 
 
+def read_server_wait() -> float:
+    """SERVER_WAIT in seconds (0 when unset); `make run` sets it from PREFECT_START_SECONDS."""
+    text = os.environ.get(SERVER_WAIT) or "0"
+    seconds = float(text) if text.replace(".", "", 1).isdigit() else -1.0
+    if seconds < 0:
+        raise PipelineError(f"{SERVER_WAIT} (PREFECT_START_SECONDS): expected seconds, found {text!r}")
+    return seconds
+
+
 def check_prefect_api() -> None:
     """When PREFECT_API_URL is set, the server must answer (within SERVER_WAIT seconds, when `make run` has just
     started it); else Prefect fails later with three tracebacks."""
     import urllib.error
     import urllib.request
 
-    url = os.environ.get("PREFECT_API_URL")
-    deadline = time.monotonic() + float(os.environ.get(SERVER_WAIT) or 0)
+    url, wait = os.environ.get("PREFECT_API_URL"), read_server_wait()
+    deadline = time.monotonic() + wait
     while url:
         try:
             with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=10):
                 return
         except (urllib.error.URLError, OSError) as exc:
             if time.monotonic() > deadline:
+                expected = "a running Prefect server (start one with `make server`, or unset the variable to let "
+                expected += "Prefect start a temporary one)"
+                if wait:
+                    log = f"{os.environ.get('PREFECT_HOME', '~/.prefect')}/server.log"
+                    expected = f"the Prefect server `make run` started to answer within {wait:g} s (its log: {log})"
                 raise PipelineError(
-                    f"PREFECT_API_URL={url}: expected a running Prefect server (start one with `make server`, or "
-                    f"unset the variable to let Prefect start a temporary one), found none answering ({exc})"
+                    f"PREFECT_API_URL={url}: expected {expected}, found none answering ({exc})"
                 ) from exc
             time.sleep(0.5)
 
@@ -272,7 +285,8 @@ def print_flow_run_url(metrics_path: Path) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    if float(os.environ.get(SERVER_WAIT) or 0) > 0:  # its server is starting: load the run's modules meanwhile
+    if read_server_wait() and os.environ.get("PREFECT_API_URL"):  # its server is starting: load the run meanwhile
+        logging.getLogger("mnist_pipeline").info("loading the run while the Prefect server starts")
         import flows.pipeline  # noqa: F401
 
         start_tensorflow()

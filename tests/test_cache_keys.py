@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import mnist_pipeline
+from mnist_pipeline.modeling.hardware import ONEDNN_SWITCH
 from mnist_pipeline.modeling.profiles import resolve_config
 from mnist_pipeline.runs import cache_keys
 from mnist_pipeline.runs.cache_keys import compute_training_key
@@ -42,6 +44,15 @@ def test_the_tensorflow_and_keras_versions_are_part_of_the_key(monkeypatch: pyte
     real_version = cache_keys.version
     monkeypatch.setattr(cache_keys, "version", lambda name: "9.9.9" if name == "keras" else real_version(name))
     assert key() != before
+
+
+def test_the_onednn_choice_is_part_of_the_key_and_a_users_choice_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """oneDNN's kernels round differently from TensorFlow's own: a model trained with them is another model."""
+    monkeypatch.setenv(ONEDNN_SWITCH, "0")
+    without = key()
+    monkeypatch.setenv(ONEDNN_SWITCH, "1")
+    assert key() != without
+    assert os.environ[ONEDNN_SWITCH] == "1"
 
 
 def key_in_subprocess(package_parent: Path) -> str:

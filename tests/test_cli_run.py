@@ -44,16 +44,28 @@ def test_a_server_that_make_run_is_starting_is_waited_for(monkeypatch: pytest.Mo
             self.end_headers()
             self.wfile.write(b"true")
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Health)
-    threading.Timer(1.5, server.serve_forever).start()  # bound now, answering only from 1.5 s on
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start_server() -> None:  # nothing listens before: each try until then is refused at once
+        servers.append(http.server.ThreadingHTTPServer(("127.0.0.1", port), Health))
+        servers[0].serve_forever()
+
+    timer = threading.Timer(1.5, start_server)
+    timer.daemon = True
+    timer.start()
     monkeypatch.setenv(SERVER_WAIT, "30")
     started = time.monotonic()
     try:
         check_prefect_api()
     finally:
-        server.shutdown()
-        server.server_close()
+        timer.cancel()
+        for server in servers:
+            server.shutdown()
+            server.server_close()
     assert 1.5 <= time.monotonic() - started < 30
+    monkeypatch.setenv(SERVER_WAIT, "2m")
+    with pytest.raises(PipelineError, match=r"MNIST_PIPELINE_SERVER_WAIT \(PREFECT_START_SECONDS\): expected seconds"):
+        check_prefect_api()
 
 
 def test_bad_option_value_fails_before_prefect_starts(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

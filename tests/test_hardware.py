@@ -81,7 +81,7 @@ def test_onednn_is_chosen_from_avx2(machine: Hardware, expected: bool) -> None:
 def test_onednn_switch_is_set_before_tensorflow_loads_unless_the_user_set_it(
     monkeypatch: pytest.MonkeyPatch, machine: Hardware, expected: str | None
 ) -> None:
-    monkeypatch.setattr(hardware, "detect_hardware", lambda: machine)
+    monkeypatch.setattr(hardware, "read_cpu_flags", lambda: machine.cpu_flags)
     monkeypatch.delenv(hardware.ONEDNN_SWITCH, raising=False)
     hardware.enable_onednn_where_it_helps()
     assert os.environ.get(hardware.ONEDNN_SWITCH) == expected

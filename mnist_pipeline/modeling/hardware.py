@@ -16,8 +16,6 @@ from pathlib import Path
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 # CPU flags (as /proc/cpuinfo spells them) under which oneDNN computes bfloat16 natively.
 NATIVE_BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
-# Flags worth recording next to a benchmark figure: they decide which kernels TF/oneDNN can use.
-BENCHMARK_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 # NVIDIA compute capability from which bfloat16 is native (Ampere and newer).
 NATIVE_BF16_MIN_COMPUTE_CAPABILITY = 8.0
 # TensorFlow's switch for its oneDNN kernels, read once when TensorFlow loads.
@@ -51,15 +49,6 @@ def read_cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
         if key.strip() == "flags":
             return frozenset(value.split())
     return frozenset()
-
-
-def read_cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """The CPU's model name, for benchmark records (figures from different CPUs do not compare)."""
-    try:
-        lines = cpuinfo.read_text().splitlines()
-    except OSError:
-        return "unknown"
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
 
 
 def read_gpu_compute_capabilities() -> tuple[float, ...]:
@@ -119,15 +108,8 @@ def choose_onednn(hardware: Hardware) -> bool:
 def enable_onednn_where_it_helps() -> None:
     """Set ONEDNN_SWITCH to 1 where `choose_onednn` says so, before TensorFlow loads; a user's own value stays
     (child processes inherit either)."""
-    if ONEDNN_SWITCH not in os.environ and choose_onednn(detect_hardware()):
+    if ONEDNN_SWITCH not in os.environ and choose_onednn(Hardware(read_cpu_flags())):  # no GPU query: CPU only
         os.environ[ONEDNN_SWITCH] = "1"
-
-
-def describe_cpu() -> str:
-    """One line for a benchmark record: model, the relevant flags present, usable cores."""
-    present = [flag for flag in BENCHMARK_CPU_FLAGS if flag in detect_hardware().cpu_flags]
-    flags = " ".join(present) or f"none of {', '.join(BENCHMARK_CPU_FLAGS)}"
-    return f"{read_cpu_model()} ({flags}; {count_usable_cores()} cores)"
 
 
 def count_usable_cores() -> int:

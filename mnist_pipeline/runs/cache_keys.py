@@ -3,7 +3,8 @@
 Each key covers what decides the stage's result:
 - training: everything that changes the weights: the data, the resolved training config, the seed, the train
   limit, the model/training source code, the TensorFlow and Keras versions, TensorFlow's thread-pool size
-  (reductions split differently across more threads, so the float results differ) and, for a warm start, the
+  (reductions split differently across more threads, so the float results differ), whether TensorFlow's oneDNN
+  kernels are on and, for a warm start, the
   key of the model it starts from (so a fine-tuned model is never taken for one trained from scratch);
 - validation: the published files' bytes and the suite's code;
 - evaluation: the model (its key), the scored split's content (`test` or `new`), the limit, the evaluation code
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 from collections.abc import Iterable
 from importlib.metadata import version
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import Any
 
 from mnist_pipeline import defaults
 from mnist_pipeline.data.checksums import hash_folder_files
-from mnist_pipeline.modeling.hardware import count_usable_cores
+from mnist_pipeline.modeling.hardware import ONEDNN_SWITCH, count_usable_cores, enable_onednn_where_it_helps
 from mnist_pipeline.modeling.registry import find_model
 
 # Libraries whose version changes kernels, initialisers or optimizers, hence the weights.
@@ -79,10 +81,13 @@ def hash_training_code(model: str) -> str:
 
 
 def describe_runtime(tf_threads: int | None) -> dict[str, Any]:
-    """The runtime facts that change the weights; read from package metadata, so TensorFlow is not imported."""
+    """The runtime facts that change the weights; read from package metadata, so TensorFlow is not imported. The
+    oneDNN choice is made here as training makes it (`hardware.choose_onednn`): its kernels round differently."""
+    enable_onednn_where_it_helps()
     return {
         **{name: version(name) for name in WEIGHT_LIBRARIES},
         "tf_threads": tf_threads if tf_threads is not None else f"default for {count_usable_cores()} cores",
+        "onednn": os.environ.get(ONEDNN_SWITCH, "tensorflow's default"),
     }
 
 

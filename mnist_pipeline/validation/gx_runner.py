@@ -54,7 +54,7 @@ def run_suites(
             suite = gx.ExpectationSuite(name=name, expectations=suites[split][frame_name])
             outcome = batch.validate(suite, result_format="BASIC").results
             results[split] += [item for item in outcome if item.success]
-            failed = [item.expectation_config.to_domain_obj() for item in outcome if not item.success]
+            failed = [item.expectation_config for item in outcome if not item.success]
             if failed:
                 columns = {"unexpected_index_column_names": INDEX_COLUMNS.get(frame_name, ["row_id"])}
                 summary = {"result_format": "SUMMARY", "partial_unexpected_count": PARTIAL_UNEXPECTED, **columns}
