@@ -74,7 +74,7 @@ def test_unknown_precision_is_refused_by_name() -> None:
 
 @pytest.mark.parametrize(("machine", "expected"), [(AMX_CPU, True), (AVX2_CPU, True), (Hardware(frozenset()), False)])
 def test_onednn_is_chosen_from_avx2(machine: Hardware, expected: bool) -> None:
-    assert hardware.choose_onednn(machine) is expected
+    assert hardware.choose_onednn(machine.cpu_flags) is expected
 
 
 @pytest.mark.parametrize(("machine", "expected"), [(AVX2_CPU, "1"), (Hardware(frozenset({"neon"})), None)])

@@ -6,11 +6,11 @@ import os
 import subprocess
 import sys
 
-from mnist_pipeline.modeling.hardware import ONEDNN_SWITCH, choose_onednn, detect_hardware
+from mnist_pipeline.modeling.hardware import ONEDNN_SWITCH, choose_onednn, read_cpu_flags
 from mnist_pipeline.modeling.quiet_start import DEFAULT_MARK, LOG_LEVEL, STARTUP_LINES
 
 # What start_tensorflow sets the oneDNN switch to on this machine, when the user has not.
-ONEDNN = "1" if choose_onednn(detect_hardware()) else "None"
+ONEDNN = "1" if choose_onednn(read_cpu_flags()) else "None"
 
 # The real start-up, plus one line of another kind written to fd 2 while it is captured.
 SCRIPT = """

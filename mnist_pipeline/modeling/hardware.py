@@ -96,19 +96,19 @@ def resolve_precision(requested: str, hardware: Hardware | None = None) -> Preci
     return PrecisionChoice("float32", f"auto: CPU has none of {', '.join(NATIVE_BF16_CPU_FLAGS)}")
 
 
-def choose_onednn(hardware: Hardware) -> bool:
+def choose_onednn(cpu_flags: frozenset[str]) -> bool:
     """Whether TensorFlow should run oneDNN's kernels: on every CPU with AVX2.
 
     TensorFlow turns them on by itself only on CPUs with AVX-512 VNNI, bfloat16 or AMX; on an AVX2-only CPU it
     keeps its Eigen kernels, with which the CNN's epoch took 1.7x as long (bench/RESULTS.md, "oneDNN on AVX2").
     """
-    return "avx2" in hardware.cpu_flags
+    return "avx2" in cpu_flags
 
 
 def enable_onednn_where_it_helps() -> None:
     """Set ONEDNN_SWITCH to 1 where `choose_onednn` says so, before TensorFlow loads; a user's own value stays
     (child processes inherit either)."""
-    if ONEDNN_SWITCH not in os.environ and choose_onednn(Hardware(read_cpu_flags())):  # no GPU query: CPU only
+    if ONEDNN_SWITCH not in os.environ and choose_onednn(read_cpu_flags()):
         os.environ[ONEDNN_SWITCH] = "1"
 
 

@@ -4,8 +4,8 @@ Each key covers what decides the stage's result:
 - training: everything that changes the weights: the data, the resolved training config, the seed, the train
   limit, the model/training source code, the TensorFlow and Keras versions, TensorFlow's thread-pool size
   (reductions split differently across more threads, so the float results differ), whether TensorFlow's oneDNN
-  kernels are on and, for a warm start, the
-  key of the model it starts from (so a fine-tuned model is never taken for one trained from scratch);
+  kernels are on and, for a warm start, the key of the model it starts from (so a fine-tuned model is never taken
+  for one trained from scratch);
 - validation: the published files' bytes and the suite's code;
 - evaluation: the model (its key), the scored split's content (`test` or `new`), the limit, the evaluation code
   and the version of onnxruntime, which scores it.
